@@ -1,0 +1,1 @@
+"""haproxy_bridge package."""
