@@ -1,0 +1,148 @@
+"""The process-level system calls behind ``ProcessRuntime``: spawn, signal, reap.
+
+Separate from the runtime's bookkeeping so each piece stays small, and so
+the rules about *when* a pid or a group id may be signalled (the part that
+can hit an innocent process if done wrong) sit in one place:
+
+* a pid or group id is only signalled while something pins it: a live or
+  unreaped (zombie) leader, or, for a group, a remaining member;
+* a process we did not just start is identified by ``(pid, start_time)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from executor.errors import LaunchFailed
+from executor.procfs import DEAD_STATES, iter_stats, read_stat
+
+logger = logging.getLogger(__name__)
+
+
+def spawn(
+    task_id: str, argv: list[str], env: dict[str, str], sandbox: Path
+) -> subprocess.Popen[bytes]:
+    """Create the sandbox and start the process as a new session in it.
+
+    ``Popen`` rather than ``asyncio.create_subprocess_exec``: on Python 3.11
+    the latter's default child watcher costs a thread per child. stdout and
+    stderr are appended to files in the sandbox, never piped to us: a pipe
+    would die with the scheduler and take the task down with SIGPIPE.
+    """
+    try:
+        sandbox.mkdir(parents=True, exist_ok=True)
+        with open(sandbox / "stdout", "ab") as out, open(sandbox / "stderr", "ab") as err:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=sandbox,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+    except OSError as error:
+        where = error.filename if error.filename is not None else argv[0]
+        reason = error.strerror or str(error)
+        raise LaunchFailed(f"cannot launch task {task_id}: {where}: {reason}") from error
+    except ValueError as error:  # e.g. a NUL byte in argv or env
+        raise LaunchFailed(f"cannot launch task {task_id}: {error}") from error
+
+
+def abort(child: subprocess.Popen[bytes]) -> None:
+    """Undo a launch that cannot be watched: kill its group and reap it."""
+    signal_group(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a whole process group, ignoring a group that is already empty."""
+    if pgid <= 1:
+        return  # killpg(0) would hit the scheduler's own group
+    with contextlib.suppress(ProcessLookupError):
+        try:
+            os.killpg(pgid, sig)
+        except PermissionError:
+            logger.warning("no permission to signal process group %d", pgid)
+
+
+def signal_pidfd(pidfd: int, sig: int) -> None:
+    """Signal exactly the process behind ``pidfd``; a process already gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, sig)
+
+
+def live_group_members(pgid: int) -> list[tuple[int, int]]:
+    """``(pid, start_time)`` of the group's processes that have not exited yet.
+
+    A cheap probe first (``killpg(pgid, 0)`` fails on an empty group, the
+    common case); only a group with members costs a scan of /proc.
+    """
+    if pgid <= 1:
+        return []
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # members exist that we may not signal; the scan still sees them
+    return [
+        (stat.pid, stat.start_time)
+        for stat in iter_stats()
+        if stat.pgid == pgid and stat.state not in DEAD_STATES
+    ]
+
+
+def wait_status(pid: int) -> int | None:
+    """Reap our exited child ``pid``: its ``Popen``-style return code, None if not ours.
+
+    None means someone else collected it already (or it never was our child).
+    Called only once its pidfd is readable, so the blocking fallback returns
+    at once; it covers a kernel reporting the exit before it is waitable.
+    """
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == 0:
+            reaped, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def try_reap(pid: int) -> int | None:
+    """Collect ``pid`` if it is an exited child of ours, without ever blocking."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if reaped == pid else None
+
+
+def kill_process_group(pid: int, start_time: int, sig: int = signal.SIGKILL) -> bool:
+    """Kill an orphaned task found by reconciliation, if it is still that task.
+
+    Checks ``(pid, start_time)`` before signalling so a reused pid is never
+    hit. Signals the group led by ``pid`` (tasks are group leaders); a process
+    that is no longer a group leader is signalled alone. A zombie leader still
+    counts: it pins the pid, and its orphaned children may still be running
+    in the group. Returns whether a signal was sent.
+    """
+    if pid <= 1:
+        return False
+    stat = read_stat(pid)
+    if stat is None or stat.start_time != start_time:
+        return False
+    try:
+        if stat.pgid == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
