@@ -1,0 +1,107 @@
+"""Launch benchmark: Pacer against spawning the same processes directly, in the same run.
+
+Prints two figures:
+  * time to get N instances RUNNING through the API vs. spawning N processes directly (ratio);
+  * peak RSS of `pacer serve` holding A apps / T tasks (real processes).
+
+Usage: python bench/launch.py [--instances 200] [--apps 1000] [--tasks 5000] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import PacerServer, kill_task_processes, task_pids, wait_until  # noqa: E402
+
+SLEEP = ["sleep", "100000"]
+
+
+def spawn_directly(n: int) -> float:
+    """Baseline: fork/exec N processes in their own sessions, as the runtime does."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(SLEEP, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(n)]
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait()
+    return elapsed
+
+
+def launch_through_pacer(n: int, home: Path) -> float:
+    server = PacerServer(home, "--agent-resources", "cpus=1000,mem=1000000,disk=100000").start()
+    try:
+        app = {"id": "/bench", "args": SLEEP, "instances": n, "cpus": 0.001, "mem": 1}
+        start = time.perf_counter()
+        status, body, _ = server.request("POST", "/v2/apps", app)
+        assert status == 201, body
+        wait_until(lambda: server.get("/v2/apps/bench")[1]["app"]["tasksRunning"] == n, timeout=600,
+                   interval=0.05, what=f"{n} running")
+        return time.perf_counter() - start
+    finally:
+        server.stop()
+        kill_task_processes(home)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_with(apps: int, tasks: int, home: Path) -> tuple[float, float]:
+    server = PacerServer(home, "--agent-resources", "cpus=100000,mem=10000000,disk=100000").start()
+    try:
+        assert server.proc is not None
+        idle = peak_rss_mb(server.proc.pid)
+        per_app, extra = divmod(tasks, apps)
+        for i in range(apps):
+            n = per_app + (1 if i < extra else 0)
+            app = {"id": f"/mem/app-{i:04d}", "args": SLEEP, "instances": n, "cpus": 0.001, "mem": 1,
+                   "portDefinitions": [],
+                   "labels": {"team": f"t{i % 10}"}}
+            status, body, _ = server.request("POST", "/v2/apps", app)
+            assert status == 201, body
+            if i % 100 == 99:
+                print(f"  defined {i + 1}/{apps} apps", flush=True)
+        wait_until(lambda: len(server.get("/v2/tasks?status=running")[1]["tasks"]) == tasks, timeout=900,
+                   interval=1.0, what=f"{tasks} running")
+        server.get("/v2/apps?embed=apps.tasks")
+        return idle, peak_rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+        kill_task_processes(home)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pacer-bench-") as tmp:
+        baseline = spawn_directly(args.instances)
+        pacer = launch_through_pacer(args.instances, Path(tmp) / "launch")
+        print(f"launch {args.instances} processes: direct {baseline:.3f} s, through Pacer {pacer:.3f} s, "
+              f"ratio {pacer / baseline:.2f}x (aim <= 3x)")
+        if not args.skip_memory:
+            idle, peak = memory_with(args.apps, args.tasks, Path(tmp) / "memory")
+            print(f"pacer serve RSS: idle {idle:.0f} MB, peak with {args.apps} apps / {args.tasks} tasks "
+                  f"{peak:.0f} MB (aim <= 300 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Request helpers shared by the API modules: query flags, bodies, path ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from app_definitions import ValidationFailed, canonical_path_id, parse_json_body
+
+from ..core import Scheduler
+from ..errors import BadRequest, NotFound
+
+
+def scheduler_of(request: web.Request) -> Scheduler:
+    from . import SCHEDULER_KEY
+    return request.app[SCHEDULER_KEY]
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Query parameter '{name}' must be true or false, not '{raw}'")
+
+
+def embeds(request: web.Request) -> set[str]:
+    """`embed=apps.tasks&embed=app.lastTaskFailure` -> {"tasks", "lastTaskFailure"}."""
+    out = set()
+    for value in request.query.getall("embed", []):
+        for item in value.split(","):
+            out.add(item.strip().rsplit(".", 1)[-1])
+    return out
+
+
+async def json_body(request: web.Request) -> Any:
+    return parse_json_body(await request.read())
+
+
+def path_app_id(raw: str, *, missing_is_404: bool = True) -> str:
+    """Canonical app id from a URL path; an invalid id cannot exist, so it is a 404 on reads."""
+    try:
+        return canonical_path_id(raw or "/")
+    except ValidationFailed:
+        if missing_is_404:
+            raise NotFound(f"App '/{raw.strip('/')}' does not exist") from None
+        raise
+
+
+def deployment_result(deployment_id: str, version: str) -> dict[str, str]:
+    return {"deploymentId": deployment_id, "version": version}

@@ -1,0 +1,81 @@
+"""Marathon's JSON shapes for apps, tasks and the queue, built from scheduler state.
+
+The app's own definition JSON is rendered once per version (AppRecord.json); only the
+counters and embedded lists are added per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..apps import AppRecord
+from ..clock import iso_timestamp
+from ..core import Deployment, QueueEntry, Scheduler
+from ..model import RUNNING, STAGING, STARTING, Instance
+
+
+def render_task(inst: Instance) -> dict[str, Any]:
+    return {
+        "id": inst.instance_id,
+        "appId": inst.app_id,
+        "host": inst.host,
+        "ports": list(inst.ports),
+        "servicePorts": list(inst.service_ports),
+        "slaveId": inst.agent_id,
+        "state": "TASK_KILLING" if inst.killing and inst.state == RUNNING else inst.state,
+        "stagedAt": iso_timestamp(inst.staged_at),
+        "startedAt": iso_timestamp(inst.started_at) if inst.started_at else None,
+        "version": inst.version,
+        "ipAddresses": [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
+        "healthCheckResults": [],
+        "localVolumes": [],
+        "role": "*",
+    }
+
+
+def task_counts(insts: list[Instance]) -> dict[str, int]:
+    return {
+        "tasksStaged": sum(1 for i in insts if i.state in (STAGING, STARTING)),
+        "tasksRunning": sum(1 for i in insts if i.state == RUNNING),
+        "tasksHealthy": 0,
+        "tasksUnhealthy": 0,
+    }
+
+
+def render_deployment_ref(deployments: list[Deployment]) -> list[dict[str, str]]:
+    return [{"id": d.id} for d in deployments]
+
+
+def render_app(sched: Scheduler, record: AppRecord, embed: set[str]) -> dict[str, Any]:
+    """AppInfo: counts and deployments always, tasks/lastTaskFailure when embedded."""
+    insts = sched.instances_of(record.app_id)
+    body = dict(record.json)
+    body.update(task_counts(insts))
+    body["deployments"] = render_deployment_ref(sched.deployments_of(record.app_id))
+    if "tasks" in embed:
+        body["tasks"] = [render_task(i) for i in sorted(insts, key=lambda i: i.staged_at)]
+    if "lastTaskFailure" in embed and record.app_id in sched.last_failures:
+        body["lastTaskFailure"] = sched.last_failures[record.app_id]
+    return body
+
+
+def render_queue_entry(sched: Scheduler, app_id: str, entry: QueueEntry, now: float) -> dict[str, Any]:
+    from .. import backoff as backoff_math
+    record = sched.apps[app_id]
+    b = sched.backoffs.get(app_id)
+    left = backoff_math.time_left(b, now)
+    return {
+        "app": render_app(sched, record, set()),
+        "count": entry.count,
+        "role": "*",
+        "delay": {"timeLeftSeconds": round(left, 3), "overdue": left <= 0},
+        "since": iso_timestamp(entry.since),
+        "processedOffersSummary": {
+            "processedOffersCount": entry.processed_offers,
+            "unusedOffersCount": entry.unused_offers,
+            "lastUnusedOfferAt": iso_timestamp(entry.last_unused_offer_at) if entry.last_unused_offer_at else None,
+            "rejectSummaryLastOffers": [{"reason": reason, "declined": n, "processed": entry.processed_offers}
+                                        for reason, n in sorted(entry.rejections.items())],
+        },
+        "reason": entry.message,
+    }

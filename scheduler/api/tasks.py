@@ -1,0 +1,89 @@
+"""/v2/tasks, /v2/tasks/delete, /v2/queue and /v2/deployments."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app_definitions import ValidationFailed
+
+from ..clock import now
+from ..errors import NotFound
+from ..model import RUNNING, STAGING, STARTING
+from .params import deployment_result, flag, json_body, path_app_id, scheduler_of
+from .render import render_queue_entry, render_task
+
+_STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
+
+
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    from . import json_response
+    return json_response(body, status, headers)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    wanted: set[str] = set()
+    for value in request.query.getall("status", []) + request.query.getall("status[]", []):
+        states = _STATUS_FILTERS.get(value.lower())
+        if states is None:
+            raise ValidationFailed([("/status", 
+                f"unknown status '{value}': use running or staging")])
+        wanted |= states
+    insts = [i for i in sched.instances.values() if not wanted or i.state in wanted]
+    return _json({"tasks": [render_task(i) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
+
+
+async def delete_tasks(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    body = await json_body(request)
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValidationFailed([("/ids", "expected a list of task ids")])
+    killed, deployment = sched.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"))
+    if deployment is not None:
+        return _json(deployment_result(deployment.id, deployment.version), 200,
+                     {"Marathon-Deployment-Id": deployment.id})
+    return _json({"tasks": [render_task(i) for i in killed]})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    t = now()
+    return _json({"queue": [render_queue_entry(sched, app_id, entry, t)
+                            for app_id, entry in sorted(sched.queue.items()) if app_id in sched.apps]})
+
+
+async def reset_delay(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    sched.reset_delay(path_app_id(request.match_info["tail"]))
+    return web.Response(status=204)
+
+
+async def list_deployments(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    out = []
+    for d in sched.deployments.values():
+        actions = [{"action": d.action, "app": app_id} for app_id in d.affected_apps]
+        out.append({"id": d.id, "version": d.version, "affectedApps": d.affected_apps, "affectedPods": [],
+                    "steps": [{"actions": actions}],
+                    "currentActions": [{**a, "readinessCheckResults": []} for a in actions],
+                    "currentStep": 1, "totalSteps": 1})
+    return _json(out)
+
+
+async def delete_deployment(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    dep_id = request.match_info["id"]
+    if dep_id not in sched.deployments:
+        raise NotFound(f"DeploymentPlan {dep_id} does not exist")
+    del sched.deployments[dep_id]
+    return web.Response(status=202)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/v2/tasks", list_tasks)
+    router.add_post("/v2/tasks/delete", delete_tasks)
+    router.add_get("/v2/queue", get_queue)
+    router.add_delete("/v2/queue/{tail:.+}/delay", reset_delay)
+    router.add_get("/v2/deployments", list_deployments)
+    router.add_delete("/v2/deployments/{id}", delete_deployment)

@@ -1,0 +1,120 @@
+"""The `pacer` command: serve, deploy, schema.
+
+Errors a user can fix are printed as one line naming the field or flag and the fix, with a
+non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app_definitions import DefinitionError, app_json_schema
+
+from .deploy import DeployOptions, run_deploy
+from .serve import ServeOptions, serve
+
+
+class UsageError(Exception):
+    """A flag's value is wrong; the message says which and how to fix it."""
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8080 (got '{value}')")
+    return host or "127.0.0.1", int(port)
+
+
+def _resources(value: str | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in filter(None, (value or "").split(",")):
+        key, sep, number = item.partition("=")
+        if not sep or key not in ("cpus", "mem", "disk"):
+            raise UsageError(f"--agent-resources takes cpus=N,mem=MB,disk=MB (got '{item}')")
+        try:
+            out[key] = float(number)
+        except ValueError:
+            raise UsageError(f"--agent-resources: '{key}' must be a number (got '{number}')") from None
+    return out
+
+
+def _attributes(values: list[str]) -> dict[str, dict[str, str]]:
+    """`rack=r1` applies to every agent, `agent-2:rack=r2` to one."""
+    out: dict[str, dict[str, str]] = {}
+    for item in values:
+        target, sep, pair = item.partition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--attribute takes NAME=VALUE or AGENT:NAME=VALUE (got '{item}')")
+        out.setdefault(target, {})[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pacer", description="Marathon-style scheduler and autoscaler")
+    parser.add_argument("--log-level", default=os.environ.get("PACER_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the scheduler, embedded agents and the /v2 API")
+    s.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the API (default 127.0.0.1:8080)")
+    s.add_argument("--home", default=os.environ.get("PACER_HOME", "var/pacer"),
+                   help="state and sandboxes (default $PACER_HOME or ./var/pacer)")
+    s.add_argument("--agents", type=int, default=1, help="number of embedded agents (default 1)")
+    s.add_argument("--agent-resources", help="per-agent cpus=N,mem=MB,disk=MB (default: detected)")
+    s.add_argument("--attribute", action="append", default=[], help="agent attribute NAME=VALUE or AGENT:NAME=VALUE")
+    s.add_argument("--network", action="append", default=[], help="container network the agents provide")
+
+    d = sub.add_parser("deploy", help="deploy an app definition file (per-environment overlays)")
+    d.add_argument("-f", "--file", required=True, help="app definition JSON (base file)")
+    d.add_argument("--env", help="environment: merges <file>.<env>.json onto the base file")
+    d.add_argument("--master", default=os.environ.get("PACER_URL", "http://127.0.0.1:8080"),
+                   help="API URL (default $PACER_URL or http://127.0.0.1:8080)")
+    d.add_argument("--dry-run", action="store_true", help="print the merged definition and the diff, change nothing")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation on protected environments")
+    d.add_argument("--force", action="store_true", help="override a deployment in progress")
+    d.add_argument("--protected", default=os.environ.get("PACER_PROTECTED_ENVS", "prod,production"),
+                   help="comma list of environments that ask for confirmation (default prod,production)")
+    d.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the deployment (0 = do not wait)")
+
+    sub.add_parser("schema", help="print the JSON schema of an app definition")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            if args.agents < 1:
+                raise UsageError("--agents must be at least 1")
+            host, port = _listen(args.listen)
+            options = ServeOptions(host=host, port=port, home=Path(args.home), agents=args.agents,
+                                   resources=_resources(args.agent_resources),
+                                   attributes=_attributes(args.attribute), networks=tuple(args.network))
+            asyncio.run(serve(options))
+            return 0
+        if args.command == "schema":
+            print(json.dumps(app_json_schema(), indent=2, sort_keys=True))
+            return 0
+        return asyncio.run(run_deploy(DeployOptions(
+            file=Path(args.file), env=args.env, master=args.master, dry_run=args.dry_run, yes=args.yes,
+            force=args.force, protected={e.strip() for e in args.protected.split(",") if e.strip()},
+            wait=args.wait)))
+    except UsageError as exc:
+        print(f"pacer: {exc}", file=sys.stderr)
+        return 2
+    except DefinitionError as exc:
+        print(f"pacer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A small async client for Pacer's (and Marathon's) /v2 API.
+
+The CLI, the autoscaler and the HAProxy bridge reach the scheduler only through this client,
+exactly as marathon-autoscale and marathon-lb reached Marathon, so they run in-process or as
+separate processes unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+
+class ClientError(Exception):
+    """The API answered with an error status, or could not be reached."""
+
+    def __init__(self, status: int, body: Any, url: str) -> None:
+        message = body.get("message") if isinstance(body, dict) else str(body)
+        super().__init__(f"{status} from {url}: {message}")
+        self.status = status
+        self.body = body
+
+
+class PacerClient:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
+                                              headers={"Accept": "application/json"})
+
+    async def __aenter__(self) -> "PacerClient":
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: dict[str, str] | None = None) -> Any:
+        url = self.base_url + path
+        data = None if body is None else json.dumps(body)
+        try:
+            async with self._session.request(method, url, data=data, params=params,
+                                             headers={"Content-Type": "application/json"}) as resp:
+                text = await resp.text()
+                payload: Any = json.loads(text) if text and resp.content_type == "application/json" else text
+                if resp.status >= 400:
+                    raise ClientError(resp.status, payload, url)
+                return payload
+        except aiohttp.ClientError as exc:
+            raise ClientError(0, {"message": f"cannot reach {self.base_url}: {exc}"}, url) from exc
+
+    @staticmethod
+    def _app_path(app_id: str) -> str:
+        return "/v2/apps/" + quote(app_id.strip("/"))
+
+    async def list_apps(self, embed: str | None = "apps.tasks") -> list[dict[str, Any]]:
+        params = {"embed": embed} if embed else None
+        return (await self.request("GET", "/v2/apps", params=params))["apps"]
+
+    async def get_app(self, app_id: str) -> dict[str, Any] | None:
+        try:
+            return (await self.request("GET", self._app_path(app_id)))["app"]
+        except ClientError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def put_app(self, app_id: str, body: dict[str, Any], *, force: bool = False,
+                      partial: bool = True) -> dict[str, Any]:
+        params = {"force": str(force).lower(), "partialUpdate": str(partial).lower()}
+        return await self.request("PUT", self._app_path(app_id), body=body, params=params)
+
+    async def scale_app(self, app_id: str, instances: int, *, force: bool = False) -> dict[str, Any]:
+        return await self.put_app(app_id, {"instances": instances}, force=force)
+
+    async def deployments(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/v2/deployments")
+
+    async def queue(self) -> list[dict[str, Any]]:
+        return (await self.request("GET", "/v2/queue"))["queue"]

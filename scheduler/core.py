@@ -1,0 +1,426 @@
+"""The scheduler: desired state in memory and on disk, and the loop that makes it real.
+
+Every mutation (from the API) validates, writes the store and only then changes memory and
+wakes the loop. The loop asks the pure `plan_convergence` what each app needs, places new
+instances with `place_tasks`, and hands launches and kills to the backend. Status updates
+come back through `on_status`, which records failures for backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app_definitions import AppDefinition, ValidationFailed, apply_app_update, is_rollback_request, \
+    parse_app_definition
+
+from . import backoff as backoff_math
+from .apps import AppRecord, finalize_app
+from .backends import ClusterBackend, StatusUpdate
+from .clock import VersionClock, iso_timestamp, now
+from .constraints import AgentView
+from .errors import BadRequest, Conflict, NotFound, app_not_found
+from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, new_instance_id
+from .placement import AgentOffer, consume_offers, place_tasks
+from .reconcile import plan_convergence
+from .store import StateStore
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+FULL_PASS_SECONDS = 5.0
+LAUNCH_CONCURRENCY = 32
+
+
+@dataclass
+class QueueEntry:
+    """Why an app still has instances waiting: shown by /v2/queue."""
+
+    count: int
+    since: float
+    message: str | None = None
+    rejections: dict[str, int] = field(default_factory=dict)
+    processed_offers: int = 0
+    unused_offers: int = 0
+    last_unused_offer_at: float | None = None
+
+
+@dataclass
+class Deployment:
+    id: str
+    version: str
+    affected_apps: list[str]
+    action: str
+
+
+BackendFactory = Callable[[Callable[[StatusUpdate], None]], ClusterBackend]
+
+
+class Scheduler:
+    def __init__(self, store: StateStore, backend_factory: BackendFactory) -> None:
+        self.store = store
+        self.backend = backend_factory(self.on_status)
+        self.apps: dict[str, AppRecord] = {}
+        self.instances: dict[str, Instance] = {}
+        self._by_app: dict[str, dict[str, Instance]] = {}
+        self._touched: set[str] = set()
+        self._last_full_pass = 0.0
+        self.backoffs: dict[str, backoff_math.Backoff] = {}
+        self.queue: dict[str, QueueEntry] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.last_failures: dict[str, dict[str, Any]] = {}
+        self._versions = VersionClock()
+        self._wake = asyncio.Event()
+        self._dirty: dict[str, Instance | None] = {}
+        self._launch_slots = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seed = 0
+        self.framework_id = ""
+
+    # -- start / stop -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load state, re-adopt what still runs, and replace what died while we were away."""
+        for app_id, _version, data in self.store.current_apps():
+            self.apps[app_id] = AppRecord.from_json(data)
+        for app_id, record in self.store.backoffs().items():
+            self.backoffs[app_id] = backoff_math.Backoff(**record)
+        remembered = self.store.instances()
+        recovery = await self.backend.recover(remembered)
+        for inst in recovery.alive:
+            self._put(inst.with_(state=RUNNING) if inst.state == STAGING else inst)
+        self._dirty.clear()
+        if recovery.lost:
+            self.store.delete_instances(inst.instance_id for inst in recovery.lost)
+            for inst in recovery.lost:
+                log.warning("task %s was gone after restart; it will be replaced", inst.instance_id)
+        log.info("recovered %d apps, %d running tasks (%d lost, %d stray processes killed)",
+                 len(self.apps), len(recovery.alive), len(recovery.lost), recovery.orphans_killed)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                t = now()
+                if t - self._last_full_pass >= FULL_PASS_SECONDS:
+                    self._last_full_pass = t
+                    self.converge(None)
+                else:
+                    self.converge(self._touched | set(self.queue))
+                self._touched.clear()
+            except Exception:  # the loop must survive a bug in one pass; the next pass retries
+                log.exception("scheduling pass failed")
+            self._flush()
+            try:
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._flush()
+        await self.backend.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- queries ------------------------------------------------------------------------
+    def app(self, app_id: str) -> AppRecord:
+        record = self.apps.get(app_id)
+        if record is None:
+            raise app_not_found(app_id)
+        return record
+
+    def instances_of(self, app_id: str) -> list[Instance]:
+        return list(self._by_app.get(app_id, {}).values())
+
+    def deployments_of(self, app_id: str) -> list[Deployment]:
+        return [d for d in self.deployments.values() if app_id in d.affected_apps]
+
+    # -- mutations ----------------------------------------------------------------------
+    def _used_service_ports(self, except_app: str) -> dict[int, str]:
+        return {port: rec.app_id for rec in self.apps.values() if rec.app_id != except_app
+                for port in rec.service_ports if port}
+
+    def _commit(self, records: Iterable[AppRecord], action: str) -> Deployment:
+        records = list(records)
+        self.store.put_apps((r.app_id, r.version, r.json) for r in records)
+        for record in records:
+            if record.app_id in self.apps and record.config_version != self.apps[record.app_id].config_version:
+                self.backoffs.pop(record.app_id, None)   # a new config starts with a clean backoff
+                self.store.put_backoff(record.app_id, None)
+            self.apps[record.app_id] = record
+            self._touched.add(record.app_id)
+        affected = [r.app_id for r in records]
+        for old in [d for d in self.deployments.values() if set(d.affected_apps) & set(affected)]:
+            del self.deployments[old.id]
+        deployment = Deployment(id=str(uuid.uuid4()), version=records[0].version if records else "",
+                                affected_apps=affected, action=action)
+        self.deployments[deployment.id] = deployment
+        self.wake()
+        return deployment
+
+    def create_app(self, data: Any) -> tuple[AppRecord, Deployment]:
+        app = parse_app_definition(data)
+        if app.id in self.apps:
+            raise Conflict(f"An app with id [{app.id}] already exists.")
+        record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
+        return record, self._commit([record], "StartApplication")
+
+    def _prepare_update(self, app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
+        if not isinstance(body, dict):
+            raise ValidationFailed([("/", "error.expected.jsobject")])
+        existing = self.apps.get(app_id)
+        rollback_to = is_rollback_request(body)
+        if rollback_to is not None:
+            stored = self.store.app_version(app_id, rollback_to)
+            if stored is None:
+                raise NotFound(f"App '{app_id}' does not exist in version {rollback_to}")
+            data = {k: v for k, v in stored.items() if k not in ("version", "versionInfo")}
+        elif partial and existing is not None:
+            data = apply_app_update(existing.json, body)
+        else:
+            data = dict(body)
+        data["id"] = app_id
+        app = parse_app_definition(data)
+        record = finalize_app(app, existing, self._versions.next(), self._used_service_ports(app_id))
+        return record, existing is None
+
+    def update_apps(self, updates: list[tuple[str, Any]], *, partial: bool = True,
+                    must_exist: bool = False) -> tuple[list[AppRecord], Deployment, bool]:
+        """PUT/PATCH semantics for one or many apps: all are validated before any is stored.
+
+        Upsert, partial merge by default, or rollback when the body is `{"version": ts}`.
+        Returns the new records, their deployment and whether the (first) app was created.
+        """
+        if must_exist:
+            for app_id, _ in updates:
+                self.app(app_id)
+        prepared = [self._prepare_update(app_id, body, partial) for app_id, body in updates]
+        records = [record for record, _ in prepared]
+        created = bool(prepared) and prepared[0][1]
+        if len(prepared) == 1 and not created:
+            existing = self.apps[records[0].app_id]
+            action = "ScaleApplication" if records[0].config_version == existing.config_version \
+                else "RestartApplication"
+        else:
+            action = "StartApplication" if created else "RestartApplication"
+        return records, self._commit(records, action), created
+
+    def restart_app(self, app_id: str) -> tuple[AppRecord, Deployment]:
+        existing = self.app(app_id)
+        version = self._versions.next()
+        data = {**existing.json, "version": version,
+                "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": version}}
+        record = AppRecord.from_json(data)
+        return record, self._commit([record], "RestartApplication")
+
+    def delete_app(self, app_id: str) -> Deployment:
+        self.app(app_id)
+        self.store.delete_app(app_id)
+        del self.apps[app_id]
+        self._touched.add(app_id)
+        self.backoffs.pop(app_id, None)
+        self.queue.pop(app_id, None)
+        for d in self.deployments_of(app_id):
+            del self.deployments[d.id]
+        deployment = Deployment(id=str(uuid.uuid4()), version=self._versions.next(),
+                                affected_apps=[app_id], action="StopApplication")
+        self.deployments[deployment.id] = deployment
+        self.wake()
+        return deployment
+
+    def kill_instances(self, ids: list[str], *, scale: bool, wipe: bool) -> tuple[list[Instance], Deployment | None]:
+        if scale and wipe:
+            raise BadRequest("You cannot use scale and wipe at the same time.")
+        unknown = [i for i in ids if i not in self.instances]
+        if unknown:
+            raise BadRequest(f"Invalid task ids: {', '.join(unknown)}")
+        targets = [self.instances[i] for i in ids]
+        deployment = None
+        if scale:
+            per_app: dict[str, int] = {}
+            for inst in targets:
+                if inst.active:
+                    per_app[inst.app_id] = per_app.get(inst.app_id, 0) + 1
+            records = []
+            for app_id, n in per_app.items():
+                if app_id in self.apps:
+                    current = self.apps[app_id]
+                    data = {**current.json, "instances": max(0, current.definition.instances - n)}
+                    app = parse_app_definition(data)
+                    records.append(finalize_app(app, current, self._versions.next(),
+                                                self._used_service_ports(app_id)))
+            deployment = self._commit(records, "ScaleApplication") if records else None
+        for inst in targets:
+            self._kill(inst)
+        self.wake()
+        return targets, deployment
+
+    def reset_delay(self, app_id: str) -> None:
+        self.app(app_id)
+        if app_id not in self.backoffs and app_id not in self.queue:
+            raise NotFound(f"Application {app_id} not found in tasks queue.")
+        self.backoffs.pop(app_id, None)
+        self.store.put_backoff(app_id, None)
+        self.wake()
+
+    # -- status updates -----------------------------------------------------------------
+    def on_status(self, update: StatusUpdate) -> None:
+        inst = self.instances.get(update.instance_id)
+        if inst is None:
+            return
+        if update.state not in TERMINAL_STATES:
+            self._put(inst.with_(state=update.state, message=update.message))
+            return
+        self._put(None, inst.instance_id)
+        if not inst.killing and backoff_math.counts_as_failure(update.state) and inst.app_id in self.apps:
+            app = self.apps[inst.app_id].definition
+            b = backoff_math.record_failure(self.backoffs.get(inst.app_id), now(), app.backoff_seconds,
+                                            app.backoff_factor, app.max_launch_delay_seconds)
+            self.backoffs[inst.app_id] = b
+            self.store.put_backoff(inst.app_id, {"delay": b.delay, "next_launch_at": b.next_launch_at,
+                                                 "last_failure_at": b.last_failure_at})
+            self.last_failures[inst.app_id] = {
+                "appId": inst.app_id, "host": inst.host, "message": update.message, "state": update.state,
+                "taskId": inst.instance_id, "timestamp": iso_timestamp(now()), "version": inst.version,
+                "slaveId": inst.agent_id}
+            log.info("task %s of %s ended: %s %s", inst.instance_id, inst.app_id, update.state, update.message)
+        self.wake()
+
+    def _put(self, inst: Instance | None, instance_id: str | None = None) -> None:
+        key = inst.instance_id if inst is not None else instance_id
+        assert key is not None
+        if inst is None:
+            old = self.instances.pop(key, None)
+            if old is not None:
+                self._by_app.get(old.app_id, {}).pop(key, None)
+                self._touched.add(old.app_id)
+        else:
+            self.instances[key] = inst
+            self._by_app.setdefault(inst.app_id, {})[key] = inst
+            self._touched.add(inst.app_id)
+        self._dirty[key] = inst
+
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, {}
+        self.store.put_instances(i for i in dirty.values() if i is not None)
+        self.store.delete_instances(k for k, v in dirty.items() if v is None)
+
+    # -- the loop's work ----------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _kill(self, inst: Instance) -> None:
+        if inst.killing:
+            return
+        self._put(inst.with_(killing=True))
+        grace = self.apps[inst.app_id].definition.task_kill_grace_seconds if inst.app_id in self.apps else 3.0
+        self._spawn(self.backend.kill(inst, grace))
+
+    def _agent_views(self) -> dict[str, AgentView]:
+        return {offer.agent.agent_id: offer.agent for offer in self.backend.offers([])}
+
+    def converge(self, app_ids: Iterable[str] | None) -> None:
+        """One scheduling pass over the given apps (None: every app, and orphaned instances)."""
+        t = now()
+        agents = self._agent_views()
+        ids = set(self._by_app) | set(self.apps) if app_ids is None else set(app_ids)
+        offers = None
+        for app_id in sorted(ids):
+            record = self.apps.get(app_id)
+            insts = self.instances_of(app_id)
+            if record is None:
+                for inst in insts:
+                    self._kill(inst)
+                if not insts:
+                    self._by_app.pop(app_id, None)
+                continue
+            app = record.definition
+            plan = plan_convergence(target=app.instances, config_version=record.config_version, instances=insts,
+                                    kill_selection=app.kill_selection,
+                                    constraints=record.task_request.constraints, agents=agents)
+            for iid in plan.kill:
+                self._kill(self.instances[iid])
+            if plan.launch == 0:
+                self.queue.pop(app_id, None)
+                continue
+            entry = self.queue.setdefault(app_id, QueueEntry(count=plan.launch, since=t))
+            entry.count = plan.launch
+            b = self.backoffs.get(app_id)
+            if b is not None and backoff_math.expired(b, t, app.max_launch_delay_seconds):
+                del self.backoffs[app_id]
+                self.store.put_backoff(app_id, None)
+            elif not backoff_math.launch_allowed(b, t):
+                entry.message = f"waiting for backoff: {backoff_math.time_left(b, t):.1f} s left"
+                continue
+            if offers is None:
+                offers = self.backend.offers([i for i in self.instances.values() if i.active or i.killing])
+            offers = self._launch(record, insts, plan.launch, offers, entry, t)
+        self._finish_deployments()
+
+    def _launch(self, record: AppRecord, insts: list[Instance], count: int, offers: list[AgentOffer],
+                entry: QueueEntry, t: float) -> list[AgentOffer]:
+        """Place and start up to `count` instances; returns the offers that are left."""
+        app = record.definition
+        agents = {o.agent.agent_id: o.agent for o in offers}
+        placed = [agents[i.agent_id] for i in insts if i.active and i.agent_id in agents]
+        self._seed += 1
+        result = place_tasks(record.task_request, count, offers, placed, seed=self._seed)
+        entry.processed_offers += len(offers)
+        if len(result.placements) < count:
+            entry.message = result.message
+            entry.rejections = dict(result.rejections)
+            entry.unused_offers += len(offers)
+            entry.last_unused_offer_at = t
+        else:
+            entry.message = None
+            entry.rejections = {}
+        service_ports = record.service_ports
+        for placement in result.placements:
+            inst = Instance(
+                instance_id=new_instance_id(app.id), app_id=app.id, version=record.version,
+                config_version=record.config_version, agent_id=placement.agent_id,
+                host=agents[placement.agent_id].hostname, ports=tuple(placement.host_ports),
+                service_ports=service_ports, state=STAGING, staged_at=t,
+                resources={"cpus": app.cpus, "mem": app.mem, "disk": app.disk})
+            self._put(inst)
+            self._spawn(self._start_task(inst, app))
+        return consume_offers(offers, record.task_request, result.placements)
+
+    async def _start_task(self, inst: Instance, app: AppDefinition) -> None:
+        async with self._launch_slots:
+            if self.instances.get(inst.instance_id) is None:
+                return
+            try:
+                launched = await self.backend.launch(inst, app)
+            except Exception as exc:  # launch failures are task failures, never scheduler crashes
+                self.on_status(StatusUpdate(inst.instance_id, "TASK_FAILED", f"launch failed: {exc}"))
+                return
+            current = self.instances.get(inst.instance_id)
+            if current is None or current.state != STAGING:
+                return
+            self._put(launched.with_(state=RUNNING, started_at=now(), killing=current.killing))
+            self.wake()
+
+    def _finish_deployments(self) -> None:
+        for dep in list(self.deployments.values()):
+            if all(self._converged(app_id) for app_id in dep.affected_apps):
+                del self.deployments[dep.id]
+
+    def _converged(self, app_id: str) -> bool:
+        insts = self.instances_of(app_id)
+        record = self.apps.get(app_id)
+        if record is None:
+            return not insts
+        running = [i for i in insts if i.active and i.state == RUNNING and i.config_version == record.config_version]
+        return len(running) == record.definition.instances == len(insts)

@@ -1,0 +1,75 @@
+"""The scheduler's record of one task (Marathon's instance with its single task).
+
+An `Instance` is plain data: it is persisted as JSON, rendered by the API, and fed to the pure
+decision functions. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+STAGING = "TASK_STAGING"
+STARTING = "TASK_STARTING"
+RUNNING = "TASK_RUNNING"
+KILLING = "TASK_KILLING"
+FINISHED = "TASK_FINISHED"
+FAILED = "TASK_FAILED"
+KILLED = "TASK_KILLED"
+LOST = "TASK_LOST"
+ERROR = "TASK_ERROR"
+
+TERMINAL_STATES = frozenset({FINISHED, FAILED, KILLED, LOST, ERROR, "TASK_DROPPED", "TASK_GONE",
+                             "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"})
+ACTIVE_STATES = frozenset({STAGING, STARTING, RUNNING})
+
+
+def new_instance_id(app_id: str) -> str:
+    """Marathon 1.8+ task id form: `<app path with / -> _>.instance-<uuid>._app.1`."""
+    return f"{app_id.strip('/').replace('/', '_')}.instance-{uuid.uuid4()}._app.1"
+
+
+def app_id_of_instance(instance_id: str) -> str | None:
+    head, sep, _ = instance_id.partition(".instance-")
+    return "/" + head.replace("_", "/") if sep and head else None
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    app_id: str
+    version: str                 # the app version this task was launched from
+    config_version: str          # lastConfigChangeAt of that version: differs => needs replacing
+    agent_id: str
+    host: str
+    ports: tuple[int, ...]
+    service_ports: tuple[int, ...]
+    state: str = STAGING
+    staged_at: float = 0.0
+    started_at: float | None = None
+    pid: int | None = None
+    pid_start_time: int | None = None
+    killing: bool = False        # a kill was asked for; it no longer counts toward `instances`
+    message: str = ""
+    resources: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES and not self.killing
+
+    def with_(self, **changes: Any) -> "Instance":
+        return replace(self, **changes)
+
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ports"] = list(self.ports)
+        data["service_ports"] = list(self.service_ports)
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "Instance":
+        data = dict(data)
+        data["ports"] = tuple(data.get("ports", ()))
+        data["service_ports"] = tuple(data.get("service_ports", ()))
+        return cls(**data)

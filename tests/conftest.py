@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import InProcessApi, PacerServer, http, kill_task_processes
+
+
+@pytest.fixture
+def pacer_home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    yield home
+    kill_task_processes(home)
+
+
+@pytest.fixture
+def pacer_factory(pacer_home: Path) -> Iterator:
+    """Start `pacer serve` processes on one home; every one is stopped by its pid afterwards."""
+    started: list[PacerServer] = []
+
+    def start(*extra: str) -> PacerServer:
+        server = PacerServer(pacer_home, *extra).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+    kill_task_processes(pacer_home)
+
+
+@pytest.fixture
+def pacer(pacer_factory) -> PacerServer:
+    return pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory) -> Iterator[InProcessApi]:
+    """One in-process API per test module, holding the app /existing (0 instances)."""
+    home = tmp_path_factory.mktemp("api") / "home"
+    server = InProcessApi(home).start()
+    status, body, _ = http("POST", server.url, "/v2/apps", {"id": "/existing", "cmd": "sleep 1000", "instances": 0})
+    assert status == 201, body
+    yield server
+    server.stop()
+    kill_task_processes(home)

@@ -1,0 +1,161 @@
+"""Test support: a real `pacer serve` subprocess and a tiny blocking HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client as httplib
+import threading
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url_base: str, path: str, body: Any = None, *, raw: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, Any, dict[str, str]]:
+    host, port = url_base.removeprefix("http://").split(":")
+    conn = httplib.HTTPConnection(host, int(port), timeout=timeout)
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    conn.request(method, path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    try:
+        parsed: Any = json.loads(data) if data else None
+    except ValueError:
+        parsed = data.decode(errors="replace")
+    return resp.status, parsed, {k.lower(): v for k, v in resp.getheaders()}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
+
+
+def task_pids(home: Path) -> dict[int, str]:
+    """pid -> task id of every live process started for this home (read from the process table)."""
+    from scheduler.backends.local import find_task_processes
+    return find_task_processes(home.resolve())
+
+
+def kill_task_processes(home: Path) -> None:
+    for pid in task_pids(home):
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class PacerServer:
+    """`pacer serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, home: Path, *extra: str) -> None:
+        self.home = home
+        self.extra = extra
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "PacerServer":
+        log = open(self.home.parent / f"serve-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--home", str(self.home), *self.extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._ping, timeout=20, what="pacer serve to answer /ping")
+        return self
+
+    def _ping(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"pacer serve exited with {self.proc.returncode}; log in {self.home.parent}")
+        try:
+            return self.get("/ping")[0] == 200
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        return http(method, self.url, path, body, **kw)
+
+    def get(self, path: str) -> tuple[int, Any, dict[str, str]]:
+        return self.request("GET", path)
+
+    def tasks(self, app_id: str) -> list[dict[str, Any]]:
+        status, body, _ = self.get(f"/v2/apps{app_id}/tasks")
+        assert status == 200, body
+        return body["tasks"]
+
+    def running(self, app_id: str) -> list[dict[str, Any]]:
+        return [t for t in self.tasks(app_id) if t["state"] == "TASK_RUNNING"]
+
+
+class InProcessApi:
+    """The API and scheduler in this process, on their own event loop thread, on a real socket.
+
+    The scheduling loop is not started, so nothing launches: for API-shape tests only.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> "InProcessApi":
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(20)
+        return self
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        from scheduler.api import build_api
+        from scheduler.serve import ServeOptions, make_scheduler
+
+        self.scheduler = make_scheduler(ServeOptions(home=self.home, resources={"cpus": 8, "mem": 8192, "disk": 1000}))
+        await self.scheduler.start()
+        self.runner = web.AppRunner(build_api(self.scheduler, f"127.0.0.1:{self.port}"))
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        await self.scheduler.close()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def snapshot(self) -> list:
+        return self.scheduler.store.current_apps()
