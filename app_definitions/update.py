@@ -71,13 +71,14 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _docker_network_given(update: dict[str, Any]) -> bool:
+    """True when the update uses the deprecated ``container.docker.network``."""
     container = update.get("container")
     docker = container.get("docker") if isinstance(container, dict) else None
     return isinstance(docker, dict) and docker.get("network") is not None
 
 
 def _new_network_mode(update: dict[str, Any]) -> str | None:
-    """"host"/"other" when the update changes networking, None when it leaves it alone."""
+    """The networking mode an update switches to (``host`` or ``other``); None if it keeps the current one."""
     if update.get("ipAddress") is not None:
         return "other"
     if _docker_network_given(update):
@@ -91,6 +92,7 @@ def _new_network_mode(update: dict[str, Any]) -> str | None:
 
 
 def _drop_port_mappings(current: dict[str, Any]) -> None:
+    """Remove port mappings (both spellings) from ``current``'s container, which a host-mode app cannot use."""
     container = current.get("container")
     if isinstance(container, dict):
         container = dict(container)
@@ -119,10 +121,6 @@ def apply_app_update(current: dict | None, update: dict) -> dict:
             merged.pop(dropped, None)
     if _docker_network_given(changes):
         merged.pop("networks", None)
-    if "networks" in changes and "container" not in changes and isinstance(merged.get("container"), dict):
-        docker = merged["container"].get("docker")
-        if isinstance(docker, dict) and "network" in docker:
-            merged["container"] = {**merged["container"], "docker": {k: v for k, v in docker.items() if k != "network"}}
     mode = _new_network_mode(changes)
     if mode == "host" and "container" not in changes:
         _drop_port_mappings(merged)

@@ -377,14 +377,17 @@ class Scheduler:
         self._seed += 1
         result = place_tasks(record.task_request, count, offers, placed, seed=self._seed)
         entry.processed_offers += len(offers)
-        if len(result.placements) < count:
-            entry.message = result.message
+        unsupported = self.backend.unsupported_reason(app)
+        if len(result.placements) < count or unsupported:
+            entry.message = "; ".join(m for m in (result.message, unsupported) if m)
             entry.rejections = dict(result.rejections)
             entry.unused_offers += len(offers)
             entry.last_unused_offer_at = t
         else:
             entry.message = None
             entry.rejections = {}
+        if unsupported:
+            return offers
         service_ports = record.service_ports
         for placement in result.placements:
             inst = Instance(

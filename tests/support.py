@@ -78,7 +78,7 @@ class PacerServer:
     def start(self) -> "PacerServer":
         log = open(self.home.parent / f"serve-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "pacer.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--home", str(self.home), *self.extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._ping, timeout=20, what="pacer serve to answer /ping")
         return self

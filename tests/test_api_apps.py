@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .support import http
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "seed-marathon-qa.json"
+SEED = Path(__file__).resolve().parent / "fixtures" / "seed-marathon-qa.json"
 
 
 def test_system_endpoints(api):

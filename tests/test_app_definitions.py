@@ -17,7 +17,7 @@ from app_definitions import (
     parse_app_definition,
 )
 
-SEED = Path("/work/shared/examples/seed-marathon-qa.json")
+SEED = Path(__file__).resolve().parent / "fixtures" / "seed-marathon-qa.json"
 
 
 def parse(**fields: object) -> AppDefinition:

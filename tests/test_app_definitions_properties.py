@@ -260,14 +260,14 @@ def keyed(keys: list[str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[
     return st.dictionaries(st.sampled_from(keys), values, max_size=6)
 
 
-ports_like = st.lists(keyed(PORT_KEYS, json_scalars | st.lists(json_scalars, max_size=2)), max_size=3)
+ports_like = st.lists(keyed(PORT_KEYS, json_scalars | st.lists(json_scalars, max_size=2)), max_size=2)
+flat_values = json_scalars | st.lists(json_scalars, max_size=3) | ports_like
 known_shapes = keyed(
     TOP_KEYS,  # known keys, each with a random value of a plausible or implausible shape
-    json_values
-    | keyed(CONTAINER_KEYS, json_values | ports_like | keyed(DOCKER_KEYS, json_values | ports_like))
-    | st.lists(keyed(CHECK_KEYS, json_scalars), max_size=3)
-    | ports_like
-    | st.lists(st.lists(json_scalars, max_size=4), max_size=3),
+    flat_values
+    | keyed(CONTAINER_KEYS, flat_values | keyed(DOCKER_KEYS, flat_values))
+    | st.lists(keyed(CHECK_KEYS, json_scalars), max_size=2)
+    | st.lists(st.lists(json_scalars, max_size=4), max_size=2),
 )
 
 

@@ -11,7 +11,7 @@ from .support import REPO, wait_until
 
 
 def pacer_cli(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pacer.cli", *args], cwd=REPO, capture_output=True,
                           text=True, input=input_text, timeout=120)
 
 

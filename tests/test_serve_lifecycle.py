@@ -107,3 +107,16 @@ def test_unique_hostname_constraint_across_three_agents(pacer_factory):
     queue = wait_until(lambda: server.get("/v2/queue")[1]["queue"], what="the 4th instance in the queue")
     assert queue[0]["count"] == 1
     assert "UNIQUE" in queue[0]["reason"] or "constraint" in queue[0]["reason"].lower()
+
+
+def test_seed_definition_waits_in_the_queue_saying_why(pacer):
+    import json
+    from pathlib import Path
+    seed = json.loads((Path(__file__).parent / "fixtures" / "seed-marathon-qa.json").read_text())
+    assert pacer.request("POST", "/v2/apps", seed)[0] == 201
+    entry = wait_until(lambda: [q for q in pacer.get("/v2/queue")[1]["queue"] if q["app"]["id"] == "/appName"],
+                       what="the seed app in the queue")[0]
+    assert entry["count"] == 2
+    assert "calico-net" in entry["reason"]
+    assert "NoMatchingNetwork" in {r["reason"] for r in entry["processedOffersSummary"]["rejectSummaryLastOffers"]}
+    assert pacer.tasks("/appName") == []

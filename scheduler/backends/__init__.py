@@ -41,6 +41,9 @@ class ClusterBackend(Protocol):
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         """Free resources of every agent, given the instances that hold resources now."""
 
+    def unsupported_reason(self, app: AppDefinition) -> str | None:
+        """Why no agent of this backend can run `app` at all (shown in /v2/queue), or None."""
+
     async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
         """Start the task; returns the instance updated with what the launch learned (pid…)."""
 

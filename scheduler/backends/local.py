@@ -159,6 +159,11 @@ class LocalBackend:
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         return compute_offers(self.agents, active)
 
+    def unsupported_reason(self, app: AppDefinition) -> str | None:
+        if app.container is not None and app.container.type == "DOCKER":
+            return "container type DOCKER: no Docker runtime is available on the embedded agents"
+        return None
+
     async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
         specs = app.port_specs()
         env = marathon_task_env(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from app_definitions import DefinitionError, app_json_schema
 
-from .deploy import DeployOptions, run_deploy
-from .serve import ServeOptions, serve
+from scheduler.deploy import DeployOptions, run_deploy
+from scheduler.serve import ServeOptions, serve
 
 
 class UsageError(Exception):
