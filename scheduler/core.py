@@ -24,7 +24,10 @@ from .backends import ClusterBackend, StatusUpdate
 from .clock import VersionClock, iso_timestamp, now
 from .constraints import AgentView
 from .errors import BadRequest, Conflict, NotFound, app_not_found
-from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, new_instance_id
+from .events import EventBus
+from .health import HealthChecker
+from .health_state import CheckOutcome, instance_health
+from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
 from .placement import AgentOffer, consume_offers, place_tasks
 from .reconcile import plan_convergence
 from .store import StateStore
@@ -80,6 +83,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seed = 0
         self.framework_id = ""
+        self.events = EventBus()
+        self.health = HealthChecker(self)
 
     # -- start / stop -------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,6 +143,29 @@ class Scheduler:
 
     def instances_of(self, app_id: str) -> list[Instance]:
         return list(self._by_app.get(app_id, {}).values())
+
+    def healthy(self, inst: Instance) -> bool | None:
+        """True/False from the app's health checks; None when it has none or nothing is known yet."""
+        record = self.apps.get(inst.app_id)
+        has_checks = bool(record and record.definition.health_checks)
+        return instance_health(self.health.records.get(inst.instance_id), has_checks)
+
+    def on_health(self, inst: Instance, check: dict[str, Any], outcome: CheckOutcome) -> None:
+        if outcome.flipped:
+            self.events.publish("health_status_changed_event", appId=inst.app_id, instanceId=inst.instance_id,
+                                version=inst.version, alive=outcome.record.alive)
+        if outcome.counted_failure:
+            self.events.publish("failed_health_check_event", appId=inst.app_id, taskId=inst.instance_id,
+                                instanceId=inst.instance_id, healthCheck=check)
+        if outcome.kill and not inst.killing:
+            reason = f"FailedHealthChecks: {outcome.record.last_failure_cause}"
+            self.events.publish("unhealthy_instance_kill_event", appId=inst.app_id, taskId=inst.instance_id,
+                                instanceId=inst.instance_id, version=inst.version, reason=reason,
+                                host=inst.host, slaveId=inst.agent_id)
+            log.warning("killing %s: %s", inst.instance_id, reason)
+            self._kill(inst, reason=reason)
+        self._touched.add(inst.app_id)
+        self.wake()
 
     def deployments_of(self, app_id: str) -> list[Deployment]:
         return [d for d in self.deployments.values() if app_id in d.affected_apps]
@@ -225,6 +253,7 @@ class Scheduler:
         self.store.delete_app(app_id)
         del self.apps[app_id]
         self._touched.add(app_id)
+        self.events.publish("app_terminated_event", appId=app_id)
         self.backoffs.pop(app_id, None)
         self.queue.pop(app_id, None)
         for d in self.deployments_of(app_id):
@@ -271,15 +300,31 @@ class Scheduler:
         self.wake()
 
     # -- status updates -----------------------------------------------------------------
+    def _publish_status(self, inst: Instance, state: str, message: str = "") -> None:
+        self.events.publish(
+            "status_update_event", slaveId=inst.agent_id, taskId=inst.instance_id, taskStatus=state,
+            message=message, appId=inst.app_id, host=inst.host, ipAddresses=[{"ipAddress": "127.0.0.1",
+                                                                              "protocol": "IPv4"}],
+            ports=list(inst.ports), version=inst.version)
+        self.events.publish(
+            "instance_changed_event", instanceId=inst.instance_id, condition=condition_of(state),
+            runSpecId=inst.app_id, agentId=inst.agent_id, host=inst.host, runSpecVersion=inst.version)
+
     def on_status(self, update: StatusUpdate) -> None:
         inst = self.instances.get(update.instance_id)
         if inst is None:
             return
+        self._publish_status(inst, update.state, update.message)
         if update.state not in TERMINAL_STATES:
             self._put(inst.with_(state=update.state, message=update.message))
             return
         self._put(None, inst.instance_id)
-        if not inst.killing and backoff_math.counts_as_failure(update.state) and inst.app_id in self.apps:
+        self.health.forget(inst.instance_id)
+        failed_checks = inst.kill_reason.startswith("FailedHealthChecks")
+        if failed_checks:
+            update = StatusUpdate(update.instance_id, "TASK_FAILED", inst.kill_reason, update.exit_code)
+        if (failed_checks or not inst.killing and backoff_math.counts_as_failure(update.state)) \
+                and inst.app_id in self.apps:
             app = self.apps[inst.app_id].definition
             b = backoff_math.record_failure(self.backoffs.get(inst.app_id), now(), app.backoff_seconds,
                                             app.backoff_factor, app.max_launch_delay_seconds)
@@ -320,10 +365,11 @@ class Scheduler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _kill(self, inst: Instance) -> None:
+    def _kill(self, inst: Instance, reason: str = "") -> None:
         if inst.killing:
             return
-        self._put(inst.with_(killing=True))
+        self._put(inst.with_(killing=True, kill_reason=reason))
+        self._publish_status(inst, "TASK_KILLING")
         grace = self.apps[inst.app_id].definition.task_kill_grace_seconds if inst.app_id in self.apps else 3.0
         self._spawn(self.backend.kill(inst, grace))
 
@@ -412,7 +458,9 @@ class Scheduler:
             current = self.instances.get(inst.instance_id)
             if current is None or current.state != STAGING:
                 return
-            self._put(launched.with_(state=RUNNING, started_at=now(), killing=current.killing))
+            running = launched.with_(state=RUNNING, started_at=now(), killing=current.killing)
+            self._put(running)
+            self._publish_status(running, RUNNING)
             self.wake()
 
     def _finish_deployments(self) -> None:

@@ -25,6 +25,17 @@ TERMINAL_STATES = frozenset({FINISHED, FAILED, KILLED, LOST, ERROR, "TASK_DROPPE
 ACTIVE_STATES = frozenset({STAGING, STARTING, RUNNING})
 
 
+_CONDITIONS = {STAGING: "Staging", STARTING: "Starting", RUNNING: "Running", KILLING: "Killing",
+               FINISHED: "Finished", FAILED: "Failed", KILLED: "Killed", LOST: "Gone", ERROR: "Error",
+               "TASK_DROPPED": "Dropped", "TASK_GONE": "Gone", "TASK_UNKNOWN": "Unknown",
+               "TASK_UNREACHABLE": "Unreachable", "TASK_GONE_BY_OPERATOR": "Gone"}
+
+
+def condition_of(task_state: str) -> str:
+    """Marathon's instance condition for a Mesos task state (instance_changed_event)."""
+    return _CONDITIONS.get(task_state, "Unknown")
+
+
 def new_instance_id(app_id: str) -> str:
     """Marathon 1.8+ task id form: `<app path with / -> _>.instance-<uuid>._app.1`."""
     return f"{app_id.strip('/').replace('/', '_')}.instance-{uuid.uuid4()}._app.1"
@@ -51,6 +62,7 @@ class Instance:
     pid: int | None = None
     pid_start_time: int | None = None
     killing: bool = False        # a kill was asked for; it no longer counts toward `instances`
+    kill_reason: str = ""        # why we killed it; "FailedHealthChecks" counts toward backoff
     message: str = ""
     resources: dict[str, float] = field(default_factory=dict)
 

@@ -69,10 +69,13 @@ async def serve(options: ServeOptions) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as group:
-            loop_task = group.create_task(scheduler.run(), name="scheduler-loop")
+            services = [group.create_task(scheduler.run(), name="scheduler-loop"),
+                        group.create_task(scheduler.health.run(), name="health-checks")]
             await stop.wait()
-            loop_task.cancel()
+            for task in services:
+                task.cancel()
     finally:
+        scheduler.events.close()    # ends open event streams so the HTTP server can stop
         await runner.cleanup()
         await scheduler.close()
         scheduler.store.close()

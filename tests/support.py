@@ -149,6 +149,7 @@ class InProcessApi:
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
     async def _stop(self) -> None:
+        self.scheduler.events.close()
         await self.runner.cleanup()
         await self.scheduler.close()
 

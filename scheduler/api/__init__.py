@@ -18,7 +18,7 @@ from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 
 from ..core import Scheduler
 from ..errors import ApiError
-from . import apps, system, tasks
+from . import apps, events, system, tasks
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ def _error_body(exc: Exception) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return 405, {"message": f"HTTP 405 Method Not Allowed: {exc.method} is not allowed here; "
                                 f"allowed: {', '.join(sorted(exc.allowed_methods))}"}
+    if isinstance(exc, web.HTTPNotAcceptable):
+        return 406, {"message": exc.reason}
     if isinstance(exc, web.HTTPException):
         return exc.status, {"message": exc.reason}
     return 500, {"message": "Internal error; see the scheduler log"}
@@ -75,4 +77,5 @@ def build_api(scheduler: Scheduler, leader: str) -> web.Application:
     apps.add_routes(app.router)
     tasks.add_routes(app.router)
     system.add_routes(app.router)
+    events.add_routes(app.router)
     return app

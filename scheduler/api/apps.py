@@ -28,6 +28,14 @@ def _deployment_response(deployment_id: str, version: str, status: int = 200) ->
     return _json(deployment_result(deployment_id, version), status, {"Marathon-Deployment-Id": deployment_id})
 
 
+def _announce(request: web.Request, records: list[Any]) -> None:
+    """api_post_event for each app a request changed (marathon-lb re-syncs on it)."""
+    sched = scheduler_of(request)
+    for record in records:
+        sched.events.publish("api_post_event", clientIp=request.remote, uri=request.path,
+                             appDefinition=record.json)
+
+
 async def list_apps(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     id_filter = request.query.get("id", "").lower()
@@ -54,6 +62,7 @@ async def list_apps(request: web.Request) -> web.Response:
 async def create_app(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     record, deployment = sched.create_app(await json_body(request))
+    _announce(request, [record])
     body = render_app(sched, record, set())
     body.update(tasksStaged=0, tasksRunning=0, tasksHealthy=0, tasksUnhealthy=0)
     return _json(body, 201, {"Location": f"/v2/apps{record.app_id}", "Marathon-Deployment-Id": deployment.id})
@@ -71,6 +80,7 @@ async def _update_many(request: web.Request, *, must_exist: bool) -> web.Respons
         updates.append((path_app_id(item["id"], missing_is_404=False), item))
     partial = flag(request, "partialUpdate", True) if request.method == "PUT" else True
     records, deployment, _ = sched.update_apps(updates, partial=partial, must_exist=must_exist)
+    _announce(request, records)
     return _deployment_response(deployment.id, deployment.version)
 
 
@@ -139,6 +149,7 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
         partial = flag(request, "partialUpdate", True) if method == "PUT" else True
         records, deployment, created = sched.update_apps([(app_id, body)], partial=partial,
                                                          must_exist=method == "PATCH")
+        _announce(request, records)
         if created:
             return _json(render_app(sched, records[0], set()), 201,
                          {"Location": f"/v2/apps{app_id}", "Marathon-Deployment-Id": deployment.id})
@@ -156,7 +167,7 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
         raise app_not_found(app_id)
     insts = sched.instances_of(app_id)
     if request.method == "GET" and task_id is None:
-        return _json({"tasks": [render_task(i) for i in sorted(insts, key=lambda i: i.staged_at)]})
+        return _json({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]})
     if request.method != "DELETE":
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "DELETE"])
     scale, wipe = flag(request, "scale"), flag(request, "wipe")
@@ -171,8 +182,8 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
     if deployment is not None:
         return _deployment_response(deployment.id, deployment.version)
     if task_id is not None:
-        return _json({"task": render_task(killed[0])})
-    return _json({"tasks": [render_task(i) for i in killed]})
+        return _json({"task": render_task(killed[0], sched)})
+    return _json({"tasks": [render_task(i, sched) for i in killed]})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 from ..apps import AppRecord
 from ..clock import iso_timestamp
 from ..core import Deployment, QueueEntry, Scheduler
+from ..health import render_results
 from ..model import RUNNING, STAGING, STARTING, Instance
 
 
-def render_task(inst: Instance) -> dict[str, Any]:
+def render_task(inst: Instance, sched: Scheduler | None = None) -> dict[str, Any]:
     return {
         "id": inst.instance_id,
         "appId": inst.app_id,
@@ -27,18 +28,19 @@ def render_task(inst: Instance) -> dict[str, Any]:
         "startedAt": iso_timestamp(inst.started_at) if inst.started_at else None,
         "version": inst.version,
         "ipAddresses": [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
-        "healthCheckResults": [],
+        "healthCheckResults": render_results(sched.health.records, inst.instance_id) if sched else [],
         "localVolumes": [],
         "role": "*",
     }
 
 
-def task_counts(insts: list[Instance]) -> dict[str, int]:
+def task_counts(sched: Scheduler, insts: list[Instance]) -> dict[str, int]:
+    health = [sched.healthy(i) for i in insts]
     return {
         "tasksStaged": sum(1 for i in insts if i.state in (STAGING, STARTING)),
         "tasksRunning": sum(1 for i in insts if i.state == RUNNING),
-        "tasksHealthy": 0,
-        "tasksUnhealthy": 0,
+        "tasksHealthy": sum(1 for h in health if h is True),
+        "tasksUnhealthy": sum(1 for h in health if h is False),
     }
 
 
@@ -50,10 +52,10 @@ def render_app(sched: Scheduler, record: AppRecord, embed: set[str]) -> dict[str
     """AppInfo: counts and deployments always, tasks/lastTaskFailure when embedded."""
     insts = sched.instances_of(record.app_id)
     body = dict(record.json)
-    body.update(task_counts(insts))
+    body.update(task_counts(sched, insts))
     body["deployments"] = render_deployment_ref(sched.deployments_of(record.app_id))
     if "tasks" in embed:
-        body["tasks"] = [render_task(i) for i in sorted(insts, key=lambda i: i.staged_at)]
+        body["tasks"] = [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]
     if "lastTaskFailure" in embed and record.app_id in sched.last_failures:
         body["lastTaskFailure"] = sched.last_failures[record.app_id]
     return body

@@ -30,7 +30,7 @@ async def list_tasks(request: web.Request) -> web.Response:
                 f"unknown status '{value}': use running or staging")])
         wanted |= states
     insts = [i for i in sched.instances.values() if not wanted or i.state in wanted]
-    return _json({"tasks": [render_task(i) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
+    return _json({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
 
 
 async def delete_tasks(request: web.Request) -> web.Response:
@@ -43,7 +43,7 @@ async def delete_tasks(request: web.Request) -> web.Response:
     if deployment is not None:
         return _json(deployment_result(deployment.id, deployment.version), 200,
                      {"Marathon-Deployment-Id": deployment.id})
-    return _json({"tasks": [render_task(i) for i in killed]})
+    return _json({"tasks": [render_task(i, sched) for i in killed]})
 
 
 async def get_queue(request: web.Request) -> web.Response:

@@ -1,0 +1,186 @@
+"""The health checker: probes running tasks and feeds `record_check`.
+
+One loop wakes every 250 ms, starts the checks that are due, and runs them concurrently under
+a global limit (Marathon's `--max_concurrent_marathon_health_checks`, 256) so a thousand tasks
+checked every ten seconds never starve the event loop. A slow check costs a slot, not the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from app_definitions import HealthCheck
+
+from .clock import now
+from .health_state import CheckPolicy, HealthRecord, record_check
+from .model import RUNNING, Instance
+
+if TYPE_CHECKING:
+    from .core import Scheduler
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_CHECKS = 256
+POLL_SECONDS = 0.25
+
+
+def policy_of(check: HealthCheck) -> CheckPolicy:
+    return CheckPolicy(protocol=check.protocol, grace_period_seconds=check.grace_period_seconds,
+                       max_consecutive_failures=check.max_consecutive_failures,
+                       ignore_http_1xx=bool(check.ignore_http1xx))
+
+
+def check_port(check: HealthCheck, inst: Instance) -> int | None:
+    if check.port:
+        return check.port
+    index = check.port_index or 0
+    return inst.ports[index] if index < len(inst.ports) else None
+
+
+def check_json(check: HealthCheck) -> dict[str, Any]:
+    return check.model_dump(by_alias=True, exclude_none=True)
+
+
+class HealthChecker:
+    def __init__(self, scheduler: "Scheduler", concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
+        self.scheduler = scheduler
+        self.records: dict[str, list[HealthRecord]] = {}
+        self._next_due: dict[tuple[str, int], float] = {}
+        self._in_flight: set[tuple[str, int]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._insecure = ssl.create_default_context()
+        self._insecure.check_hostname = False
+        self._insecure.verify_mode = ssl.CERT_NONE
+
+    async def run(self) -> None:
+        self._session = aiohttp.ClientSession()
+        try:
+            while True:
+                self.start_due_checks(now())
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._session.close()
+
+    def forget(self, instance_id: str) -> None:
+        self.records.pop(instance_id, None)
+        for key in [k for k in self._next_due if k[0] == instance_id]:
+            del self._next_due[key]
+
+    def start_due_checks(self, t: float) -> None:
+        sched = self.scheduler
+        live = set()
+        for inst in list(sched.instances.values()):
+            if inst.state != RUNNING or inst.killing or inst.app_id not in sched.apps:
+                continue
+            checks = sched.apps[inst.app_id].definition.health_checks
+            if not checks:
+                continue
+            live.add(inst.instance_id)
+            for index, check in enumerate(checks):
+                key = (inst.instance_id, index)
+                if key in self._in_flight or self._next_due.get(key, 0.0) > t:
+                    continue
+                self._in_flight.add(key)
+                self._next_due[key] = t + check.interval_seconds
+                task = asyncio.get_running_loop().create_task(self._check(inst, index, check))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        for gone in [iid for iid in self.records if iid not in live]:
+            self.forget(gone)
+
+    async def _check(self, inst: Instance, index: int, check: HealthCheck) -> None:
+        try:
+            async with self._slots:
+                ok, status, cause = await self._probe(inst, check)
+            self._record(inst, index, check, ok, status, cause)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken probe is a failed check, never a crashed checker
+            log.exception("health check of %s failed unexpectedly", inst.instance_id)
+            self._record(inst, index, check, False, None, f"checker error: {exc}")
+        finally:
+            self._in_flight.discard((inst.instance_id, index))
+
+    async def _probe(self, inst: Instance, check: HealthCheck) -> tuple[bool | None, int | None, str | None]:
+        protocol = check.protocol
+        timeout = float(check.timeout_seconds)
+        if protocol in ("COMMAND",) or (protocol.startswith("MESOS_") and check.command is not None):
+            return await self._command(inst, check, timeout)
+        port = check_port(check, inst)
+        if port is None:
+            return False, None, f"task has no port at index {check.port_index}"
+        host = "127.0.0.1"
+        if protocol in ("TCP", "MESOS_TCP"):
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+                writer.close()
+                return True, None, None
+            except (OSError, asyncio.TimeoutError) as exc:
+                return False, None, f"TCP connection to {host}:{port} failed: {exc or 'timed out'}"
+        scheme = "https" if protocol in ("HTTPS", "MESOS_HTTPS") else "http"
+        url = f"{scheme}://{host}:{port}{check.path or '/'}"
+        assert self._session is not None
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout),
+                                         ssl=self._insecure if scheme == "https" else None,
+                                         allow_redirects=False) as resp:
+                if 200 <= resp.status < 400:
+                    return True, resp.status, None
+                return False, resp.status, f"HTTP {resp.status} from {url}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            return False, None, f"GET {url}: {reason}"
+
+    async def _command(self, inst: Instance, check: HealthCheck, timeout: float) -> tuple[bool, None, str | None]:
+        command = check.command.value if check.command is not None else ""
+        env = {**os.environ, "HOST": inst.host, "MESOS_TASK_ID": inst.instance_id,
+               **{f"PORT{i}": str(p) for i, p in enumerate(inst.ports)}}
+        if inst.ports:
+            env["PORT"] = str(inst.ports[0])
+        proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", command, env=env,
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return False, None, f"command timed out after {timeout:g} s"
+        return (True, None, None) if code == 0 else (False, None, f"command exited with status {code}")
+
+    def _record(self, inst: Instance, index: int, check: HealthCheck, ok: bool | None, status: int | None,
+                cause: str | None) -> None:
+        current = self.scheduler.instances.get(inst.instance_id)
+        if current is None or current.killing:
+            return
+        records = self.records.setdefault(inst.instance_id, [])
+        while len(records) <= index:
+            records.append(HealthRecord(inst.instance_id))
+        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=now(),
+                               started_at=current.started_at or current.staged_at)
+        records[index] = outcome.record
+        self.scheduler.on_health(current, check_json(check), outcome)
+
+
+def render_results(records: Mapping[str, list[HealthRecord]], instance_id: str) -> list[dict[str, Any]]:
+    from .clock import iso_timestamp
+
+    def ts(value: float | None) -> str | None:
+        return iso_timestamp(value) if value is not None else None
+
+    return [{"alive": r.alive, "consecutiveFailures": r.consecutive_failures, "firstSuccess": ts(r.first_success),
+             "lastSuccess": ts(r.last_success), "lastFailure": ts(r.last_failure),
+             "lastFailureCause": r.last_failure_cause, "instanceId": r.instance_id}
+            for r in records.get(instance_id, [])]
