@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app_definitions import AppDefinition, ValidationFailed, apply_app_update, is_rollback_request, \
-    parse_app_definition
+from app_definitions import AppDefinition
 
 from . import backoff as backoff_math
-from .apps import AppRecord, finalize_app
+from .apps import AppRecord
 from .backends import ClusterBackend, StatusUpdate
-from .clock import VersionClock, iso_timestamp, now
+from .clock import VersionClock, iso_timestamp, now, parse_timestamp
 from .constraints import AgentView
-from .errors import BadRequest, Conflict, NotFound, app_not_found
+from .deployments import DeploymentRun, auto_rollback, progress_deadline, stall_reason, stalled
+from .errors import app_not_found
 from .events import EventBus
 from .health import HealthChecker
 from .health_state import CheckOutcome, instance_health
 from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
 from .placement import AgentOffer, consume_offers, place_tasks
-from .reconcile import plan_convergence
+from .mutations import AppMutations
+from .reconcile import Convergence, plan_convergence
+from .restart import InstanceState, next_restart_step
 from .store import StateStore
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,10 @@ class QueueEntry:
     last_unused_offer_at: float | None = None
 
 
-@dataclass
-class Deployment:
-    id: str
-    version: str
-    affected_apps: list[str]
-    action: str
-
-
 BackendFactory = Callable[[Callable[[StatusUpdate], None]], ClusterBackend]
 
 
-class Scheduler:
+class Scheduler(AppMutations):
     def __init__(self, store: StateStore, backend_factory: BackendFactory) -> None:
         self.store = store
         self.backend = backend_factory(self.on_status)
@@ -74,7 +67,8 @@ class Scheduler:
         self._last_full_pass = 0.0
         self.backoffs: dict[str, backoff_math.Backoff] = {}
         self.queue: dict[str, QueueEntry] = {}
-        self.deployments: dict[str, Deployment] = {}
+        self.deployments: dict[str, DeploymentRun] = {}
+        self.failed_deployments: dict[str, str] = {}
         self.last_failures: dict[str, dict[str, Any]] = {}
         self._versions = VersionClock()
         self._wake = asyncio.Event()
@@ -167,138 +161,10 @@ class Scheduler:
         self._touched.add(inst.app_id)
         self.wake()
 
-    def deployments_of(self, app_id: str) -> list[Deployment]:
-        return [d for d in self.deployments.values() if app_id in d.affected_apps]
+    def deployments_of(self, app_id: str) -> list[DeploymentRun]:
+        return [d for d in self.deployments.values() if app_id in d.plan.affected_app_ids]
 
     # -- mutations ----------------------------------------------------------------------
-    def _used_service_ports(self, except_app: str) -> dict[int, str]:
-        return {port: rec.app_id for rec in self.apps.values() if rec.app_id != except_app
-                for port in rec.service_ports if port}
-
-    def _commit(self, records: Iterable[AppRecord], action: str) -> Deployment:
-        records = list(records)
-        self.store.put_apps((r.app_id, r.version, r.json) for r in records)
-        for record in records:
-            if record.app_id in self.apps and record.config_version != self.apps[record.app_id].config_version:
-                self.backoffs.pop(record.app_id, None)   # a new config starts with a clean backoff
-                self.store.put_backoff(record.app_id, None)
-            self.apps[record.app_id] = record
-            self._touched.add(record.app_id)
-        affected = [r.app_id for r in records]
-        for old in [d for d in self.deployments.values() if set(d.affected_apps) & set(affected)]:
-            del self.deployments[old.id]
-        deployment = Deployment(id=str(uuid.uuid4()), version=records[0].version if records else "",
-                                affected_apps=affected, action=action)
-        self.deployments[deployment.id] = deployment
-        self.wake()
-        return deployment
-
-    def create_app(self, data: Any) -> tuple[AppRecord, Deployment]:
-        app = parse_app_definition(data)
-        if app.id in self.apps:
-            raise Conflict(f"An app with id [{app.id}] already exists.")
-        record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
-        return record, self._commit([record], "StartApplication")
-
-    def _prepare_update(self, app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
-        if not isinstance(body, dict):
-            raise ValidationFailed([("/", "error.expected.jsobject")])
-        existing = self.apps.get(app_id)
-        rollback_to = is_rollback_request(body)
-        if rollback_to is not None:
-            stored = self.store.app_version(app_id, rollback_to)
-            if stored is None:
-                raise NotFound(f"App '{app_id}' does not exist in version {rollback_to}")
-            data = {k: v for k, v in stored.items() if k not in ("version", "versionInfo")}
-        elif partial and existing is not None:
-            data = apply_app_update(existing.json, body)
-        else:
-            data = dict(body)
-        data["id"] = app_id
-        app = parse_app_definition(data)
-        record = finalize_app(app, existing, self._versions.next(), self._used_service_ports(app_id))
-        return record, existing is None
-
-    def update_apps(self, updates: list[tuple[str, Any]], *, partial: bool = True,
-                    must_exist: bool = False) -> tuple[list[AppRecord], Deployment, bool]:
-        """PUT/PATCH semantics for one or many apps: all are validated before any is stored.
-
-        Upsert, partial merge by default, or rollback when the body is `{"version": ts}`.
-        Returns the new records, their deployment and whether the (first) app was created.
-        """
-        if must_exist:
-            for app_id, _ in updates:
-                self.app(app_id)
-        prepared = [self._prepare_update(app_id, body, partial) for app_id, body in updates]
-        records = [record for record, _ in prepared]
-        created = bool(prepared) and prepared[0][1]
-        if len(prepared) == 1 and not created:
-            existing = self.apps[records[0].app_id]
-            action = "ScaleApplication" if records[0].config_version == existing.config_version \
-                else "RestartApplication"
-        else:
-            action = "StartApplication" if created else "RestartApplication"
-        return records, self._commit(records, action), created
-
-    def restart_app(self, app_id: str) -> tuple[AppRecord, Deployment]:
-        existing = self.app(app_id)
-        version = self._versions.next()
-        data = {**existing.json, "version": version,
-                "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": version}}
-        record = AppRecord.from_json(data)
-        return record, self._commit([record], "RestartApplication")
-
-    def delete_app(self, app_id: str) -> Deployment:
-        self.app(app_id)
-        self.store.delete_app(app_id)
-        del self.apps[app_id]
-        self._touched.add(app_id)
-        self.events.publish("app_terminated_event", appId=app_id)
-        self.backoffs.pop(app_id, None)
-        self.queue.pop(app_id, None)
-        for d in self.deployments_of(app_id):
-            del self.deployments[d.id]
-        deployment = Deployment(id=str(uuid.uuid4()), version=self._versions.next(),
-                                affected_apps=[app_id], action="StopApplication")
-        self.deployments[deployment.id] = deployment
-        self.wake()
-        return deployment
-
-    def kill_instances(self, ids: list[str], *, scale: bool, wipe: bool) -> tuple[list[Instance], Deployment | None]:
-        if scale and wipe:
-            raise BadRequest("You cannot use scale and wipe at the same time.")
-        unknown = [i for i in ids if i not in self.instances]
-        if unknown:
-            raise BadRequest(f"Invalid task ids: {', '.join(unknown)}")
-        targets = [self.instances[i] for i in ids]
-        deployment = None
-        if scale:
-            per_app: dict[str, int] = {}
-            for inst in targets:
-                if inst.active:
-                    per_app[inst.app_id] = per_app.get(inst.app_id, 0) + 1
-            records = []
-            for app_id, n in per_app.items():
-                if app_id in self.apps:
-                    current = self.apps[app_id]
-                    data = {**current.json, "instances": max(0, current.definition.instances - n)}
-                    app = parse_app_definition(data)
-                    records.append(finalize_app(app, current, self._versions.next(),
-                                                self._used_service_ports(app_id)))
-            deployment = self._commit(records, "ScaleApplication") if records else None
-        for inst in targets:
-            self._kill(inst)
-        self.wake()
-        return targets, deployment
-
-    def reset_delay(self, app_id: str) -> None:
-        self.app(app_id)
-        if app_id not in self.backoffs and app_id not in self.queue:
-            raise NotFound(f"Application {app_id} not found in tasks queue.")
-        self.backoffs.pop(app_id, None)
-        self.store.put_backoff(app_id, None)
-        self.wake()
-
     # -- status updates -----------------------------------------------------------------
     def _publish_status(self, inst: Instance, state: str, message: str = "") -> None:
         self.events.publish(
@@ -381,7 +247,9 @@ class Scheduler:
         t = now()
         agents = self._agent_views()
         ids = set(self._by_app) | set(self.apps) if app_ids is None else set(app_ids)
+        ids |= {a for run in self.deployments.values() for a in run.plan.affected_app_ids}
         offers = None
+        done: dict[str, bool] = {}
         for app_id in sorted(ids):
             record = self.apps.get(app_id)
             insts = self.instances_of(app_id)
@@ -390,20 +258,22 @@ class Scheduler:
                     self._kill(inst)
                 if not insts:
                     self._by_app.pop(app_id, None)
+                done[app_id] = not insts
                 continue
-            app = record.definition
-            plan = plan_convergence(target=app.instances, config_version=record.config_version, instances=insts,
-                                    kill_selection=app.kill_selection,
-                                    constraints=record.task_request.constraints, agents=agents)
-            for iid in plan.kill:
+            run = self._run_for(app_id)
+            if run is not None and run.waits_for_step(app_id):
+                continue
+            action = run.action_for(app_id) if run is not None else None
+            decision, done[app_id] = self._decide(record, insts, action.action if action else None, agents)
+            for iid in decision.kill:
                 self._kill(self.instances[iid])
-            if plan.launch == 0:
+            if decision.launch == 0:
                 self.queue.pop(app_id, None)
                 continue
-            entry = self.queue.setdefault(app_id, QueueEntry(count=plan.launch, since=t))
-            entry.count = plan.launch
+            entry = self.queue.setdefault(app_id, QueueEntry(count=decision.launch, since=t))
+            entry.count = decision.launch
             b = self.backoffs.get(app_id)
-            if b is not None and backoff_math.expired(b, t, app.max_launch_delay_seconds):
+            if b is not None and backoff_math.expired(b, t, record.definition.max_launch_delay_seconds):
                 del self.backoffs[app_id]
                 self.store.put_backoff(app_id, None)
             elif not backoff_math.launch_allowed(b, t):
@@ -411,8 +281,94 @@ class Scheduler:
                 continue
             if offers is None:
                 offers = self.backend.offers([i for i in self.instances.values() if i.active or i.killing])
-            offers = self._launch(record, insts, plan.launch, offers, entry, t)
-        self._finish_deployments()
+            offers = self._launch(record, insts, decision.launch, offers, entry, t)
+        self._advance_deployments(done, t)
+
+    def _run_for(self, app_id: str) -> DeploymentRun | None:
+        return next((run for run in self.deployments.values() if app_id in run.plan.affected_app_ids), None)
+
+    def _considered_healthy(self, inst: Instance) -> bool:
+        return inst.state == RUNNING and self.healthy(inst) is not False and (
+            self.healthy(inst) is True or not self.apps[inst.app_id].definition.health_checks)
+
+    def _ready(self, inst: Instance) -> bool:
+        """Readiness gates deployments only: no readiness check means ready once running."""
+        if not self.apps[inst.app_id].definition.readiness_checks:
+            return inst.state == RUNNING
+        return self.health.is_ready(inst.instance_id)
+
+    def _decide(self, record: AppRecord, insts: list[Instance], action: str | None,
+                agents: dict[str, AgentView]) -> tuple[Convergence, bool]:
+        """What this pass does for one app, and whether its deployment action is complete."""
+        app = record.definition
+        if action == "RestartApplication":
+            states = [InstanceState(instance_id=i.instance_id, is_new=i.config_version == record.config_version,
+                                    healthy=self._considered_healthy(i), ready=self._ready(i),
+                                    active=i.active, staged_at=i.staged_at) for i in insts]
+            strategy = app.upgrade_strategy
+            step = next_restart_step(app.instances, (strategy.minimum_health_capacity, strategy.maximum_over_capacity),
+                                     states, resident=app.is_resident)
+            return Convergence(launch=step.launch, kill=tuple(step.kill)), step.done
+        plan = plan_convergence(target=app.instances, config_version=None, instances=insts,
+                                kill_selection=app.kill_selection, constraints=record.task_request.constraints,
+                                agents=agents)
+        active = [i for i in insts if i.active]
+        complete = (not plan.launch and not plan.kill and len(active) == len(insts) == app.instances
+                    and all(self._considered_healthy(i) for i in active))
+        return plan, complete
+
+    def _new_healthy(self, run: DeploymentRun) -> int:
+        count = 0
+        for action in run.current_actions():
+            record = self.apps.get(action.app_id)
+            if record is None:
+                continue
+            count += sum(1 for i in self.instances_of(action.app_id)
+                         if i.config_version == record.config_version and self._considered_healthy(i)
+                         and self._ready(i))
+        return count
+
+    def _advance_deployments(self, done: dict[str, bool], t: float) -> None:
+        for run in list(self.deployments.values()):
+            while not run.finished and all(done.get(a.app_id, False) for a in run.current_actions()):
+                self.events.publish("deployment_step_success", plan=run.plan.to_json(),
+                                    currentStep={"actions": run.to_json()["currentActions"]})
+                run.step_index += 1
+                self._touched.update(a.app_id for a in run.current_actions())
+                self.wake()
+            if run.finished:
+                del self.deployments[run.id]
+                self.events.publish("deployment_success", id=run.id, plan=run.plan.to_json())
+                continue
+            marker = (run.step_index, self._new_healthy(run))
+            if marker > run.progress_marker:
+                run.progress_marker = marker
+                run.last_progress_at = t
+            elif stalled(run, t):
+                self._fail(run)
+
+    def _fail(self, run: DeploymentRun) -> None:
+        apps = [a.app_id for a in run.current_actions()]
+        causes = {}
+        for app_id in apps:
+            for inst in self.instances_of(app_id):
+                records = self.health.records.get(inst.instance_id) or []
+                cause = next((r.last_failure_cause for r in records if r.last_failure_cause), None)
+                if cause:
+                    causes[app_id] = cause
+        recent = {a: f for a, f in self.last_failures.items() if parse_timestamp(f["timestamp"]) >= run.started_at}
+        reason = stall_reason(apps, recent, causes,
+                              {a: (self.queue[a].message if a in self.queue else None) for a in apps},
+                              progress_deadline(run.plan))
+        log.warning("deployment %s failed: %s", run.id, reason)
+        del self.deployments[run.id]
+        self.events.publish("deployment_step_failure", plan=run.plan.to_json(),
+                            currentStep={"actions": run.to_json()["currentActions"]})
+        self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)
+        self.failed_deployments[run.id] = reason
+        if auto_rollback(run.plan):
+            log.warning("rolling back deployment %s", run.id)
+            self.rollback(run)
 
     def _launch(self, record: AppRecord, insts: list[Instance], count: int, offers: list[AgentOffer],
                 entry: QueueEntry, t: float) -> list[AgentOffer]:
@@ -462,16 +418,3 @@ class Scheduler:
             self._put(running)
             self._publish_status(running, RUNNING)
             self.wake()
-
-    def _finish_deployments(self) -> None:
-        for dep in list(self.deployments.values()):
-            if all(self._converged(app_id) for app_id in dep.affected_apps):
-                del self.deployments[dep.id]
-
-    def _converged(self, app_id: str) -> bool:
-        insts = self.instances_of(app_id)
-        record = self.apps.get(app_id)
-        if record is None:
-            return not insts
-        running = [i for i in insts if i.active and i.state == RUNNING and i.config_version == record.config_version]
-        return len(running) == record.definition.instances == len(insts)

@@ -52,6 +52,7 @@ class HealthChecker:
     def __init__(self, scheduler: "Scheduler", concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
         self.scheduler = scheduler
         self.records: dict[str, list[HealthRecord]] = {}
+        self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
         self._next_due: dict[tuple[str, int], float] = {}
         self._in_flight: set[tuple[str, int]] = set()
         self._slots = asyncio.Semaphore(concurrency)
@@ -73,9 +74,13 @@ class HealthChecker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._session.close()
 
+    def is_ready(self, instance_id: str) -> bool:
+        return bool(self.readiness.get(instance_id, {}).get("ready"))
+
     def forget(self, instance_id: str) -> None:
         self.records.pop(instance_id, None)
-        for key in [k for k in self._next_due if k[0] == instance_id]:
+        self.readiness.pop(instance_id, None)
+        for key in [k for k in self._next_due if instance_id in k]:
             del self._next_due[key]
 
     def start_due_checks(self, t: float) -> None:
@@ -84,7 +89,12 @@ class HealthChecker:
         for inst in list(sched.instances.values()):
             if inst.state != RUNNING or inst.killing or inst.app_id not in sched.apps:
                 continue
-            checks = sched.apps[inst.app_id].definition.health_checks
+            app = sched.apps[inst.app_id].definition
+            if app.readiness_checks and not self.is_ready(inst.instance_id):
+                live.add(inst.instance_id)
+                self._schedule(("ready", inst.instance_id), t, app.readiness_checks[0].interval_seconds,
+                               lambda inst=inst, app=app: self._readiness(inst, app))
+            checks = app.health_checks
             if not checks:
                 continue
             live.add(inst.instance_id)
@@ -97,8 +107,55 @@ class HealthChecker:
                 task = asyncio.get_running_loop().create_task(self._check(inst, index, check))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        for gone in [iid for iid in self.records if iid not in live]:
+        for gone in [iid for iid in (*self.records, *self.readiness) if iid not in live]:
             self.forget(gone)
+
+    def _schedule(self, key: Any, t: float, interval: float, make: Any) -> None:
+        if key in self._in_flight or self._next_due.get(key, 0.0) > t:
+            return
+        self._in_flight.add(key)
+        self._next_due[key] = t + interval
+
+        async def probe() -> None:
+            try:
+                await make()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("readiness check failed unexpectedly")
+            finally:
+                self._in_flight.discard(key)
+
+        task = asyncio.get_running_loop().create_task(probe())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _readiness(self, inst: Instance, app: Any) -> None:
+        """Readiness (deployments only): HTTP GET on the named port until an accepted status."""
+        check = app.readiness_checks[0]
+        names = [spec.name for spec in app.port_specs() if spec.host_port is not None]
+        port = inst.ports[names.index(check.port_name)] if check.port_name in names and \
+            names.index(check.port_name) < len(inst.ports) else None
+        result: dict[str, Any] = {"name": check.name, "taskId": inst.instance_id, "ready": False,
+                                  "lastResponse": None}
+        if port is not None:
+            scheme = "https" if check.protocol == "HTTPS" else "http"
+            url = f"{scheme}://127.0.0.1:{port}{check.path}"
+            assert self._session is not None
+            try:
+                async with self._slots, self._session.get(
+                        url, timeout=aiohttp.ClientTimeout(total=check.timeout_seconds),
+                        ssl=self._insecure if scheme == "https" else None) as resp:
+                    body = await resp.text() if check.preserve_last_response else ""
+                    result["ready"] = resp.status in check.http_status_codes_for_ready
+                    result["lastResponse"] = {"status": resp.status, "contentType": resp.content_type,
+                                              "body": body}
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+        if self.scheduler.instances.get(inst.instance_id) is not None:
+            self.readiness[inst.instance_id] = result
+            if result["ready"]:
+                self.scheduler.wake()
 
     async def _check(self, inst: Instance, index: int, check: HealthCheck) -> None:
         try:

@@ -1,9 +1,8 @@
 """What must change for one app to match its definition — decided, not done.
 
 Like Nomad's reconciler this returns a diff (how many to launch, which to kill) and touches
-nothing; the scheduler loop carries it out. Until rolling deployments drive config changes,
-instances of an older config are replaced capacity-first: new ones start, and an old one is
-killed only once a new one runs in its place.
+nothing; the scheduler loop carries it out. This is the scale path (and the steady state);
+config changes are rolled by `restart.next_restart_step` under a deployment.
 """
 
 from __future__ import annotations
@@ -28,13 +27,19 @@ def _views(instances: Sequence[Instance], agents: Mapping[str, AgentView]) -> li
                          healthy=None, running=i.state == RUNNING) for i in instances]
 
 
-def plan_convergence(*, target: int, config_version: str, instances: Sequence[Instance],
+def plan_convergence(*, target: int, config_version: str | None, instances: Sequence[Instance],
                      kill_selection: str, constraints: Sequence[ConstraintSpec],
                      agents: Mapping[str, AgentView]) -> Convergence:
-    """Launch count and kill list that bring `instances` (of one app) to `target` of `config_version`."""
+    """Launch count and kill list that bring `instances` (of one app) to `target` of `config_version`.
+
+    config_version=None counts every instance as current: outside a restart deployment an
+    older instance is capacity, not something to replace (Marathon leaves a cancelled
+    deployment's mix alone until the next deployment).
+    """
     active = [i for i in instances if i.active]
-    current = [i for i in active if i.config_version == config_version]
-    outdated = [i for i in active if i.config_version != config_version]
+    current = [i for i in active if config_version is None or i.config_version == config_version]
+    current_ids = {i.instance_id for i in current}
+    outdated = [i for i in active if i.instance_id not in current_ids]
     kill: list[str] = []
     if len(current) > target:
         kill += select_instances_to_kill(_views(current, agents), len(current) - target, kill_selection, constraints)

@@ -120,7 +120,7 @@ class PacerServer:
 class InProcessApi:
     """The API and scheduler in this process, on their own event loop thread, on a real socket.
 
-    The scheduling loop is not started, so nothing launches: for API-shape tests only.
+    Its agents offer nothing, so no task ever launches: for API-shape tests only.
     """
 
     def __init__(self, home: Path) -> None:
@@ -142,13 +142,17 @@ class InProcessApi:
         from scheduler.api import build_api
         from scheduler.serve import ServeOptions, make_scheduler
 
-        self.scheduler = make_scheduler(ServeOptions(home=self.home, resources={"cpus": 8, "mem": 8192, "disk": 1000}))
+        # agents with nothing to offer: the loop runs (deployments of 0 instances complete)
+        # but no generated definition can ever launch a process
+        self.scheduler = make_scheduler(ServeOptions(home=self.home, resources={"cpus": 0, "mem": 0, "disk": 0}))
         await self.scheduler.start()
+        self.loop_task = asyncio.get_running_loop().create_task(self.scheduler.run())
         self.runner = web.AppRunner(build_api(self.scheduler, f"127.0.0.1:{self.port}"))
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
 
     async def _stop(self) -> None:
+        self.loop_task.cancel()
         self.scheduler.events.close()
         await self.runner.cleanup()
         await self.scheduler.close()
@@ -160,3 +164,41 @@ class InProcessApi:
 
     def snapshot(self) -> list:
         return self.scheduler.store.current_apps()
+
+
+class EventRecorder:
+    """Reads /v2/events in a background thread and keeps every (event type, body) it saw."""
+
+    def __init__(self, url_base: str, *types: str) -> None:
+        host, port = url_base.removeprefix("http://").split(":")
+        query = "&".join(f"event_type={t}" for t in types)
+        self.conn = httplib.HTTPConnection(host, int(port), timeout=60)
+        self.conn.request("GET", f"/v2/events?{query}", headers={"Accept": "text/event-stream"})
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200
+        self.events: list[tuple[str, Any]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        event_type = ""
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event_type = line[7:]
+                elif line.startswith("data: "):
+                    self.events.append((event_type, json.loads(line[6:])))
+        except (OSError, ValueError):
+            pass
+
+    def of_type(self, event_type: str) -> list[Any]:
+        return [body for kind, body in self.events if kind == event_type]
+
+    def close(self) -> None:
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)   # type: ignore[union-attr]
+        except OSError:
+            pass
+        self.conn.close()
+        self.thread.join(5)

@@ -46,7 +46,7 @@ def test_create_assigns_unique_service_ports(api):
         ports += [p["port"] for p in body["portDefinitions"]]
     assert len(set(ports)) == 4 and all(10000 <= p < 20000 for p in ports)
     # an update that leaves the port at 0 keeps the port the app already had
-    status, body, _ = http("PUT", api.url, "/v2/apps/svc-a?partialUpdate=false",
+    status, body, _ = http("PUT", api.url, "/v2/apps/svc-a?partialUpdate=false&force=true",
                            {"cmd": "true", "instances": 0, "portDefinitions": [{"port": 0}, {"port": 0}]})
     assert status == 200, body
     app = http("GET", api.url, "/v2/apps/svc-a")[1]["app"]
@@ -54,9 +54,9 @@ def test_create_assigns_unique_service_ports(api):
 
 
 def test_put_upserts_and_patch_requires_existing(api):
-    status, body, headers = http("PUT", api.url, "/v2/apps/upsert", {"cmd": "sleep 1", "instances": 0})
+    status, body, headers = http("PUT", api.url, "/v2/apps/upsert?force=true", {"cmd": "sleep 1", "instances": 0})
     assert status == 201 and headers["location"] == "/v2/apps/upsert"
-    status, body, headers = http("PUT", api.url, "/v2/apps/upsert", {"instances": 0, "mem": 64})
+    status, body, headers = http("PUT", api.url, "/v2/apps/upsert?force=true", {"instances": 0, "mem": 64})
     assert status == 200 and set(body) == {"deploymentId", "version"}
     assert headers["marathon-deployment-id"] == body["deploymentId"]
     app = http("GET", api.url, "/v2/apps/upsert")[1]["app"]
@@ -66,21 +66,21 @@ def test_put_upserts_and_patch_requires_existing(api):
 
 
 def test_versions_scale_keeps_config_version_and_rollback_restores(api):
-    http("PUT", api.url, "/v2/apps/versioned", {"cmd": "sleep 1", "instances": 0})
+    http("PUT", api.url, "/v2/apps/versioned?force=true", {"cmd": "sleep 1", "instances": 0})
     first = http("GET", api.url, "/v2/apps/versioned")[1]["app"]
-    http("PUT", api.url, "/v2/apps/versioned", {"instances": 0, "cpus": 0.5})
-    http("PUT", api.url, "/v2/apps/versioned", {"instances": 0, "labels": {"a": "b"}})
+    http("PUT", api.url, "/v2/apps/versioned?force=true", {"instances": 0, "cpus": 0.5})
+    http("PUT", api.url, "/v2/apps/versioned?force=true", {"instances": 0, "labels": {"a": "b"}})
     versions = http("GET", api.url, "/v2/apps/versioned/versions")[1]["versions"]
     assert len(versions) == 3 and versions[-1] == first["version"] and versions == sorted(versions, reverse=True)
     status, old, _ = http("GET", api.url, f"/v2/apps/versioned/versions/{first['version']}")
     assert status == 200 and old["cpus"] == 1
-    status, body, _ = http("PUT", api.url, "/v2/apps/versioned", {"version": first["version"]})
+    status, body, _ = http("PUT", api.url, "/v2/apps/versioned?force=true", {"version": first["version"]})
     assert status == 200, body
     app = http("GET", api.url, "/v2/apps/versioned")[1]["app"]
     assert app["cpus"] == 1 and app["labels"] == {} and app["version"] == body["version"]
-    status, body, _ = http("PUT", api.url, "/v2/apps/versioned", {"version": "2001-01-01T00:00:00.000Z"})
+    status, body, _ = http("PUT", api.url, "/v2/apps/versioned?force=true", {"version": "2001-01-01T00:00:00.000Z"})
     assert status == 404
-    status, scaled, _ = http("PUT", api.url, "/v2/apps/versioned", {"instances": 0})
+    status, scaled, _ = http("PUT", api.url, "/v2/apps/versioned?force=true", {"instances": 0})
     after = http("GET", api.url, "/v2/apps/versioned")[1]["app"]
     assert after["versionInfo"]["lastScalingAt"] == scaled["version"]
     assert after["versionInfo"]["lastConfigChangeAt"] == app["versionInfo"]["lastConfigChangeAt"]
@@ -103,9 +103,9 @@ def test_list_filters_and_group_listing(api):
 
 
 def test_restart_creates_new_config_version(api):
-    http("PUT", api.url, "/v2/apps/restartable", {"cmd": "sleep 1", "instances": 0})
+    http("PUT", api.url, "/v2/apps/restartable?force=true", {"cmd": "sleep 1", "instances": 0})
     before = http("GET", api.url, "/v2/apps/restartable")[1]["app"]
-    status, body, _ = http("POST", api.url, "/v2/apps/restartable/restart")
+    status, body, _ = http("POST", api.url, "/v2/apps/restartable/restart?force=true")
     assert status == 200 and set(body) == {"deploymentId", "version"}
     after = http("GET", api.url, "/v2/apps/restartable")[1]["app"]
     assert after["versionInfo"]["lastConfigChangeAt"] == body["version"] != before["version"]

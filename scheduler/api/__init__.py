@@ -18,7 +18,7 @@ from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 
 from ..core import Scheduler
 from ..errors import ApiError
-from . import apps, events, system, tasks
+from . import apps, events, groups, system, tasks
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +78,5 @@ def build_api(scheduler: Scheduler, leader: str) -> web.Application:
     tasks.add_routes(app.router)
     system.add_routes(app.router)
     events.add_routes(app.router)
+    groups.add_routes(app.router)
     return app

@@ -61,7 +61,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 async def create_app(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    record, deployment = sched.create_app(await json_body(request))
+    record, deployment = sched.create_app(await json_body(request), force=flag(request, "force"))
     _announce(request, [record])
     body = render_app(sched, record, set())
     body.update(tasksStaged=0, tasksRunning=0, tasksHealthy=0, tasksUnhealthy=0)
@@ -79,9 +79,10 @@ async def _update_many(request: web.Request, *, must_exist: bool) -> web.Respons
             raise ValidationFailed([(f"/({i})/id", "error.path.missing")])
         updates.append((path_app_id(item["id"], missing_is_404=False), item))
     partial = flag(request, "partialUpdate", True) if request.method == "PUT" else True
-    records, deployment, _ = sched.update_apps(updates, partial=partial, must_exist=must_exist)
+    records, deployment, _ = sched.update_apps(updates, partial=partial, must_exist=must_exist,
+                                               force=flag(request, "force"))
     _announce(request, records)
-    return _deployment_response(deployment.id, deployment.version)
+    return _deployment_response(deployment.id, deployment.plan.version)
 
 
 async def put_apps(request: web.Request) -> web.Response:
@@ -121,7 +122,7 @@ async def app_resource(request: web.Request) -> web.StreamResponse:
     app_id = path_app_id(raw_id)
     if sub == "restart" and method == "POST":
         sched.app(app_id)
-        record, deployment = sched.restart_app(app_id)
+        record, deployment = sched.restart_app(app_id, force=flag(request, "force"))
         return _deployment_response(deployment.id, record.version)
     if sub == "versions" and method == "GET":
         sched.app(app_id)
@@ -148,7 +149,8 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
         body = await json_body(request)
         partial = flag(request, "partialUpdate", True) if method == "PUT" else True
         records, deployment, created = sched.update_apps([(app_id, body)], partial=partial,
-                                                         must_exist=method == "PATCH")
+                                                         must_exist=method == "PATCH",
+                                                         force=flag(request, "force"))
         _announce(request, records)
         if created:
             return _json(render_app(sched, records[0], set()), 201,
@@ -156,8 +158,8 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
         return _deployment_response(deployment.id, records[0].version)
     if method == "DELETE":
         app_id = path_app_id(raw_id)
-        deployment = sched.delete_app(app_id)
-        return _deployment_response(deployment.id, deployment.version)
+        deployment = sched.delete_app(app_id, force=flag(request, "force", True))
+        return _deployment_response(deployment.id, deployment.plan.version)
     raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "PATCH", "DELETE"])
 
 
@@ -178,9 +180,9 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
     else:
         host = request.query.get("host")
         ids = [i.instance_id for i in insts if host is None or i.host == host]
-    killed, deployment = sched.kill_instances(ids, scale=scale, wipe=wipe)
+    killed, deployment = sched.kill_instances(ids, scale=scale, wipe=wipe, force=flag(request, "force"))
     if deployment is not None:
-        return _deployment_response(deployment.id, deployment.version)
+        return _deployment_response(deployment.id, deployment.plan.version)
     if task_id is not None:
         return _json({"task": render_task(killed[0], sched)})
     return _json({"tasks": [render_task(i, sched) for i in killed]})

@@ -10,7 +10,8 @@ from typing import Any
 
 from ..apps import AppRecord
 from ..clock import iso_timestamp
-from ..core import Deployment, QueueEntry, Scheduler
+from ..core import QueueEntry, Scheduler
+from ..deployments import DeploymentRun
 from ..health import render_results
 from ..model import RUNNING, STAGING, STARTING, Instance
 
@@ -44,7 +45,7 @@ def task_counts(sched: Scheduler, insts: list[Instance]) -> dict[str, int]:
     }
 
 
-def render_deployment_ref(deployments: list[Deployment]) -> list[dict[str, str]]:
+def render_deployment_ref(deployments: list[DeploymentRun]) -> list[dict[str, str]]:
     return [{"id": d.id} for d in deployments]
 
 

@@ -7,7 +7,6 @@ from aiohttp import web
 from app_definitions import ValidationFailed
 
 from ..clock import now
-from ..errors import NotFound
 from ..model import RUNNING, STAGING, STARTING
 from .params import deployment_result, flag, json_body, path_app_id, scheduler_of
 from .render import render_queue_entry, render_task
@@ -39,9 +38,10 @@ async def delete_tasks(request: web.Request) -> web.Response:
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValidationFailed([("/ids", "expected a list of task ids")])
-    killed, deployment = sched.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"))
+    killed, deployment = sched.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"),
+                                              force=flag(request, "force"))
     if deployment is not None:
-        return _json(deployment_result(deployment.id, deployment.version), 200,
+        return _json(deployment_result(deployment.id, deployment.plan.version), 200,
                      {"Marathon-Deployment-Id": deployment.id})
     return _json({"tasks": [render_task(i, sched) for i in killed]})
 
@@ -61,23 +61,18 @@ async def reset_delay(request: web.Request) -> web.Response:
 
 async def list_deployments(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    out = []
-    for d in sched.deployments.values():
-        actions = [{"action": d.action, "app": app_id} for app_id in d.affected_apps]
-        out.append({"id": d.id, "version": d.version, "affectedApps": d.affected_apps, "affectedPods": [],
-                    "steps": [{"actions": actions}],
-                    "currentActions": [{**a, "readinessCheckResults": []} for a in actions],
-                    "currentStep": 1, "totalSteps": 1})
-    return _json(out)
+    readiness = {app_id: [sched.health.readiness[i.instance_id] for i in sched.instances_of(app_id)
+                          if i.instance_id in sched.health.readiness]
+                 for run in sched.deployments.values() for app_id in run.plan.affected_app_ids}
+    return _json([run.to_json(readiness) for run in sched.deployments.values()])
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    dep_id = request.match_info["id"]
-    if dep_id not in sched.deployments:
-        raise NotFound(f"DeploymentPlan {dep_id} does not exist")
-    del sched.deployments[dep_id]
-    return web.Response(status=202)
+    rollback = sched.cancel_deployment(request.match_info["id"], force=flag(request, "force"))
+    if rollback is None:
+        return web.Response(status=202)
+    return _json(deployment_result(rollback.id, rollback.plan.version), 200, {"Marathon-Deployment-Id": rollback.id})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -1,0 +1,94 @@
+"""/v2/groups: groups are the app-id tree; writes become one deployment over all their apps."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app_definitions import ValidationFailed, canonical_path_id
+
+from ..errors import Conflict, NotFound
+from ..groups import apply_group_update, delete_group, group_rollback_version, group_tree, restore_group
+from .params import deployment_result, flag, json_body, scheduler_of
+
+
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    from . import json_response
+    return json_response(body, status, headers)
+
+
+def _group_id(request: web.Request) -> str:
+    raw = request.match_info.get("tail", "") or "/"
+    try:
+        return canonical_path_id(raw) if raw.strip("/") else "/"
+    except ValidationFailed:
+        raise NotFound(f"Group '/{raw.strip('/')}' does not exist") from None
+
+
+def _current(request: web.Request) -> dict[str, dict]:
+    return {app_id: record.json for app_id, record in scheduler_of(request).apps.items()}
+
+
+async def get_group(request: web.Request) -> web.Response:
+    group_id = _group_id(request)
+    embed = set(request.query.getall("embed", []))
+    tree = group_tree(_current(request), group_id, embed_apps=not embed or "group.apps" in embed)
+    if tree is None:
+        raise NotFound(f"Group '{group_id}' does not exist")
+    return _json(tree)
+
+
+async def _write(request: web.Request, *, create: bool) -> web.Response:
+    sched = scheduler_of(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed([("/", "error.expected.jsobject")])
+    group_id = _group_id(request)
+    if create and "id" in body and group_id == "/":
+        group_id = canonical_path_id(str(body["id"]))
+        body = {k: v for k, v in body.items() if k != "id"}
+    current = _current(request)
+    if create and group_id != "/" and group_tree(current, group_id) is not None:
+        raise Conflict(f"Group {group_id} is already created. Use PUT to change this group.")
+    rollback_to = group_rollback_version(body)
+    if rollback_to is not None:
+        new_apps = restore_group(current, group_id, sched.apps_as_of(rollback_to))
+    else:
+        new_apps = apply_group_update(current, group_id, body, replace=not create)
+    if flag(request, "dryRun"):
+        plan = sched.plan_replace(new_apps)
+        return _json({"steps": plan.to_json()["steps"]})
+    run = sched.replace_apps(new_apps, force=flag(request, "force"))
+    for app_id in run.plan.affected_app_ids:
+        if app_id in sched.apps:
+            sched.events.publish("api_post_event", clientIp=request.remote, uri=request.path,
+                                 appDefinition=sched.apps[app_id].json)
+    sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
+    return _json(deployment_result(run.id, run.plan.version), 201 if create else 200,
+                 {"Marathon-Deployment-Id": run.id})
+
+
+async def create_group(request: web.Request) -> web.Response:
+    return await _write(request, create=True)
+
+
+async def update_group(request: web.Request) -> web.Response:
+    return await _write(request, create=False)
+
+
+async def remove_group(request: web.Request) -> web.Response:
+    sched = scheduler_of(request)
+    group_id = _group_id(request)
+    current = _current(request)
+    if group_id != "/" and group_tree(current, group_id) is None:
+        raise NotFound(f"Group '{group_id}' does not exist")
+    run = sched.replace_apps(delete_group(current, group_id), force=flag(request, "force"))
+    sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
+    return _json(deployment_result(run.id, run.plan.version), 200, {"Marathon-Deployment-Id": run.id})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for path in ("/v2/groups", "/v2/groups/{tail:.+}"):
+        router.add_get(path, get_group)
+        router.add_post(path, create_group)
+        router.add_put(path, update_group)
+        router.add_delete(path, remove_group)

@@ -1,0 +1,86 @@
+"""A running deployment: which step it is on, and whether it still makes progress.
+
+The plan (what to do) comes from `plan.build_plan`; this module keeps the little state a
+running plan needs and decides, purely, when a step is complete and when a deployment has
+stalled. Marathon waited forever; Pacer fails a deployment that makes no progress for
+`upgradeStrategy.progressDeadlineSeconds` and names the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .plan import DeploymentAction, DeploymentPlan
+
+
+@dataclass
+class DeploymentRun:
+    plan: DeploymentPlan
+    started_at: float
+    last_progress_at: float
+    step_index: int = 0
+    progress_marker: tuple[int, int] = (0, 0)
+
+    @property
+    def id(self) -> str:
+        return self.plan.id
+
+    @property
+    def finished(self) -> bool:
+        return self.step_index >= len(self.plan.steps)
+
+    def current_actions(self) -> tuple[DeploymentAction, ...]:
+        return () if self.finished else self.plan.steps[self.step_index].actions
+
+    def action_for(self, app_id: str) -> DeploymentAction | None:
+        return next((a for a in self.current_actions() if a.app_id == app_id), None)
+
+    def waits_for_step(self, app_id: str) -> bool:
+        """The app has an action in a later step: leave it alone until its turn."""
+        return any(a.app_id == app_id for step in self.plan.steps[self.step_index + 1:] for a in step.actions) \
+            and self.action_for(app_id) is None
+
+    def to_json(self, readiness: Mapping[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        body = self.plan.to_json()
+        body["currentActions"] = [{"action": a.action, "app": a.app_id,
+                                   "readinessCheckResults": (readiness or {}).get(a.app_id, [])}
+                                  for a in self.current_actions()]
+        body["currentStep"] = min(self.step_index + 1, len(self.plan.steps))
+        body["totalSteps"] = len(self.plan.steps)
+        return body
+
+
+def progress_deadline(plan: DeploymentPlan) -> float:
+    """Smallest non-zero progressDeadlineSeconds of the target apps; 0 means wait forever."""
+    deadlines = [app.upgrade_strategy.progress_deadline_seconds for app in plan.target.values()
+                 if app.id in plan.affected_app_ids and app.upgrade_strategy.progress_deadline_seconds]
+    return float(min(deadlines)) if deadlines else 0.0
+
+
+def auto_rollback(plan: DeploymentPlan) -> bool:
+    return any(app.upgrade_strategy.auto_rollback for app in plan.target.values() if app.id in plan.affected_app_ids)
+
+
+def stalled(run: DeploymentRun, now: float) -> bool:
+    deadline = progress_deadline(run.plan)
+    return deadline > 0 and now - run.last_progress_at > deadline
+
+
+def stall_reason(app_ids: Sequence[str], last_failures: Mapping[str, Mapping[str, Any]],
+                 health_causes: Mapping[str, str | None], queue_reasons: Mapping[str, str | None],
+                 deadline: float) -> str:
+    """One sentence naming why no new instance became healthy: crash loop, failing checks, or no offer."""
+    parts = []
+    for app_id in app_ids:
+        if app_id in last_failures:
+            failure = last_failures[app_id]
+            parts.append(f"{app_id}: tasks keep failing ({failure.get('state')}: {failure.get('message')})")
+        elif queue_reasons.get(app_id):
+            parts.append(f"{app_id}: cannot be placed: {queue_reasons[app_id]}")
+        elif health_causes.get(app_id):
+            parts.append(f"{app_id}: never healthy: {health_causes[app_id]}")
+        else:
+            parts.append(f"{app_id}: no new instance became healthy and ready")
+    return f"no progress for {deadline:g} s; " + "; ".join(parts)

@@ -1,0 +1,253 @@
+"""Changes to desired state: apps, groups, task kills and deployments, as the API asks for them.
+
+Each change validates everything first, then plans (pure `build_plan`), refuses with 409 when
+another deployment holds one of the apps (unless forced), writes the store, and only then
+changes memory and starts the deployment. A rejected request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from app_definitions import ValidationFailed, apply_app_update, is_rollback_request, \
+    parse_app_definition
+
+from .apps import AppRecord, finalize_app
+from .clock import now
+from .deployments import DeploymentRun
+from .errors import BadRequest, Conflict, NotFound, app_not_found
+from .model import Instance
+from .plan import DeploymentPlan, build_plan, conflicting_deployments
+
+if TYPE_CHECKING:
+    from .core import Scheduler
+
+_Base: Any = object
+
+
+class AppMutations(_Base):
+    """Mixed into Scheduler; kept apart so the loop and the write path each read on their own."""
+
+    # -- deployments --------------------------------------------------------------------
+    def _locked_by(self: "Scheduler", app_ids: list[str]) -> list[str]:
+        return conflicting_deployments([run.plan for run in self.deployments.values()], app_ids)
+
+    def _plan(self: "Scheduler", changes: Mapping[str, AppRecord | None],
+              restart: frozenset[str] = frozenset()) -> DeploymentPlan:
+        original = {app_id: rec.definition for app_id, rec in self.apps.items()}
+        target = dict(original)
+        for app_id, record in changes.items():
+            if record is None:
+                target.pop(app_id, None)
+            else:
+                target[app_id] = record.definition
+        version = next((r.version for r in changes.values() if r is not None), None) or self._versions.next()
+        return build_plan(original, target, plan_id=str(uuid.uuid4()), version=version, restart=restart)
+
+    def _deploy(self: "Scheduler", changes: Mapping[str, AppRecord | None], *, force: bool,
+                restart: frozenset[str] = frozenset()) -> DeploymentRun:
+        """Plan, check locks, persist, apply: the one path every app change takes."""
+        plan = self._plan(changes, restart)
+        locked = self._locked_by(list(changes))
+        if locked and not force:
+            raise Conflict(
+                "App is locked by one or more deployments. Override with the option '?force=true'. "
+                f"View details at '/v2/deployments/{locked[0]}'.", deployments=[{"id": d} for d in locked])
+        self._persist(changes)
+        for dep_id in locked:
+            self._cancel(dep_id, "canceled by a forced deployment")
+        return self._start_run(plan)
+
+    def _persist(self: "Scheduler", changes: Mapping[str, AppRecord | None]) -> None:
+        stored = [r for r in changes.values() if r is not None]
+        if stored:
+            self.store.put_apps((r.app_id, r.version, r.json) for r in stored)
+        for app_id, record in changes.items():
+            if record is None:
+                self.store.delete_app(app_id)
+                self.apps.pop(app_id, None)
+                self.backoffs.pop(app_id, None)
+                self.queue.pop(app_id, None)
+                self.events.publish("app_terminated_event", appId=app_id)
+            else:
+                previous = self.apps.get(app_id)
+                if previous is not None and previous.config_version != record.config_version:
+                    self.backoffs.pop(app_id, None)     # a new config starts with a clean backoff
+                    self.store.put_backoff(app_id, None)
+                self.apps[app_id] = record
+            self._touched.add(app_id)
+
+    def _start_run(self: "Scheduler", plan: DeploymentPlan) -> DeploymentRun:
+        t = now()
+        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t)
+        if plan.steps:
+            self.deployments[plan.id] = run
+            self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
+        else:
+            self.events.publish("deployment_success", id=plan.id, plan=plan.to_json())
+        self.wake()
+        return run
+
+    def _cancel(self: "Scheduler", deployment_id: str, reason: str) -> DeploymentRun:
+        run = self.deployments.pop(deployment_id, None)
+        if run is None:
+            raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
+        self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)
+        for app_id in run.plan.affected_app_ids:
+            self._touched.add(app_id)
+        return run
+
+    def cancel_deployment(self: "Scheduler", deployment_id: str, *, force: bool) -> DeploymentRun | None:
+        """DELETE /v2/deployments/{id}: force cancels only; otherwise a rollback deployment starts."""
+        run = self._cancel(deployment_id, "canceled by request" if force else "rolled back by request")
+        return None if force else self.rollback(run)
+
+    def rollback(self: "Scheduler", run: DeploymentRun) -> DeploymentRun:
+        """Put the original definitions back as new versions and deploy them (forced)."""
+        changes: dict[str, AppRecord | None] = {}
+        for app_id in run.plan.affected_app_ids:
+            original = run.plan.original.get(app_id)
+            changes[app_id] = None if original is None else self._restored(original.to_json())
+        return self._deploy(changes, force=True)
+
+    def _restored(self: "Scheduler", stored: dict[str, Any]) -> AppRecord:
+        """A stored version brought back as a new version with its original config identity,
+        so instances still running that config are kept, not restarted."""
+        version = self._versions.next()
+        config = (stored.get("versionInfo") or {}).get("lastConfigChangeAt") or version
+        return AppRecord.from_json({**stored, "version": version,
+                                    "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": config}})
+
+    # -- apps ---------------------------------------------------------------------------
+    def _used_service_ports(self: "Scheduler", except_app: str) -> dict[int, str]:
+        return {port: rec.app_id for rec in self.apps.values() if rec.app_id != except_app
+                for port in rec.service_ports if port}
+
+    def create_app(self: "Scheduler", data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+        app = parse_app_definition(data)
+        if app.id in self.apps:
+            raise Conflict(f"An app with id [{app.id}] already exists.")
+        record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
+        return record, self._deploy({app.id: record}, force=force)
+
+    def _prepare_update(self: "Scheduler", app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
+        if not isinstance(body, dict):
+            raise ValidationFailed([("/", "error.expected.jsobject")])
+        existing = self.apps.get(app_id)
+        rollback_to = is_rollback_request(body)
+        if rollback_to is not None:
+            stored = self.store.app_version(app_id, rollback_to)
+            if stored is None:
+                raise NotFound(f"App '{app_id}' does not exist in version {rollback_to}")
+            return self._restored(stored), existing is None
+        elif partial and existing is not None:
+            data = apply_app_update(existing.json, body)
+        else:
+            data = dict(body)
+        data["id"] = app_id
+        app = parse_app_definition(data)
+        record = finalize_app(app, existing, self._versions.next(), self._used_service_ports(app_id))
+        return record, existing is None
+
+    def update_apps(self: "Scheduler", updates: list[tuple[str, Any]], *, partial: bool = True,
+                    must_exist: bool = False, force: bool = False) -> tuple[list[AppRecord], DeploymentRun, bool]:
+        """PUT/PATCH for one or many apps: all are validated before any is stored.
+
+        Upsert, partial merge by default, or rollback when the body is `{"version": ts}`.
+        Returns the new records, their deployment and whether the (first) app was created.
+        """
+        if must_exist:
+            for app_id, _ in updates:
+                self.app(app_id)
+        prepared = [self._prepare_update(app_id, body, partial) for app_id, body in updates]
+        records = [record for record, _ in prepared]
+        run = self._deploy({r.app_id: r for r in records}, force=force)
+        return records, run, bool(prepared) and prepared[0][1]
+
+    def restart_app(self: "Scheduler", app_id: str, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+        existing = self.app(app_id)
+        version = self._versions.next()
+        record = AppRecord.from_json({**existing.json, "version": version,
+                                      "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": version}})
+        return record, self._deploy({app_id: record}, force=force, restart=frozenset({app_id}))
+
+    def delete_app(self: "Scheduler", app_id: str, *, force: bool = True) -> DeploymentRun:
+        self.app(app_id)
+        return self._deploy({app_id: None}, force=force)
+
+    def _changes_to(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]]) -> dict[str, AppRecord | None]:
+        """Group writes give the full desired app-JSON map; keep only what differs."""
+        changes: dict[str, AppRecord | None] = {a: None for a in self.apps if a not in new_apps}
+        for app_id, data in sorted(new_apps.items()):
+            existing = self.apps.get(app_id)
+            clean = {k: v for k, v in data.items() if k not in ("version", "versionInfo")}
+            if existing is not None and clean == {k: v for k, v in existing.json.items()
+                                                  if k not in ("version", "versionInfo")}:
+                continue
+            try:
+                app = parse_app_definition(clean)
+            except ValidationFailed as exc:
+                raise exc.with_prefix(f"/apps({app_id})") from None
+            used = {**self._used_service_ports(app_id),
+                    **{p: r.app_id for r in changes.values() if r is not None for p in r.service_ports if p}}
+            changes[app_id] = finalize_app(app, existing, self._versions.next(), used)
+        return changes
+
+    def apps_as_of(self: "Scheduler", timestamp: str) -> dict[str, dict[str, Any]]:
+        """Each app's newest stored version not after `timestamp` (group rollback by version)."""
+        snapshot = {}
+        for app_id in self.apps:
+            versions = [v for v in self.store.app_versions(app_id) if v <= timestamp]
+            if versions:
+                stored = self.store.app_version(app_id, versions[0])
+                if stored is not None:
+                    snapshot[app_id] = stored
+        return snapshot
+
+    def plan_replace(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]]) -> DeploymentPlan:
+        """The plan a group write would run, without running it (`dryRun=true`)."""
+        return self._plan(self._changes_to(new_apps))
+
+    def replace_apps(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]], *, force: bool) -> DeploymentRun:
+        return self._deploy(self._changes_to(new_apps), force=force)
+
+    # -- tasks --------------------------------------------------------------------------
+    def kill_instances(self: "Scheduler", ids: list[str], *, scale: bool, wipe: bool,
+                       force: bool = False) -> tuple[list[Instance], DeploymentRun | None]:
+        if scale and wipe:
+            raise BadRequest("You cannot use scale and wipe at the same time.")
+        unknown = [i for i in ids if i not in self.instances]
+        if unknown:
+            raise BadRequest(f"Invalid task ids: {', '.join(unknown)}")
+        targets = [self.instances[i] for i in ids]
+        run = None
+        if scale:
+            per_app: dict[str, int] = {}
+            for inst in targets:
+                if inst.active:
+                    per_app[inst.app_id] = per_app.get(inst.app_id, 0) + 1
+            changes: dict[str, AppRecord | None] = {}
+            for app_id, n in per_app.items():
+                if app_id in self.apps:
+                    current = self.apps[app_id]
+                    app = parse_app_definition({**current.json, "instances": max(0, current.definition.instances - n)})
+                    changes[app_id] = finalize_app(app, current, self._versions.next(),
+                                                   self._used_service_ports(app_id))
+            run = self._deploy(changes, force=True) if changes else None
+        for inst in targets:
+            self._kill(inst)
+        self.wake()
+        return targets, run
+
+    def reset_delay(self: "Scheduler", app_id: str) -> None:
+        self.app(app_id)
+        if app_id not in self.backoffs and app_id not in self.queue:
+            raise NotFound(f"Application {app_id} not found in tasks queue.")
+        self.backoffs.pop(app_id, None)
+        self.store.put_backoff(app_id, None)
+        self.wake()
+
+
+__all__ = ["AppMutations", "app_not_found"]

@@ -1,0 +1,106 @@
+"""Rolling deployments, locks, rollback and the progress deadline on a real `pacer serve`."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .support import EventRecorder, wait_until
+
+SERVER = "exec python3 -m http.server --bind 127.0.0.1 $PORT0"
+FAST_CHECK = {"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 0, "intervalSeconds": 1,
+              "timeoutSeconds": 1, "maxConsecutiveFailures": 3}
+
+
+def web_app(app_id: str, instances: int = 2, **extra) -> dict:
+    return {"id": app_id, "cmd": SERVER, "instances": instances, "cpus": 0.05, "mem": 16,
+            "healthChecks": [FAST_CHECK], **extra}
+
+
+def deployments_of(server, app_id: str) -> list[dict]:
+    return [d for d in server.get("/v2/deployments")[1] if app_id in d["affectedApps"]]
+
+
+def settled(server, app_id: str, instances: int):
+    def check():
+        app = server.get(f"/v2/apps{app_id}")[1]["app"]
+        return app["tasksHealthy"] == instances == app["tasksRunning"] and not deployments_of(server, app_id) \
+            and app
+    return wait_until(check, timeout=40, what=f"{app_id} settled with {instances} healthy")
+
+
+def test_rolling_restart_replaces_every_task_without_dropping_below_capacity(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/roll"))[0] == 201
+    before = settled(pacer, "/roll", 2)
+    old_ids = {t["id"] for t in before["tasks"]}
+    lowest = [2]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            lowest[0] = min(lowest[0], pacer.get("/v2/apps/roll")[1]["app"]["tasksHealthy"])
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        status, body, _ = pacer.request("PUT", "/v2/apps/roll", {"env": {"RELEASE": "2"}})
+        assert status == 200
+        plan = wait_until(lambda: deployments_of(pacer, "/roll"), timeout=5, interval=0.05)[0]
+        assert plan["id"] == body["deploymentId"]
+        assert any(a["action"] == "RestartApplication" for s in plan["steps"] for a in s["actions"])
+        after = settled(pacer, "/roll", 2)
+    finally:
+        stop.set()
+        watcher.join()
+    assert not old_ids & {t["id"] for t in after["tasks"]}
+    assert all(t["version"] == after["version"] for t in after["tasks"])
+    assert lowest[0] >= 2            # minimumHealthCapacity 1: never fewer than 2 healthy
+
+
+def test_locked_app_gets_409_until_forced_and_delete_deployment_rolls_back(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/locked", instances=1))[0] == 201
+    settled(pacer, "/locked", 1)
+    broken = {"healthChecks": [{**FAST_CHECK, "path": "/missing", "maxConsecutiveFailures": 0}],
+              "upgradeStrategy": {"progressDeadlineSeconds": 0}}
+    status, first, _ = pacer.request("PUT", "/v2/apps/locked", broken)
+    assert status == 200
+    status, body, _ = pacer.request("PUT", "/v2/apps/locked", {"instances": 2})
+    assert status == 409 and body["deployments"] == [{"id": first["deploymentId"]}]
+    assert "locked" in body["message"] and "force=true" in body["message"]
+    status, rollback, _ = pacer.request("DELETE", f"/v2/deployments/{first['deploymentId']}")
+    assert status == 200 and rollback["deploymentId"] != first["deploymentId"]
+    app = settled(pacer, "/locked", 1)
+    assert app["healthChecks"][0]["path"] == "/"
+    assert pacer.request("DELETE", "/v2/deployments/nope")[0] == 404
+
+
+def test_forced_update_cancels_the_running_deployment(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/forced", instances=1))[0] == 201
+    settled(pacer, "/forced", 1)
+    broken = {"healthChecks": [{**FAST_CHECK, "path": "/missing", "maxConsecutiveFailures": 0}],
+              "upgradeStrategy": {"progressDeadlineSeconds": 0}}
+    status, first, _ = pacer.request("PUT", "/v2/apps/forced", broken)
+    status, second, _ = pacer.request("PUT", "/v2/apps/forced?force=true", {"healthChecks": [FAST_CHECK]})
+    assert status == 200
+    assert not [d for d in pacer.get("/v2/deployments")[1] if d["id"] == first["deploymentId"]]
+    settled(pacer, "/forced", 1)
+
+
+def test_stalled_deployment_fails_with_a_reason_and_rolls_back(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/stall", instances=1))[0] == 201
+    good = settled(pacer, "/stall", 1)
+    bad = {"cmd": "echo boom; exit 3", "upgradeStrategy": {"progressDeadlineSeconds": 4, "autoRollback": True}}
+    recorder = EventRecorder(pacer.url, "deployment_failed", "deployment_success")
+    status, body, _ = pacer.request("PUT", "/v2/apps/stall", bad)
+    assert status == 200
+    wait_until(lambda: pacer.get("/v2/apps/stall")[1]["app"]["cmd"] == SERVER and
+               not [d for d in pacer.get("/v2/deployments")[1] if d["id"] == body["deploymentId"]],
+               timeout=30, what="the automatic rollback")
+    after = settled(pacer, "/stall", 1)
+    assert after["tasks"][0]["id"] == good["tasks"][0]["id"]      # the old task was never killed
+    recorder.close()
+    failed = [e for e in recorder.of_type("deployment_failed") if e["id"] == body["deploymentId"]]
+    assert failed and "no progress for 4 s" in failed[0]["reason"]
+    assert "tasks keep failing" in failed[0]["reason"] and "status 3" in failed[0]["reason"]
+    assert recorder.of_type("deployment_success")          # the rollback deployment finished
