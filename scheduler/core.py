@@ -98,6 +98,16 @@ class Scheduler(AppMutations):
                 log.warning("task %s was gone after restart; it will be replaced", inst.instance_id)
         log.info("recovered %d apps, %d running tasks (%d lost, %d stray processes killed)",
                  len(self.apps), len(recovery.alive), len(recovery.lost), recovery.orphans_killed)
+        self._resume_restarts()
+
+    def _resume_restarts(self) -> None:
+        """Deployments live in memory: after a restart, apps still running an older config get
+        a fresh rolling restart, so an interrupted deployment finishes instead of staying mixed."""
+        outdated = sorted({i.app_id for i in self.instances.values() if i.app_id in self.apps
+                           and i.config_version != self.apps[i.app_id].config_version})
+        if outdated:
+            log.info("resuming interrupted deployments of %s", ", ".join(outdated))
+            self._start_run(self._plan({}, restart=frozenset(outdated)))
 
     async def run(self) -> None:
         while True:

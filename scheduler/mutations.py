@@ -180,6 +180,7 @@ class AppMutations(_Base):
     def _changes_to(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]]) -> dict[str, AppRecord | None]:
         """Group writes give the full desired app-JSON map; keep only what differs."""
         changes: dict[str, AppRecord | None] = {a: None for a in self.apps if a not in new_apps}
+        version = self._versions.next()     # one group change, one version for all its apps
         for app_id, data in sorted(new_apps.items()):
             existing = self.apps.get(app_id)
             clean = {k: v for k, v in data.items() if k not in ("version", "versionInfo")}
@@ -192,7 +193,7 @@ class AppMutations(_Base):
                 raise exc.with_prefix(f"/apps({app_id})") from None
             used = {**self._used_service_ports(app_id),
                     **{p: r.app_id for r in changes.values() if r is not None for p in r.service_ports if p}}
-            changes[app_id] = finalize_app(app, existing, self._versions.next(), used)
+            changes[app_id] = finalize_app(app, existing, version, used)
         return changes
 
     def apps_as_of(self: "Scheduler", timestamp: str) -> dict[str, dict[str, Any]]:

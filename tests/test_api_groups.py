@@ -38,6 +38,11 @@ def test_group_lifecycle(api):
     status, body, _ = http("PUT", api.url, "/v2/groups/shopfront?force=true", {"scaleBy": 2})
     assert status == 200, body
 
+    versions = http("GET", api.url, "/v2/groups/shopfront/versions")[1]
+    assert versions and versions == sorted(versions, reverse=True)
+    status, old, _ = http("GET", api.url, f"/v2/groups/shopfront/versions/{versions[-1]}")
+    assert status == 200 and [a["id"] for a in old["apps"]] == ["/shopfront/db", "/shopfront/web"]
+
     status, body, _ = http("DELETE", api.url, "/v2/groups/shopfront?force=true")
     assert status == 200
     assert http("GET", api.url, "/v2/apps/shopfront/web")[0] == 404

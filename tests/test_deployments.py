@@ -104,3 +104,17 @@ def test_stalled_deployment_fails_with_a_reason_and_rolls_back(pacer):
     assert failed and "no progress for 4 s" in failed[0]["reason"]
     assert "tasks keep failing" in failed[0]["reason"] and "status 3" in failed[0]["reason"]
     assert recorder.of_type("deployment_success")          # the rollback deployment finished
+
+
+def test_interrupted_rolling_restart_resumes_after_scheduler_crash(pacer_factory):
+    import signal
+    server = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000")
+    assert server.request("POST", "/v2/apps", web_app("/resume"))[0] == 201
+    settled(server, "/resume", 2)
+    status, body, _ = server.request("PUT", "/v2/apps/resume", {"env": {"RELEASE": "2"}})
+    assert status == 200
+    server.stop(signal.SIGKILL)
+    restarted = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000")
+    app = settled(restarted, "/resume", 2)
+    assert app["version"] == body["version"]
+    assert all(t["version"] == body["version"] for t in app["tasks"])

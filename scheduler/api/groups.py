@@ -29,11 +29,35 @@ def _current(request: web.Request) -> dict[str, dict]:
 
 
 async def get_group(request: web.Request) -> web.Response:
+    tail = request.match_info.get("tail", "").rstrip("/")
+    parts = tail.split("/")
+    if parts[-1] == "versions" or (len(parts) >= 2 and parts[-2] == "versions"):
+        return await _group_versions(request, parts)
     group_id = _group_id(request)
     embed = set(request.query.getall("embed", []))
     tree = group_tree(_current(request), group_id, embed_apps=not embed or "group.apps" in embed)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist")
+    return _json(tree)
+
+
+async def _group_versions(request: web.Request, parts: list[str]) -> web.Response:
+    """A group's versions are the versions of the apps beneath it (Pacer versions apps only)."""
+    sched = scheduler_of(request)
+    at = parts[-1] if parts[-1] != "versions" else None
+    base = parts[:-1] if at is None else parts[:-2]
+    group_id = "/" + "/".join(p for p in base if p)
+    current = _current(request)
+    if group_id != "/" and group_tree(current, group_id) is None:
+        raise NotFound(f"Group '{group_id}' does not exist")
+    if at is None:
+        versions = sorted({v for app_id in current if group_id == "/" or app_id.startswith(group_id + "/")
+                           for v in sched.store.app_versions(app_id)}, reverse=True)
+        return _json(versions)
+    snapshot = {a: d for a, d in sched.apps_as_of(at).items() if group_id == "/" or a.startswith(group_id + "/")}
+    tree = group_tree(snapshot, group_id, version=at)
+    if tree is None:
+        raise NotFound(f"Group '{group_id}' does not exist in version {at}")
     return _json(tree)
 
 
