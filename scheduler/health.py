@@ -89,8 +89,10 @@ class HealthChecker:
         for inst in list(sched.instances.values()):
             if inst.state != RUNNING or inst.killing or inst.app_id not in sched.apps:
                 continue
-            app = sched.apps[inst.app_id].definition
-            if app.readiness_checks and not self.is_ready(inst.instance_id):
+            record = sched.apps[inst.app_id]
+            app = record.definition
+            if app.readiness_checks and inst.config_version == record.config_version \
+                    and not self.is_ready(inst.instance_id):
                 live.add(inst.instance_id)
                 self._schedule(("ready", inst.instance_id), t, app.readiness_checks[0].interval_seconds,
                                lambda inst=inst, app=app: self._readiness(inst, app))

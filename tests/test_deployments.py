@@ -118,3 +118,42 @@ def test_interrupted_rolling_restart_resumes_after_scheduler_crash(pacer_factory
     app = settled(restarted, "/resume", 2)
     assert app["version"] == body["version"]
     assert all(t["version"] == body["version"] for t in app["tasks"])
+
+
+READY_SERVER = """
+import http.server, os, pathlib, sys
+flag = pathlib.Path(sys.argv[1])
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(503 if self.path == "/ready" and not flag.exists() else 200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT0"])), Handler).serve_forever()
+"""
+
+
+def test_readiness_check_gates_the_restart_and_shows_in_deployments(pacer, tmp_path):
+    flag, script = tmp_path / "ready-flag", tmp_path / "ready_server.py"
+    script.write_text(READY_SERVER)
+    app = web_app("/gated", instances=1, portDefinitions=[{"port": 0, "name": "http-api"}])
+    assert pacer.request("POST", "/v2/apps", app)[0] == 201
+    old = settled(pacer, "/gated", 1)["tasks"][0]
+    update = {"cmd": f"exec python3 {script} {flag}",
+              "readinessChecks": [{"path": "/ready", "portName": "http-api", "intervalSeconds": 2,
+                                   "timeoutSeconds": 1}]}
+    status, body, _ = pacer.request("PUT", "/v2/apps/gated", update)
+    assert status == 200, body
+    plan = wait_until(lambda: [d for d in deployments_of(pacer, "/gated")
+                               if any(r["lastResponse"] for r in d["currentActions"][0]["readinessCheckResults"])],
+                      timeout=15, what="readiness results in /v2/deployments")[0]
+    result = plan["currentActions"][0]["readinessCheckResults"][0]
+    assert result["ready"] is False and result["lastResponse"]["status"] == 503
+    time.sleep(2)
+    assert old["id"] in {t["id"] for t in pacer.tasks("/gated")}     # not ready: the old task stays
+    flag.touch()
+    app = settled(pacer, "/gated", 1)
+    assert app["tasks"][0]["id"] != old["id"]
