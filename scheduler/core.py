@@ -29,6 +29,7 @@ from .health_state import CheckOutcome, instance_health
 from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
 from .placement import AgentOffer, consume_offers, place_tasks
 from .mutations import AppMutations
+from .plan import DeploymentAction
 from .reconcile import Convergence, plan_convergence
 from .restart import InstanceState, next_restart_step
 from .store import StateStore
@@ -274,7 +275,7 @@ class Scheduler(AppMutations):
             if run is not None and run.waits_for_step(app_id):
                 continue
             action = run.action_for(app_id) if run is not None else None
-            decision, done[app_id] = self._decide(record, insts, action.action if action else None, agents)
+            decision, done[app_id] = self._decide(record, insts, action, agents)
             for iid in decision.kill:
                 self._kill(self.instances[iid])
             if decision.launch == 0:
@@ -307,11 +308,15 @@ class Scheduler(AppMutations):
             return inst.state == RUNNING
         return self.health.is_ready(inst.instance_id)
 
-    def _decide(self, record: AppRecord, insts: list[Instance], action: str | None,
+    def _decide(self, record: AppRecord, insts: list[Instance], action: DeploymentAction | None,
                 agents: dict[str, AgentView]) -> tuple[Convergence, bool]:
-        """What this pass does for one app, and whether its deployment action is complete."""
+        """What this pass does for one app, and whether its deployment action is complete.
+
+        A StartApplication step holds a new app at 0 (its scale_to) until the step of its
+        dependency level scales it up, which is what orders a group's deployment.
+        """
         app = record.definition
-        if action == "RestartApplication":
+        if action is not None and action.action == "RestartApplication":
             states = [InstanceState(instance_id=i.instance_id, is_new=i.config_version == record.config_version,
                                     healthy=self._considered_healthy(i), ready=self._ready(i),
                                     active=i.active, staged_at=i.staged_at) for i in insts]
@@ -319,11 +324,12 @@ class Scheduler(AppMutations):
             step = next_restart_step(app.instances, (strategy.minimum_health_capacity, strategy.maximum_over_capacity),
                                      states, resident=app.is_resident)
             return Convergence(launch=step.launch, kill=tuple(step.kill)), step.done
-        plan = plan_convergence(target=app.instances, config_version=None, instances=insts,
+        target = action.scale_to if action is not None and action.scale_to is not None else app.instances
+        plan = plan_convergence(target=target, config_version=None, instances=insts,
                                 kill_selection=app.kill_selection, constraints=record.task_request.constraints,
                                 agents=agents)
         active = [i for i in insts if i.active]
-        complete = (not plan.launch and not plan.kill and len(active) == len(insts) == app.instances
+        complete = (not plan.launch and not plan.kill and len(active) == len(insts) == target
                     and all(self._considered_healthy(i) for i in active))
         return plan, complete
 
@@ -340,7 +346,8 @@ class Scheduler(AppMutations):
 
     def _advance_deployments(self, done: dict[str, bool], t: float) -> None:
         for run in list(self.deployments.values()):
-            while not run.finished and all(done.get(a.app_id, False) for a in run.current_actions()):
+            # one step per pass: `done` was judged against this step's actions only
+            if not run.finished and all(done.get(a.app_id, False) for a in run.current_actions()):
                 self.events.publish("deployment_step_success", plan=run.plan.to_json(),
                                     currentStep={"actions": run.to_json()["currentActions"]})
                 run.step_index += 1

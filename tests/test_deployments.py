@@ -157,3 +157,92 @@ def test_readiness_check_gates_the_restart_and_shows_in_deployments(pacer, tmp_p
     flag.touch()
     app = settled(pacer, "/gated", 1)
     assert app["tasks"][0]["id"] != old["id"]
+
+
+def test_four_instances_roll_within_half_health_and_quarter_over_capacity(pacer):
+    strategy = {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25}
+    assert pacer.request("POST", "/v2/apps", web_app("/quad", instances=4, upgradeStrategy=strategy))[0] == 201
+    settled(pacer, "/quad", 4)
+    samples: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            app = pacer.get("/v2/apps/quad")[1]["app"]
+            samples.append((app["tasksHealthy"], len(app["tasks"])))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    recorder = EventRecorder(pacer.url)
+    try:
+        status, body, _ = pacer.request("PUT", "/v2/apps/quad", {"env": {"RELEASE": "2"}})
+        assert status == 200
+        after = settled(pacer, "/quad", 4)
+    finally:
+        stop.set()
+        sampler.join()
+        time.sleep(0.3)
+        recorder.close()
+    assert all(t["version"] == after["version"] for t in after["tasks"])
+    assert len(samples) > 10
+    assert min(h for h, _ in samples) >= 2, samples          # ceil(4 * 0.5)
+    assert max(n for _, n in samples) <= 5, samples          # floor(4 * 1.25)
+    # an SSE client saw the deployment's events in order
+    mine = [(kind, e) for kind, e in recorder.events
+            if kind.startswith("deployment_") and (e.get("id") or e.get("plan", {}).get("id")) == body["deploymentId"]]
+    kinds = [kind for kind, _ in mine]
+    assert kinds[0] == "deployment_info" and kinds[-1] == "deployment_success"
+    assert "deployment_step_success" in kinds
+    assert kinds.index("deployment_step_success") < kinds.index("deployment_success")
+
+
+def test_always_failing_health_check_stalls_then_rolls_back_to_healthy_version(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/v3", instances=2))[0] == 201
+    settled(pacer, "/v3", 2)
+    assert pacer.request("PUT", "/v2/apps/v3", {"env": {"V": "2"}})[0] == 200
+    v2 = settled(pacer, "/v3", 2)
+    recorder = EventRecorder(pacer.url, "deployment_failed")
+    bad = {"env": {"V": "3"}, "healthChecks": [{**FAST_CHECK, "path": "/never-there", "maxConsecutiveFailures": 0}],
+           "upgradeStrategy": {"progressDeadlineSeconds": 4, "autoRollback": True}}
+    status, body, _ = pacer.request("PUT", "/v2/apps/v3", bad)
+    assert status == 200
+    wait_until(lambda: recorder.of_type("deployment_failed"), timeout=30, what="the deployment to fail")
+    recorder.close()
+    reason = recorder.of_type("deployment_failed")[0]["reason"]
+    assert "never healthy" in reason and "404" in reason
+    back = settled(pacer, "/v3", 2)
+    assert back["env"] == {"V": "2"} and back["versionInfo"]["lastConfigChangeAt"] == \
+        v2["versionInfo"]["lastConfigChangeAt"]
+    assert {t["id"] for t in back["tasks"]} == {t["id"] for t in v2["tasks"]}
+
+
+def test_group_dependencies_deploy_in_order(pacer):
+    group = {"id": "/stack", "apps": [
+        {**web_app("db", instances=1)},
+        {**web_app("api", instances=1), "dependencies": ["db"]}]}
+    status, body, _ = pacer.request("POST", "/v2/groups", group)
+    assert status == 201, body
+    settled(pacer, "/stack/api", 1)
+    db = pacer.get("/v2/apps/stack/db")[1]["app"]["tasks"][0]
+    api = pacer.get("/v2/apps/stack/api")[1]["app"]["tasks"][0]
+    db_healthy = db["healthCheckResults"][0]["firstSuccess"]
+    assert api["stagedAt"] >= db_healthy      # api was launched only once db was healthy
+
+
+def test_stuck_event_stream_client_does_not_delay_a_deployment(pacer):
+    import socket
+    stuck = socket.create_connection(("127.0.0.1", pacer.port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /v2/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    try:
+        app = {"id": "/busy", "cmd": "sleep 1000", "instances": 20, "cpus": 0.01, "mem": 1,
+               "labels": {"padding": "x" * 4000}}
+        started = time.monotonic()
+        assert pacer.request("POST", "/v2/apps", app)[0] == 201
+        wait_until(lambda: len(pacer.running("/busy")) == 20 and not deployments_of(pacer, "/busy"), timeout=20)
+        assert pacer.request("PUT", "/v2/apps/busy", {"instances": 1})[0] == 200
+        wait_until(lambda: len(pacer.tasks("/busy")) == 1 and not deployments_of(pacer, "/busy"), timeout=20)
+        assert time.monotonic() - started < 20
+    finally:
+        stuck.close()
