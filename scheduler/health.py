@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import ssl
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,9 @@ class HealthChecker:
         self.scheduler = scheduler
         self.records: dict[str, list[HealthRecord]] = {}
         self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
-        self._next_due: dict[tuple[str, int], float] = {}
+        self._next_due: dict[Any, Any] = {}   # instance id -> {check index: due}; ("ready", id) -> due
+        self._due: asyncio.Queue[tuple[Instance, int, HealthCheck]] = asyncio.Queue()
+        self._concurrency = concurrency
         self._in_flight: set[tuple[str, int]] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._session: aiohttp.ClientSession | None = None
@@ -63,7 +66,9 @@ class HealthChecker:
         self._insecure.verify_mode = ssl.CERT_NONE
 
     async def run(self) -> None:
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._concurrency))
+        workers = [asyncio.get_running_loop().create_task(self._worker()) for _ in range(self._concurrency)]
+        self._tasks.update(workers)
         try:
             while True:
                 self.start_due_checks(now())
@@ -80,8 +85,19 @@ class HealthChecker:
     def forget(self, instance_id: str) -> None:
         self.records.pop(instance_id, None)
         self.readiness.pop(instance_id, None)
-        for key in [k for k in self._next_due if instance_id in k]:
-            del self._next_due[key]
+        self._next_due.pop(instance_id, None)
+        self._next_due.pop(("ready", instance_id), None)
+
+    async def _worker(self) -> None:
+        """A fixed pool of workers drains the due queue: the concurrency limit costs no task
+        per waiting check, and a burst of due checks never becomes a burst of coroutines."""
+        while True:
+            inst, index, check = await self._due.get()
+            await self._check(inst, index, check)
+
+    def _first_due(self, instance_id: str, t: float, interval: float) -> float:
+        """Spread first checks over up to a second so a thousand new tasks do not fire at once."""
+        return t + (zlib.crc32(instance_id.encode()) % 1000) / 1000 * min(interval, 1.0)
 
     def start_due_checks(self, t: float) -> None:
         sched = self.scheduler
@@ -100,15 +116,17 @@ class HealthChecker:
             if not checks:
                 continue
             live.add(inst.instance_id)
+            due = self._next_due.get(inst.instance_id)
+            if due is None:
+                due = self._next_due[inst.instance_id] = {
+                    i: self._first_due(inst.instance_id, t, c.interval_seconds) for i, c in enumerate(checks)}
             for index, check in enumerate(checks):
                 key = (inst.instance_id, index)
-                if key in self._in_flight or self._next_due.get(key, 0.0) > t:
+                if key in self._in_flight or due.get(index, 0.0) > t:
                     continue
                 self._in_flight.add(key)
-                self._next_due[key] = t + check.interval_seconds
-                task = asyncio.get_running_loop().create_task(self._check(inst, index, check))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                due[index] = t + check.interval_seconds
+                self._due.put_nowait((inst, index, check))
         for gone in [iid for iid in (*self.records, *self.readiness) if iid not in live]:
             self.forget(gone)
 
@@ -161,8 +179,7 @@ class HealthChecker:
 
     async def _check(self, inst: Instance, index: int, check: HealthCheck) -> None:
         try:
-            async with self._slots:
-                ok, status, cause = await self._probe(inst, check)
+            ok, status, cause = await self._probe(inst, check)
             self._record(inst, index, check, ok, status, cause)
         except asyncio.CancelledError:
             raise
