@@ -106,18 +106,56 @@ def test_stalled_deployment_fails_with_a_reason_and_rolls_back(pacer):
     assert recorder.of_type("deployment_success")          # the rollback deployment finished
 
 
+def serving_count(server, app_id: str) -> int | None:
+    """Tasks of the app that answer HTTP right now (None while the API is down)."""
+    import urllib.request
+    try:
+        tasks = server.tasks(app_id)
+    except (OSError, AssertionError):
+        return None
+    count = 0
+    for task in tasks:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{task['ports'][0]}/", timeout=1) as resp:
+                count += resp.status == 200
+        except OSError:
+            pass
+    return count
+
+
 def test_interrupted_rolling_restart_resumes_after_scheduler_crash(pacer_factory):
     import signal
-    server = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000")
+    args = ("--agent-resources", "cpus=16,mem=16384,disk=10000")
+    server = pacer_factory(*args)
     assert server.request("POST", "/v2/apps", web_app("/resume"))[0] == 201
     settled(server, "/resume", 2)
-    status, body, _ = server.request("PUT", "/v2/apps/resume", {"env": {"RELEASE": "2"}})
-    assert status == 200
-    server.stop(signal.SIGKILL)
-    restarted = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000")
-    app = settled(restarted, "/resume", 2)
+    current = {"server": server}
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            count = serving_count(current["server"], "/resume")
+            if count is not None:
+                samples.append(count)
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        status, body, _ = server.request("PUT", "/v2/apps/resume", {"env": {"RELEASE": "2"}})
+        assert status == 200
+        wait_until(lambda: len(server.tasks("/resume")) > 2, timeout=10, interval=0.05,
+                   what="the rolling restart to start new tasks")
+        server.stop(signal.SIGKILL)
+        current["server"] = restarted = pacer_factory(*args)
+        app = settled(restarted, "/resume", 2)
+    finally:
+        stop.set()
+        sampler.join()
     assert app["version"] == body["version"]
     assert all(t["version"] == body["version"] for t in app["tasks"])
+    assert len(samples) > 5 and min(samples) >= 2, samples     # minHealthy = ceil(2 * 1.0)
 
 
 READY_SERVER = """
