@@ -1,1 +1,18 @@
-"""autoscaler package."""
+"""The autoscaler: policies, the pure scaling decision, the loop and its REST API.
+
+Modules, pure first:
+    policy    ``Policy``; parsing from ``AUTOSCALE_*`` labels or REST JSON (``PolicyError``)
+    decision  ``desired_instances(policy, inputs, state, now)``: HPA-style target tracking,
+              marathon-autoscale thresholds, stabilization windows, bounded steps
+    store     ``PolicyStore``: REST-registered policies in ``<dir>/policies.json``
+    service   ``Autoscaler``: the loop (scheduler API client + metrics source/sink), decision log
+    api       ``build_autoscaler_app``: ``/v2/autoscaler`` (policies CRUD, decisions, status)
+
+It reaches the scheduler only through ``scheduler.client.PacerClient``, as marathon-autoscale
+reached Marathon, so it runs inside ``pacer serve`` or as ``pacer autoscaler`` unchanged.
+
+Errors:
+    PolicyError (ValueError)   a policy that does not validate; lists (field, message) pairs
+Everything else is caught where it happens and becomes a decision's reason: the scheduler
+client's ``ClientError``, the metrics layer's ``MetricsError`` tree.
+"""

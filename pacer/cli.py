@@ -16,8 +16,14 @@ from pathlib import Path
 
 from app_definitions import DefinitionError, app_json_schema
 
+from metrics import MetricsConfigError
+from metrics.cli import add_arguments as add_metrics_arguments
+from metrics.cli import options_from_args as metrics_options_from_args
+from metrics.dashboards import write_dashboards
 from scheduler.deploy import DeployOptions, run_deploy
-from scheduler.serve import ServeOptions, serve
+from scheduler.serve import ServeOptions
+
+from .serve import PacerOptions, run_autoscaler, run_pacer
 
 
 class UsageError(Exception):
@@ -29,6 +35,12 @@ def _listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise UsageError(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8080 (got '{value}')")
     return host or "127.0.0.1", int(port)
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise UsageError(f"--autoscale-interval must be a positive number of seconds (got {value})")
+    return value
 
 
 def _resources(value: str | None) -> dict[str, float]:
@@ -69,6 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agent-resources", help="per-agent cpus=N,mem=MB,disk=MB (default: detected)")
     s.add_argument("--attribute", action="append", default=[], help="agent attribute NAME=VALUE or AGENT:NAME=VALUE")
     s.add_argument("--network", action="append", default=[], help="container network the agents provide")
+    s.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS",
+                   help="seconds between autoscaler decisions (default 15)")
+    s.add_argument("--no-autoscaler", action="store_true", help="do not run the built-in autoscaler")
+    add_metrics_arguments(s)
+
+    a = sub.add_parser("autoscaler", help="run the autoscaler alone against a Pacer or Marathon API")
+    a.add_argument("--master", default=os.environ.get("PACER_URL", "http://127.0.0.1:8080"),
+                   help="API URL (default $PACER_URL or http://127.0.0.1:8080)")
+    a.add_argument("--listen", default="127.0.0.1:8090", help="HOST:PORT of its policy API (default 127.0.0.1:8090)")
+    a.add_argument("--state-dir", default="var/pacer-autoscaler", help="where registered policies are kept")
+    a.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS")
+    add_metrics_arguments(a)
+
+    g = sub.add_parser("dashboards", help="write Grafana dashboards and datasource provisioning")
+    g.add_argument("--out", required=True, help="directory to write into")
+    g.add_argument("--datasource", default="InfluxDB", help="Grafana datasource name (default InfluxDB)")
+    g.add_argument("--influxdb-url", default="http://127.0.0.1:8086", help="URL the datasource points at")
+    g.add_argument("--influxdb-database", default="cadvisor")
 
     d = sub.add_parser("deploy", help="deploy an app definition file (per-environment overlays)")
     d.add_argument("-f", "--file", required=True, help="app definition JSON (base file)")
@@ -97,7 +127,19 @@ def main(argv: list[str] | None = None) -> int:
             options = ServeOptions(host=host, port=port, home=Path(args.home), agents=args.agents,
                                    resources=_resources(args.agent_resources),
                                    attributes=_attributes(args.attribute), networks=tuple(args.network))
-            asyncio.run(serve(options))
+            asyncio.run(run_pacer(PacerOptions(serve=options, metrics=metrics_options_from_args(args),
+                                               autoscale_interval=_positive(args.autoscale_interval),
+                                               autoscaler=not args.no_autoscaler)))
+            return 0
+        if args.command == "autoscaler":
+            host, port = _listen(args.listen)
+            asyncio.run(run_autoscaler(args.master, metrics_options_from_args(args),
+                                       _positive(args.autoscale_interval), Path(args.state_dir), host, port))
+            return 0
+        if args.command == "dashboards":
+            for path in write_dashboards(Path(args.out), args.datasource, influxdb_url=args.influxdb_url,
+                                         database=args.influxdb_database):
+                print(path)
             return 0
         if args.command == "schema":
             print(json.dumps(app_json_schema(), indent=2, sort_keys=True))
@@ -106,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             file=Path(args.file), env=args.env, master=args.master, dry_run=args.dry_run, yes=args.yes,
             force=args.force, protected={e.strip() for e in args.protected.split(",") if e.strip()},
             wait=args.wait)))
-    except UsageError as exc:
+    except (UsageError, MetricsConfigError) as exc:
         print(f"pacer: {exc}", file=sys.stderr)
         return 2
     except DefinitionError as exc:

@@ -1,0 +1,252 @@
+"""The autoscaler loop: read apps and metrics, decide, resize apps through the scheduler API.
+
+Every ``interval`` seconds one cycle:
+
+1. ``GET /v2/apps?embed=apps.tasks`` and ``GET /v2/deployments`` (the scheduler client);
+2. the policy of each app: one registered over the REST API (persisted) wins over the app's
+   ``AUTOSCALE_*`` labels; labels that do not parse give a recorded "invalid policy" decision;
+3. one metrics query per metric for all apps (``source.task_usage``: cores or bytes per task),
+   scaled to % of each task's allocation (the app's ``cpus`` / ``mem``);
+4. the pure decision for all apps at once (``autoscaler.decision.decide_all``, numpy);
+5. ``PUT /v2/apps/{id} {"instances": N}`` for each app whose size changes — never while a
+   deployment other than a scaling one is running for that app.
+
+Every decision (inputs, recommendation, action or the reason for none, and whether the PUT
+worked) is kept in memory (``decisions()``, served at ``/v2/autoscaler/decisions``), written
+to the metrics sink as ``autoscaler_decision`` and handed to ``on_decision`` (the hook that
+``pacer serve`` points at its event bus). A failing API, metrics source or sink never ends the
+loop: the cycle's error is counted and the affected apps hold their size.
+
+Errors: this module raises nothing of its own; ``scheduler.client.ClientError`` and
+``metrics.errors.MetricsError`` are caught at their call sites and become reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from metrics.base import MetricsSink, MetricsSource
+from metrics.schema import NS_PER_S, decision_point
+from metrics.usage import Series, allocation_units
+from scheduler.client import ClientError, PacerClient
+
+from .decision import AppInputs, AppState, Decision, decide_all
+from .policy import Policy, PolicyError, canonical_app_id, policy_from_labels
+from .store import PolicyStore
+
+log = logging.getLogger(__name__)
+
+SCALING_ACTION = "ScaleApplication"
+LOOKBACK_WINDOWS = 4    # query this many windows back, to tell "stale" from "never had data"
+
+
+class Autoscaler:
+    def __init__(self, client: PacerClient, source: MetricsSource, sink: MetricsSink | None,
+                 policy_store_dir: Path, interval: float = 15.0, *,
+                 on_decision: Callable[[dict[str, Any]], None] | None = None,
+                 max_decisions: int = 2000, clock: Callable[[], float] = time.time) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.client = client
+        self.source = source
+        self.sink = sink
+        self.interval = interval
+        self.store = PolicyStore(policy_store_dir)
+        self.on_decision = on_decision
+        self._clock = clock
+        self._log: deque[dict[str, Any]] = deque(maxlen=max_decisions)
+        self._states: dict[str, AppState] = {}
+        self.label_policies: dict[str, Policy] = {}
+        self.label_errors: dict[str, str] = {}
+        self.cycles = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self.last_cycle_at: float | None = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def decisions(self, app_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Recorded decisions, oldest first (optionally one app's, the last `limit`)."""
+        items = [d for d in self._log if app_id is None or d["appId"] == app_id]
+        return items[-limit:] if limit else items
+
+    def policies(self) -> list[dict[str, Any]]:
+        """Effective policies: the REST ones, then label ones not overridden, then label errors."""
+        registered = self.store.all()
+        out = [p.to_json() for _, p in sorted(registered.items())]
+        out += [p.to_json() for app_id, p in sorted(self.label_policies.items()) if app_id not in registered]
+        out += [{"appId": app_id, "source": "labels", "error": err}
+                for app_id, err in sorted(self.label_errors.items()) if app_id not in registered]
+        return out
+
+    def status(self) -> dict[str, Any]:
+        return {"cycles": self.cycles, "errors": self.errors, "lastError": self.last_error,
+                "lastCycleAt": self.last_cycle_at, "interval": self.interval,
+                "sink": self.sink.stats() if self.sink is not None else None}
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Cycle every `interval` seconds until cancelled; never raises anything else."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # a bug in one cycle must not end autoscaling
+                self.errors += 1
+                self.last_error = repr(exc)
+                log.exception("autoscaler cycle failed")
+            next_at += self.interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now + self.interval
+            await asyncio.sleep(next_at - now)
+
+    async def run_once(self) -> list[Decision]:
+        now = self._clock()
+        self.cycles += 1
+        self.last_cycle_at = now
+        try:
+            apps = await self.client.list_apps(embed="apps.tasks")
+            deployments = await self.client.deployments()
+        except (ClientError, asyncio.TimeoutError) as exc:
+            self.errors += 1
+            self.last_error = f"scheduler API: {exc}"
+            log.warning("autoscaler: cannot read apps: %s", exc)
+            return []
+        if not isinstance(apps, list) or not isinstance(deployments, list):
+            self.errors += 1
+            self.last_error = "scheduler API answered an unexpected shape"
+            return []
+
+        decisions: list[Decision] = []
+        targets: dict[str, tuple[Policy, Mapping[str, Any]]] = {}
+        registered = self.store.all()
+        self.label_policies, self.label_errors = {}, {}
+        for app in apps:
+            app_id = app.get("id")
+            if not isinstance(app_id, str):
+                continue
+            app_id = canonical_app_id(app_id)
+            policy = registered.get(app_id)
+            try:
+                label_policy = policy_from_labels(app_id, app.get("labels") or {})
+            except PolicyError as exc:
+                label_policy = None
+                self.label_errors[app_id] = str(exc)
+                if policy is None:
+                    decisions.append(_invalid(app_id, app, now, f"invalid policy labels: {exc}"))
+            if label_policy is not None:
+                self.label_policies[app_id] = label_policy
+            policy = policy or label_policy
+            if policy is not None:
+                targets[app_id] = (policy, app)
+        for app_id in list(self._states):
+            if app_id not in targets:
+                del self._states[app_id]
+
+        blocked = _blocking_deployments(deployments)
+        usage, errors = await self._fetch_usage(targets, now)
+        items = [(policy, _inputs(app_id, app, policy, usage.get(policy.metric), errors.get(policy.metric),
+                                  blocked.get(app_id)), self._states.get(app_id, AppState()))
+                 for app_id, (policy, app) in targets.items()]
+        for decision, state in decide_all(items, now):
+            self._states[decision.app_id] = state
+            if decision.scales:
+                decision = await self._apply(decision)
+            decisions.append(decision)
+        for decision in decisions:
+            self._record(decision)
+        return decisions
+
+    async def _fetch_usage(self, targets: Mapping[str, tuple[Policy, Mapping[str, Any]]],
+                           now: float) -> tuple[dict[str, dict[str, dict[str, Series]]], dict[str, str]]:
+        by_metric: dict[str, list[str]] = {}
+        windows: dict[str, float] = {}
+        for app_id, (policy, _app) in targets.items():
+            if policy.enabled:
+                by_metric.setdefault(policy.metric, []).append(app_id)
+                windows[policy.metric] = max(windows.get(policy.metric, 0.0), policy.window)
+        usage: dict[str, dict[str, dict[str, Series]]] = {}
+        errors: dict[str, str] = {}
+        for metric, app_ids in by_metric.items():
+            start = now - windows[metric] * LOOKBACK_WINDOWS
+            try:
+                usage[metric] = await self.source.task_usage(metric, start, now, app_ids)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # MetricsError, or a broken source: hold, say why
+                errors[metric] = str(exc) or type(exc).__name__
+                log.warning("autoscaler: metrics source failed for %s: %s", metric, errors[metric])
+        return usage, errors
+
+    async def _apply(self, decision: Decision) -> Decision:
+        try:
+            await self.client.scale_app(decision.app_id, decision.desired)
+        except (ClientError, asyncio.TimeoutError) as exc:
+            log.warning("autoscaler: scaling %s to %d failed: %s", decision.app_id, decision.desired, exc)
+            return replace(decision, extra={"applied": False, "error": str(exc)})
+        log.info("autoscaler: %s %s -> %d (%s)", decision.app_id, decision.current, decision.desired,
+                 decision.reason)
+        return replace(decision, extra={"applied": True})
+
+    def _record(self, decision: Decision) -> None:
+        entry = decision.to_json()
+        self._log.append(entry)
+        if self.sink is not None:
+            try:
+                self.sink.write([decision_point(decision.app_id, decision.action, decision.desired,
+                                                decision.current, decision.observed, decision.target,
+                                                decision.reason, int(decision.time * NS_PER_S))])
+            except Exception:   # the sink must never stop the loop
+                log.exception("autoscaler: writing a decision to the metrics sink failed")
+        if self.on_decision is not None:
+            try:
+                self.on_decision(entry)
+            except Exception:
+                log.exception("autoscaler: on_decision hook failed")
+
+
+def _invalid(app_id: str, app: Mapping[str, Any], now: float, reason: str) -> Decision:
+    current = int(app.get("instances") or 0)
+    return Decision(app_id=app_id, time=now, current=current, desired=current, action="none", reason=reason)
+
+
+def _blocking_deployments(deployments: list[Any]) -> dict[str, str]:
+    """app id -> why it must not be scaled now (a running deployment that is not a scale)."""
+    out: dict[str, str] = {}
+    for dep in deployments:
+        if not isinstance(dep, Mapping):
+            continue
+        actions = dep.get("currentActions") or [a for step in dep.get("steps") or [] for a in step.get("actions", [])]
+        for action in actions:
+            name, app_id = action.get("action"), action.get("app")
+            if isinstance(app_id, str) and name != SCALING_ACTION:
+                out[canonical_app_id(app_id)] = f"deployment {dep.get('id')} in progress ({name})"
+    return out
+
+
+def _inputs(app_id: str, app: Mapping[str, Any], policy: Policy,
+            usage: Mapping[str, Mapping[str, Series]] | None, error: str | None,
+            blocked: str | None) -> AppInputs:
+    current = int(app.get("instances") or 0)
+    tasks = app.get("tasks") or []
+    running = tuple(t["id"] for t in tasks if isinstance(t, Mapping) and t.get("state") == "TASK_RUNNING"
+                    and isinstance(t.get("id"), str))
+    if usage is None:
+        return AppInputs(app_id, current, running, None, error or "no metrics queried", blocked)
+    try:
+        allocation = allocation_units(policy.metric, float(app.get("cpus") or 0), float(app.get("mem") or 0))
+    except (TypeError, ValueError):
+        allocation = 0.0
+    if allocation <= 0:
+        return AppInputs(app_id, current, running, None, f"the app allocates no {policy.metric}", blocked)
+    return AppInputs(app_id, current, running, usage.get(app_id, {}), None, blocked, scale=100.0 / allocation)

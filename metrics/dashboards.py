@@ -1,0 +1,267 @@
+"""Grafana dashboards for Pacer's metrics, and provisioning files for an InfluxDB datasource.
+
+Plain JSON builders (pure functions returning dicts); ``write_dashboards`` is the only part
+that touches the disk. Why not a dashboards-as-code library: grafana-foundation-sdk (the
+maintained one) has no InfluxDB/InfluxQL query type, and grafanalib has had no release
+since its maintainer closed; a dozen small builders here are clearer than either.
+
+Every query is InfluxQL against the schema in ``metrics.schema`` (cAdvisor's measurements
+plus Pacer's), uses Grafana's ``$timeFilter`` and ``$__interval`` macros and the templated
+``$app_id`` variable (multi-value, so Grafana regex-escapes the ``/`` of app ids).
+``interpolate`` performs the same substitution so tests can run the queries on a real server.
+
+Files written by ``write_dashboards(out_dir)``::
+
+    out_dir/dashboards/pacer-app.json          per app: CPU % of allocation, cores, memory vs
+                                               limit, instances, autoscaler observed vs target,
+                                               decisions as annotations
+    out_dir/dashboards/pacer-fleet.json        fleet overview: cores, memory, instances by app,
+                                               running tasks, recent scaling actions
+    out_dir/provisioning/datasources/pacer-influxdb.yaml
+    out_dir/provisioning/dashboards/pacer.yaml (file provider pointing at out_dir/dashboards)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .options import DEFAULT_DATABASE
+from .schema import (
+    AUTOSCALER_DECISION,
+    CPU_USAGE_TOTAL,
+    CPU_UTILIZATION,
+    INSTANCES,
+    MEMORY_LIMIT,
+    MEMORY_WORKING_SET,
+    TAG_ACTION,
+    TAG_APP_ID,
+    TAG_TASK_ID,
+)
+
+SCHEMA_VERSION = 39
+DS = {"type": "influxdb", "uid": "${datasource}"}
+APP = f'"{TAG_APP_ID}" =~ /^$app_id$/'
+PER_TASK = f'GROUP BY time($__interval), "{TAG_TASK_ID}" fill(none)'
+
+
+# -- queries (the contract with the schema; tests run every one of them) ------------------
+APP_QUERIES: dict[str, list[str]] = {
+    "CPU % of allocation": [
+        f'SELECT mean("value") FROM "{CPU_UTILIZATION}" WHERE {APP} AND $timeFilter {PER_TASK}',
+    ],
+    "CPU cores used": [
+        f'SELECT non_negative_derivative(mean("value"), 1s) / 1000000000 FROM "{CPU_USAGE_TOTAL}" '
+        f'WHERE {APP} AND $timeFilter {PER_TASK}',
+    ],
+    "Memory vs limit": [
+        f'SELECT mean("value") FROM "{MEMORY_WORKING_SET}" WHERE {APP} AND $timeFilter {PER_TASK}',
+        f'SELECT max("value") AS "limit" FROM "{MEMORY_LIMIT}" WHERE {APP} AND $timeFilter '
+        f'GROUP BY time($__interval) fill(none)',
+    ],
+    "Instances": [
+        f'SELECT last("value") AS "configured", last("running") AS "running" FROM "{INSTANCES}" '
+        f'WHERE {APP} AND $timeFilter GROUP BY time($__interval) fill(none)',
+    ],
+    "Autoscaler: observed vs target": [
+        f'SELECT mean("observed") AS "observed", mean("target") AS "target" FROM "{AUTOSCALER_DECISION}" '
+        f'WHERE {APP} AND $timeFilter GROUP BY time($__interval) fill(none)',
+    ],
+    "Autoscaler: desired vs current instances": [
+        f'SELECT last("value") AS "desired", last("current") AS "current" FROM "{AUTOSCALER_DECISION}" '
+        f'WHERE {APP} AND $timeFilter GROUP BY time($__interval) fill(none)',
+    ],
+}
+
+ANNOTATION_QUERY = (f'SELECT "reason", "{TAG_ACTION}", "value" FROM "{AUTOSCALER_DECISION}" '
+                    f"WHERE {APP} AND \"{TAG_ACTION}\" != 'none' AND $timeFilter")
+
+FLEET_QUERIES: dict[str, list[str]] = {
+    "CPU cores by app": [
+        'SELECT sum("cores") FROM (SELECT non_negative_derivative(mean("value"), 1s) / 1000000000 AS "cores" '
+        f'FROM "{CPU_USAGE_TOTAL}" WHERE $timeFilter GROUP BY time($__interval), "{TAG_APP_ID}", "{TAG_TASK_ID}") '
+        f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_APP_ID}" fill(none)',
+    ],
+    "Memory by app": [
+        'SELECT sum("bytes") FROM (SELECT mean("value") AS "bytes" '
+        f'FROM "{MEMORY_WORKING_SET}" WHERE $timeFilter GROUP BY time($__interval), "{TAG_APP_ID}", "{TAG_TASK_ID}") '
+        f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_APP_ID}" fill(none)',
+    ],
+    "Instances by app": [
+        f'SELECT last("value") FROM "{INSTANCES}" WHERE $timeFilter '
+        f'GROUP BY time($__interval), "{TAG_APP_ID}" fill(none)',
+    ],
+    "Running tasks": [
+        'SELECT sum("running") FROM (SELECT last("running") AS "running" '
+        f'FROM "{INSTANCES}" WHERE $timeFilter GROUP BY time($__interval), "{TAG_APP_ID}") '
+        'WHERE $timeFilter GROUP BY time($__interval) fill(none)',
+    ],
+    "Recent scaling actions": [
+        f'SELECT "value" AS "desired", "current", "reason" FROM "{AUTOSCALER_DECISION}" '
+        f"WHERE \"{TAG_ACTION}\" != 'none' AND $timeFilter GROUP BY \"{TAG_APP_ID}\", \"{TAG_ACTION}\"",
+    ],
+}
+
+APP_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "{INSTANCES}" WITH KEY = "{TAG_APP_ID}"'
+
+_UNITS = {"CPU % of allocation": "percent", "CPU cores used": "short", "Memory vs limit": "bytes",
+          "Instances": "short", "Autoscaler: observed vs target": "percent",
+          "Autoscaler: desired vs current instances": "short", "CPU cores by app": "short",
+          "Memory by app": "bytes", "Instances by app": "short", "Running tasks": "short"}
+
+
+def grafana_regex_escape(value: str) -> str:
+    """What Grafana does to a multi-value variable's value inside an InfluxQL regex."""
+    return re.sub(r"([\\^$*+?.()|\[\]{}/])", r"\\\1", value)
+
+
+def interpolate(query: str, variables: Mapping[str, str], *, interval: str = "10s",
+                time_filter: str = "time > now() - 1h") -> str:
+    """Substitute Grafana's macros and (single-valued, regex-escaped) template variables."""
+    out = query.replace("$timeFilter", time_filter).replace("$__interval", interval)
+    for name in sorted(variables, key=len, reverse=True):
+        out = out.replace(f"${name}", grafana_regex_escape(variables[name]))
+    return out
+
+
+# -- builders ----------------------------------------------------------------------------------
+def _target(query: str, ref: str) -> dict[str, Any]:
+    alias = "$tag_task_id" if f'"{TAG_TASK_ID}"' in query.split("GROUP BY")[-1] else (
+        "$tag_app_id" if f'"{TAG_APP_ID}"' in query.split("GROUP BY")[-1] else "")
+    return {"refId": ref, "datasource": DS, "rawQuery": True, "resultFormat": "time_series",
+            "query": query, "alias": alias}
+
+
+def _panel(panel_id: int, title: str, queries: list[str], x: int, y: int, *, kind: str = "timeseries",
+           width: int = 12, height: int = 8) -> dict[str, Any]:
+    targets = [_target(q, chr(ord("A") + i)) for i, q in enumerate(queries)]
+    panel: dict[str, Any] = {
+        "id": panel_id, "type": kind, "title": title, "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": width, "h": height},
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": _UNITS.get(title, "short")}, "overrides": []},
+        "options": {},
+    }
+    if kind == "table":
+        for target in targets:
+            target["resultFormat"] = "table"
+    if kind == "timeseries":
+        panel["options"] = {"legend": {"displayMode": "list", "placement": "bottom"},
+                            "tooltip": {"mode": "multi"}}
+    return panel
+
+
+def _grid(titles: dict[str, list[str]], kinds: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    panels = []
+    for i, (title, queries) in enumerate(titles.items()):
+        kind = (kinds or {}).get(title, "timeseries")
+        width = 24 if kind == "table" else 12
+        panels.append(_panel(i + 1, title, queries, x=(i % 2) * 12 if width == 12 else 0, y=(i // 2) * 8,
+                             kind=kind, width=width))
+    return panels
+
+
+def _datasource_variable(datasource: str) -> dict[str, Any]:
+    return {"name": "datasource", "label": "Datasource", "type": "datasource", "query": "influxdb",
+            "current": {"text": datasource, "value": datasource}, "hide": 0, "refresh": 1,
+            "regex": "", "options": []}
+
+
+def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]],
+               annotations: list[dict[str, Any]]) -> dict[str, Any]:
+    builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
+               "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
+               "type": "dashboard"}
+    return {
+        "uid": uid, "title": title, "tags": ["pacer", "cadvisor", "influxdb"], "timezone": "browser",
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "annotations": {"list": [builtin, *annotations]},
+        "templating": {"list": variables},
+        "panels": panels,
+    }
+
+
+def app_dashboard(datasource: str = "InfluxDB") -> dict[str, Any]:
+    app_var = {"name": "app_id", "label": "App", "type": "query", "datasource": DS,
+               "query": APP_VARIABLE_QUERY, "definition": APP_VARIABLE_QUERY, "refresh": 2, "sort": 1,
+               "multi": True, "includeAll": True, "allValue": ".*", "hide": 0, "regex": "",
+               "current": {}, "options": []}
+    decisions = {"name": "Autoscaler decisions", "datasource": DS, "enable": True, "hide": False,
+                 "iconColor": "orange", "query": ANNOTATION_QUERY, "textColumn": "reason",
+                 "tagsColumn": TAG_ACTION, "titleColumn": ""}
+    return _dashboard("pacer-app", "Pacer / App", _grid(APP_QUERIES),
+                      [_datasource_variable(datasource), app_var], [decisions])
+
+
+def fleet_dashboard(datasource: str = "InfluxDB") -> dict[str, Any]:
+    return _dashboard("pacer-fleet", "Pacer / Fleet overview",
+                      _grid(FLEET_QUERIES, {"Recent scaling actions": "table"}),
+                      [_datasource_variable(datasource)], [])
+
+
+def _yaml_scalar(value: Any) -> str:
+    return json.dumps(value)   # a JSON string or number is a valid YAML flow scalar
+
+
+def datasource_provisioning(datasource: str = "InfluxDB", *, url: str = "http://127.0.0.1:8086",
+                            database: str = DEFAULT_DATABASE, user: str | None = None) -> str:
+    lines = [
+        "apiVersion: 1",
+        "datasources:",
+        f"  - name: {_yaml_scalar(datasource)}",
+        "    type: influxdb",
+        "    access: proxy",
+        f"    url: {_yaml_scalar(url)}",
+    ]
+    if user:
+        lines.append(f"    user: {_yaml_scalar(user)}")
+    lines += [
+        "    jsonData:",
+        f"      dbName: {_yaml_scalar(database)}",
+        "      httpMode: GET",
+        "    editable: true",
+    ]
+    if user:
+        lines += ["    secureJsonData:", "      password: \"$PACER_INFLUXDB_PASSWORD\""]
+    return "\n".join(lines) + "\n"
+
+
+def dashboard_provisioning(dashboards_dir: Path) -> str:
+    return "\n".join([
+        "apiVersion: 1",
+        "providers:",
+        "  - name: \"pacer\"",
+        "    folder: \"Pacer\"",
+        "    type: file",
+        "    disableDeletion: false",
+        "    allowUiUpdates: true",
+        "    options:",
+        f"      path: {_yaml_scalar(str(dashboards_dir))}",
+    ]) + "\n"
+
+
+def write_dashboards(out_dir: Path, datasource: str = "InfluxDB", *, influxdb_url: str = "http://127.0.0.1:8086",
+                     database: str = DEFAULT_DATABASE, user: str | None = None) -> list[Path]:
+    """Write the dashboards and provisioning files under out_dir; returns the paths written."""
+    out_dir = Path(out_dir).resolve()
+    dash_dir = out_dir / "dashboards"
+    ds_dir = out_dir / "provisioning" / "datasources"
+    prov_dir = out_dir / "provisioning" / "dashboards"
+    for d in (dash_dir, ds_dir, prov_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    files = {
+        dash_dir / "pacer-app.json": json.dumps(app_dashboard(datasource), indent=2) + "\n",
+        dash_dir / "pacer-fleet.json": json.dumps(fleet_dashboard(datasource), indent=2) + "\n",
+        ds_dir / "pacer-influxdb.yaml": datasource_provisioning(datasource, url=influxdb_url,
+                                                                database=database, user=user),
+        prov_dir / "pacer.yaml": dashboard_provisioning(dash_dir),
+    }
+    for path, text in files.items():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return list(files)

@@ -1,0 +1,147 @@
+"""The embedded metrics store: recent samples in memory, bounded, on numpy ring buffers.
+
+The default backend of `pacer serve`: it is both the sink the sampler writes to and the
+source the autoscaler reads, so autoscaling works with nothing else installed.
+
+Bounds: every series holds at most ``capacity`` samples (``retention / interval``, 1 h at
+10 s = 360 by default); at most ``max_series`` series are kept (the least recently written
+series is evicted first); a series not written for ``retention`` seconds (measured against
+the newest sample seen, never the clock) is dropped by ``prune``, which ``write`` runs
+whenever the newest sample has moved on by a twentieth of the retention. Only numeric ``value`` fields are stored; string fields (the
+autoscaler's reasons) are the decision log's business.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import numpy as np
+
+from .ring import RingBuffer
+from .schema import NS_PER_S, TAG_APP_ID, TAG_TASK_ID, VALUE, Point, SeriesKey
+from .usage import MEASUREMENT_OF_METRIC, AppsUsage, build_usage
+
+
+class EmbeddedStore:
+    """In-memory sink and source."""
+
+    def __init__(self, *, retention: float = 3600.0, interval: float = 10.0,
+                 max_series: int = 200_000) -> None:
+        if retention <= 0 or interval <= 0:
+            raise ValueError("retention and interval must be positive")
+        self.retention = retention
+        self.capacity = max(2, math.ceil(retention / interval) + 1)
+        self.max_series = max_series
+        self._prune_every_ns = int(retention * NS_PER_S / 20)
+        self._series: OrderedDict[SeriesKey, RingBuffer] = OrderedDict()   # LRU by last write
+        # measurement -> app_id -> task_id -> key, for the per-app queries
+        self._by_app: dict[str, dict[str, dict[str, SeriesKey]]] = {}
+        self._newest_ns = 0
+        self._pruned_at_ns = 0
+        self.written = 0
+        self.dropped = 0        # points without a numeric value
+        self.evicted = 0        # series dropped for the max_series bound or by age
+
+    # -- sink -------------------------------------------------------------------------
+    def write(self, points: Iterable[Point]) -> None:
+        for point in points:
+            value = point.fields.get(VALUE)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                self.dropped += 1
+                continue
+            key = SeriesKey.of(point)
+            ring = self._series.get(key)
+            if ring is None:
+                ring = self._add(key)
+            else:
+                self._series.move_to_end(key)
+            ring.append(point.time_ns, float(value))
+            if point.time_ns > self._newest_ns:
+                self._newest_ns = point.time_ns
+            self.written += 1
+        if self._newest_ns - self._pruned_at_ns >= self._prune_every_ns:
+            self.prune()
+
+    def _add(self, key: SeriesKey) -> RingBuffer:
+        while len(self._series) >= self.max_series:
+            old, _ = self._series.popitem(last=False)
+            self._unindex(old)
+            self.evicted += 1
+        ring = RingBuffer(self.capacity)
+        self._series[key] = ring
+        app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
+        if app_id is not None and task_id is not None:
+            self._by_app.setdefault(key.measurement, {}).setdefault(app_id, {})[task_id] = key
+        return ring
+
+    def _unindex(self, key: SeriesKey) -> None:
+        app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
+        apps = self._by_app.get(key.measurement, {})
+        tasks = apps.get(app_id or "", {})
+        if tasks.get(task_id or "") == key:
+            del tasks[task_id or ""]
+            if not tasks:
+                del apps[app_id or ""]
+
+    def prune(self) -> int:
+        """Drop series not written for `retention` seconds before the newest sample."""
+        self._pruned_at_ns = self._newest_ns
+        cutoff = self._newest_ns - int(self.retention * NS_PER_S)
+        stale = [key for key, ring in self._series.items() if ring.last_time_ns < cutoff]
+        for key in stale:
+            del self._series[key]
+            self._unindex(key)
+        self.evicted += len(stale)
+        return len(stale)
+
+    async def flush(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"backend": "embedded", "written": self.written, "dropped": self.dropped,
+                "buffered": 0, "series": len(self._series), "evicted": self.evicted,
+                "errors": 0, "last_error": None}
+
+    # -- queries ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def series(self, measurement: str, start: float, end: float,
+               tags: dict[str, str] | None = None) -> list[tuple[SeriesKey, np.ndarray, np.ndarray]]:
+        """Every series of `measurement` matching `tags`, samples in [start, end] seconds."""
+        lo, hi = int(start * NS_PER_S), int(end * NS_PER_S)
+        want = set((tags or {}).items())
+        out = []
+        for key, ring in self._series.items():
+            if key.measurement != measurement or not want <= set(key.tags):
+                continue
+            times, values = ring.window(lo, hi)
+            if len(times):
+                out.append((key, times, values))
+        return out
+
+    def usage(self, metric: str, start: float, end: float,
+              app_ids: Collection[str] | None = None) -> AppsUsage:
+        measurement = MEASUREMENT_OF_METRIC.get(metric)
+        if measurement is None:
+            raise ValueError(f"unknown metric {metric!r}")
+        lo, hi = int(start * NS_PER_S), int(end * NS_PER_S)
+        apps = self._by_app.get(measurement, {})
+        wanted = apps.keys() if app_ids is None else [a for a in app_ids if a in apps]
+        series = self._series
+        rows = []
+        for app_id in wanted:
+            for task_id, key in apps[app_id].items():
+                times, values = series[key].window(lo, hi)
+                rows.append((app_id, task_id, times, values))
+        return build_usage(metric, rows, ordered=True)
+
+    async def task_usage(self, metric: str, start: float, end: float,
+                         app_ids: Collection[str] | None = None) -> AppsUsage:
+        return self.usage(metric, start, end, app_ids)
