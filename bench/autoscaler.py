@@ -8,7 +8,7 @@ Prints:
     plain loop POSTing the same line protocol in the same batch size, on a private ``influxd``
     (skipped when influxd is not installed).
 
-Usage: python bench/metrics_store.py [--apps 2000] [--tasks 10] [--samples 30] [--points 200000]
+Usage: python bench/autoscaler.py [--apps 2000] [--tasks 10] [--samples 30] [--points 200000]
                                      [--skip-influx]
 """
 
