@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import subprocess
 import sys
@@ -89,6 +90,8 @@ async def through_checker(ports: list[int], instances: int, seconds: float) -> t
             original(inst, check_json, outcome)
 
         sched.on_health = counting  # type: ignore[method-assign]
+        gc.collect()
+        gc.freeze()         # as `pacer serve` does once started
         stop = asyncio.Event()
         lags: list[float] = []
         checker = asyncio.create_task(sched.health.run())

@@ -1,16 +1,16 @@
-"""The health checker: probes running tasks and feeds `record_check`.
+"""The health checker: decides which checks are due, hands them to the probe thread, and
+folds the verdicts into `record_check`.
 
-One loop wakes every 250 ms, starts the checks that are due, and runs them concurrently under
-a global limit (Marathon's `--max_concurrent_marathon_health_checks`, 256) so a thousand tasks
-checked every ten seconds never starve the event loop. A slow check costs a slot, not the loop.
+Probing runs on its own thread and loop (`probes.ProbeThread`) under a global concurrency
+limit (Marathon's `--max_concurrent_marathon_health_checks`, 256), so thousands of checks a
+second cost the scheduler's loop only their bookkeeping. Readiness checks, which only gate
+deployments and are few, run on the scheduler's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,10 @@ import aiohttp
 
 from app_definitions import HealthCheck
 
-from .clock import now
+from .clock import iso_timestamp, now
 from .health_state import CheckPolicy, HealthRecord, record_check
 from .model import RUNNING, Instance
+from .probes import Probe, ProbeThread
 
 if TYPE_CHECKING:
     from .core import Scheduler
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_CHECKS = 256
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
+TASK_HOST = "127.0.0.1"   # embedded agents share this machine's loopback
 
 
 def policy_of(check: HealthCheck) -> CheckPolicy:
@@ -49,28 +51,37 @@ def check_json(check: HealthCheck) -> dict[str, Any]:
     return check.model_dump(by_alias=True, exclude_none=True)
 
 
+def probe_for(inst: Instance, index: int, check: HealthCheck) -> Probe:
+    command = check.command.value if check.command is not None else None
+    env = {"HOST": inst.host, "MESOS_TASK_ID": inst.instance_id,
+           **{f"PORT{i}": str(p) for i, p in enumerate(inst.ports)}}
+    if inst.ports:
+        env["PORT"] = str(inst.ports[0])
+    return Probe(key=(inst.instance_id, index), protocol=check.protocol, host=TASK_HOST,
+                 port=check_port(check, inst), path=check.path or "/", timeout=float(check.timeout_seconds),
+                 command=command, env=tuple(sorted(env.items())) if command else ())
+
+
 class HealthChecker:
     def __init__(self, scheduler: "Scheduler", concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
         self.scheduler = scheduler
         self.records: dict[str, list[HealthRecord]] = {}
         self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
-        self._next_due: dict[Any, Any] = {}   # instance id -> {check index: due}; ("ready", id) -> due
-        self._due: asyncio.Queue[tuple[Instance, int, HealthCheck]] = asyncio.Queue()
+        self._next_due: dict[str, dict[int, float]] = {}   # instance id -> check index -> due
+        self._ready_due: dict[str, float] = {}
+        self._in_flight: set[Any] = set()
         self._concurrency = concurrency
-        self._in_flight: set[tuple[str, int]] = set()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._prober: ProbeThread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._insecure = ssl.create_default_context()
-        self._insecure.check_hostname = False
-        self._insecure.verify_mode = ssl.CERT_NONE
 
     async def run(self) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._concurrency))
-        workers = [asyncio.get_running_loop().create_task(self._worker()) for _ in range(self._concurrency)]
-        self._tasks.update(workers)
+        self._prober = ProbeThread(self._concurrency)
+        await asyncio.to_thread(self._prober.start)
+        self._session = aiohttp.ClientSession()
         try:
             while True:
+                self.collect_verdicts()
                 self.start_due_checks(now())
                 await asyncio.sleep(POLL_SECONDS)
         finally:
@@ -78,6 +89,7 @@ class HealthChecker:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._session.close()
+            await asyncio.to_thread(self._prober.stop)
 
     def is_ready(self, instance_id: str) -> bool:
         return bool(self.readiness.get(instance_id, {}).get("ready"))
@@ -86,22 +98,17 @@ class HealthChecker:
         self.records.pop(instance_id, None)
         self.readiness.pop(instance_id, None)
         self._next_due.pop(instance_id, None)
-        self._next_due.pop(("ready", instance_id), None)
+        self._ready_due.pop(instance_id, None)
 
-    async def _worker(self) -> None:
-        """A fixed pool of workers drains the due queue: the concurrency limit costs no task
-        per waiting check, and a burst of due checks never becomes a burst of coroutines."""
-        while True:
-            inst, index, check = await self._due.get()
-            await self._check(inst, index, check)
-
-    def _first_due(self, instance_id: str, t: float, interval: float) -> float:
+    @staticmethod
+    def _first_due(instance_id: str, t: float, interval: float) -> float:
         """Spread first checks over up to a second so a thousand new tasks do not fire at once."""
         return t + (zlib.crc32(instance_id.encode()) % 1000) / 1000 * min(interval, 1.0)
 
     def start_due_checks(self, t: float) -> None:
         sched = self.scheduler
-        live = set()
+        live: set[str] = set()
+        batch: list[Probe] = []
         for inst in list(sched.instances.values()):
             if inst.state != RUNNING or inst.killing or inst.app_id not in sched.apps:
                 continue
@@ -110,8 +117,7 @@ class HealthChecker:
             if app.readiness_checks and inst.config_version == record.config_version \
                     and not self.is_ready(inst.instance_id):
                 live.add(inst.instance_id)
-                self._schedule(("ready", inst.instance_id), t, app.readiness_checks[0].interval_seconds,
-                               lambda inst=inst, app=app: self._readiness(inst, app))
+                self._start_readiness(inst, app, t)
             checks = app.health_checks
             if not checks:
                 continue
@@ -126,23 +132,50 @@ class HealthChecker:
                     continue
                 self._in_flight.add(key)
                 due[index] = t + check.interval_seconds
-                self._due.put_nowait((inst, index, check))
-        for gone in [iid for iid in (*self.records, *self.readiness) if iid not in live]:
+                batch.append(probe_for(inst, index, check))
+        if self._prober is not None:
+            self._prober.submit(batch)
+        for gone in [iid for iid in (*self.records, *self.readiness, *self._next_due) if iid not in live]:
             self.forget(gone)
 
-    def _schedule(self, key: Any, t: float, interval: float, make: Any) -> None:
-        if key in self._in_flight or self._next_due.get(key, 0.0) > t:
+    def collect_verdicts(self) -> None:
+        if self._prober is None:
+            return
+        verdicts = self._prober.verdicts
+        while verdicts:
+            verdict = verdicts.popleft()
+            self._in_flight.discard(verdict.key)
+            instance_id, index = verdict.key
+            inst = self.scheduler.instances.get(instance_id)
+            record = self.scheduler.apps.get(inst.app_id) if inst is not None else None
+            if inst is None or record is None or index >= len(record.definition.health_checks):
+                continue
+            self._record(inst, index, record.definition.health_checks[index], verdict.ok, verdict.status,
+                         verdict.cause)
+
+    def _record(self, inst: Instance, index: int, check: HealthCheck, ok: bool | None, status: int | None,
+                cause: str | None) -> None:
+        if inst.killing:
+            return
+        records = self.records.setdefault(inst.instance_id, [])
+        while len(records) <= index:
+            records.append(HealthRecord(inst.instance_id))
+        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=now(),
+                               started_at=inst.started_at or inst.staged_at)
+        records[index] = outcome.record
+        self.scheduler.on_health(inst, check_json(check), outcome)
+
+    # -- readiness (deployments only; few, so on this loop) -----------------------------
+    def _start_readiness(self, inst: Instance, app: Any, t: float) -> None:
+        key = ("ready", inst.instance_id)
+        if key in self._in_flight or self._ready_due.get(inst.instance_id, 0.0) > t:
             return
         self._in_flight.add(key)
-        self._next_due[key] = t + interval
+        self._ready_due[inst.instance_id] = t + app.readiness_checks[0].interval_seconds
 
         async def probe() -> None:
             try:
-                await make()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("readiness check failed unexpectedly")
+                await self._readiness(inst, app)
             finally:
                 self._in_flight.discard(key)
 
@@ -151,108 +184,31 @@ class HealthChecker:
         task.add_done_callback(self._tasks.discard)
 
     async def _readiness(self, inst: Instance, app: Any) -> None:
-        """Readiness (deployments only): HTTP GET on the named port until an accepted status."""
+        """HTTP GET on the port named by the check until it answers an accepted status."""
         check = app.readiness_checks[0]
         names = [spec.name for spec in app.port_specs() if spec.host_port is not None]
-        port = inst.ports[names.index(check.port_name)] if check.port_name in names and \
-            names.index(check.port_name) < len(inst.ports) else None
+        index = names.index(check.port_name) if check.port_name in names else None
+        port = inst.ports[index] if index is not None and index < len(inst.ports) else None
         result: dict[str, Any] = {"name": check.name, "taskId": inst.instance_id, "ready": False,
                                   "lastResponse": None}
-        if port is not None:
+        if port is not None and self._session is not None:
             scheme = "https" if check.protocol == "HTTPS" else "http"
-            url = f"{scheme}://127.0.0.1:{port}{check.path}"
-            assert self._session is not None
             try:
-                async with self._slots, self._session.get(
-                        url, timeout=aiohttp.ClientTimeout(total=check.timeout_seconds),
-                        ssl=self._insecure if scheme == "https" else None) as resp:
+                async with self._session.get(f"{scheme}://{TASK_HOST}:{port}{check.path}", ssl=False,
+                                             timeout=aiohttp.ClientTimeout(total=check.timeout_seconds)) as resp:
                     body = await resp.text() if check.preserve_last_response else ""
                     result["ready"] = resp.status in check.http_status_codes_for_ready
                     result["lastResponse"] = {"status": resp.status, "contentType": resp.content_type,
                                               "body": body}
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
                 pass
         if self.scheduler.instances.get(inst.instance_id) is not None:
             self.readiness[inst.instance_id] = result
             if result["ready"]:
                 self.scheduler.wake()
 
-    async def _check(self, inst: Instance, index: int, check: HealthCheck) -> None:
-        try:
-            ok, status, cause = await self._probe(inst, check)
-            self._record(inst, index, check, ok, status, cause)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a broken probe is a failed check, never a crashed checker
-            log.exception("health check of %s failed unexpectedly", inst.instance_id)
-            self._record(inst, index, check, False, None, f"checker error: {exc}")
-        finally:
-            self._in_flight.discard((inst.instance_id, index))
-
-    async def _probe(self, inst: Instance, check: HealthCheck) -> tuple[bool | None, int | None, str | None]:
-        protocol = check.protocol
-        timeout = float(check.timeout_seconds)
-        if protocol in ("COMMAND",) or (protocol.startswith("MESOS_") and check.command is not None):
-            return await self._command(inst, check, timeout)
-        port = check_port(check, inst)
-        if port is None:
-            return False, None, f"task has no port at index {check.port_index}"
-        host = "127.0.0.1"
-        if protocol in ("TCP", "MESOS_TCP"):
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-                writer.close()
-                return True, None, None
-            except (OSError, asyncio.TimeoutError) as exc:
-                return False, None, f"TCP connection to {host}:{port} failed: {exc or 'timed out'}"
-        scheme = "https" if protocol in ("HTTPS", "MESOS_HTTPS") else "http"
-        url = f"{scheme}://{host}:{port}{check.path or '/'}"
-        assert self._session is not None
-        try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout),
-                                         ssl=self._insecure if scheme == "https" else None,
-                                         allow_redirects=False) as resp:
-                if 200 <= resp.status < 400:
-                    return True, resp.status, None
-                return False, resp.status, f"HTTP {resp.status} from {url}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc)
-            return False, None, f"GET {url}: {reason}"
-
-    async def _command(self, inst: Instance, check: HealthCheck, timeout: float) -> tuple[bool, None, str | None]:
-        command = check.command.value if check.command is not None else ""
-        env = {**os.environ, "HOST": inst.host, "MESOS_TASK_ID": inst.instance_id,
-               **{f"PORT{i}": str(p) for i, p in enumerate(inst.ports)}}
-        if inst.ports:
-            env["PORT"] = str(inst.ports[0])
-        proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", command, env=env,
-                                                    stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
-        try:
-            code = await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            return False, None, f"command timed out after {timeout:g} s"
-        return (True, None, None) if code == 0 else (False, None, f"command exited with status {code}")
-
-    def _record(self, inst: Instance, index: int, check: HealthCheck, ok: bool | None, status: int | None,
-                cause: str | None) -> None:
-        current = self.scheduler.instances.get(inst.instance_id)
-        if current is None or current.killing:
-            return
-        records = self.records.setdefault(inst.instance_id, [])
-        while len(records) <= index:
-            records.append(HealthRecord(inst.instance_id))
-        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=now(),
-                               started_at=current.started_at or current.staged_at)
-        records[index] = outcome.record
-        self.scheduler.on_health(current, check_json(check), outcome)
-
 
 def render_results(records: Mapping[str, list[HealthRecord]], instance_id: str) -> list[dict[str, Any]]:
-    from .clock import iso_timestamp
-
     def ts(value: float | None) -> str | None:
         return iso_timestamp(value) if value is not None else None
 

@@ -8,8 +8,8 @@ import time
 from .support import EventRecorder, wait_until
 
 SERVER = "exec python3 -m http.server --bind 127.0.0.1 $PORT0"
-FAST_CHECK = {"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 0, "intervalSeconds": 1,
-              "timeoutSeconds": 1, "maxConsecutiveFailures": 3}
+FAST_CHECK = {"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 0, "intervalSeconds": 1,  # timeout: slack for a loaded CI
+              "timeoutSeconds": 3, "maxConsecutiveFailures": 3}
 
 
 def web_app(app_id: str, instances: int = 2, **extra) -> dict:
