@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import Int, Labels, Model, NonEmptyStr, NonNegInt
 from .networking import PortMapping
 
 __all__ = [
+    "DOCKER_PARAMETER_ALIASES",
+    "SUPPORTED_DOCKER_PARAMETERS",
+    "canonical_docker_parameter",
     "Container",
     "DockerContainer",
     "DockerParameter",
@@ -26,11 +29,52 @@ __all__ = [
 ]
 
 
+SUPPORTED_DOCKER_PARAMETERS: frozenset[str] = frozenset({
+    "add-host", "cap-add", "cap-drop", "dns", "dns-search", "env", "hostname", "init", "label",
+    "log-driver", "log-opt", "memory-reservation", "memory-swap", "pids-limit", "read-only",
+    "security-opt", "shm-size", "stop-signal", "sysctl", "tmpfs", "ulimit", "user", "volume", "workdir",
+})
+"""The ``docker run`` options (long names) that Pacer's Docker runtime maps onto the engine's API.
+
+Marathon hands ``parameters`` to the docker CLI verbatim; Pacer talks to the engine's API, so
+each key needs a mapping, and a key without one is refused when the app is submitted rather
+than failing every launch. The mapping itself lives in ``executor.docker_params``.
+"""
+
+DOCKER_PARAMETER_ALIASES: dict[str, str] = {
+    "e": "env", "h": "hostname", "l": "label", "u": "user", "v": "volume", "w": "workdir",
+}
+"""The docker CLI's one-letter spellings of supported options (``-v`` is ``--volume``)."""
+
+
+def canonical_docker_parameter(key: str) -> str | None:
+    """``volume`` for ``volume``, ``--volume``, ``v`` or ``-v``; None for an unsupported key."""
+    name = key.lstrip("-")
+    name = DOCKER_PARAMETER_ALIASES.get(name, name)
+    return name if name in SUPPORTED_DOCKER_PARAMETERS else None
+
+
 class DockerParameter(Model):
-    """One ``docker run`` option, ``{"key": "memory-swap", "value": "1g"}``."""
+    """One ``docker run`` option, ``{"key": "memory-swap", "value": "1g"}``.
+
+    ``key`` is a long option name without dashes (dashes and the one-letter aliases of
+    :data:`DOCKER_PARAMETER_ALIASES` are accepted too) from :data:`SUPPORTED_DOCKER_PARAMETERS`.
+    """
 
     key: NonEmptyStr
     value: str
+
+    @field_validator("key")
+    @classmethod
+    def _supported_key(cls, key: str) -> str:
+        if canonical_docker_parameter(key) is None:
+            supported = ", ".join(sorted(SUPPORTED_DOCKER_PARAMETERS))
+            aliases = ", ".join(f"{short} ({long})" for short, long in sorted(DOCKER_PARAMETER_ALIASES.items()))
+            raise ValueError(
+                f"docker parameter '{key}' is not supported; supported keys: {supported}; "
+                f"short forms: {aliases}"
+            )
+        return key
 
 
 class DockerPullConfig(Model):

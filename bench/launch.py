@@ -1,21 +1,28 @@
 """Launch benchmark: Pacer against spawning the same processes directly, in the same run.
 
-Prints two figures:
+Prints three figures:
   * time to get N instances RUNNING through the API vs. spawning N processes directly (ratio);
+  * Docker: time to get D containers RUNNING through Pacer vs. D `docker run -d` of the same image
+    with the same limits, one after the other as a deploy script would (ratio; also the time of
+    the same `docker run -d` commands 8 at a time, for reference). Uses the machine's engine, or
+    a private dockerd (see tests/docker_support.py), and the busybox test image;
   * peak RSS of `pacer serve` holding A apps / T tasks (real processes).
 
-Usage: python bench/launch.py [--instances 200] [--apps 1000] [--tasks 5000] [--skip-memory]
+Usage: python bench/launch.py [--instances 200] [--docker-instances 50] [--apps 1000] [--tasks 5000]
+                              [--skip-memory] [--skip-docker] [--skip-processes]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -84,18 +91,93 @@ def memory_with(apps: int, tasks: int, home: Path) -> tuple[float, float]:
         kill_task_processes(home)
 
 
+DOCKER_CPUS = 0.1
+DOCKER_MEM_MB = 16
+
+
+def docker_run_directly(url: str, image: str, n: int, parallel: int = 1) -> tuple[float, list[str]]:
+    """Baseline: `docker run -d` N times (host network, same limits as Pacer sets); returns (s, ids)."""
+    cpus_quota = int(DOCKER_CPUS * 100_000)
+    command = ["docker", "-H", url, "run", "-d", "--network", "host", "--label", "pacer-test=1",
+               "--cpu-shares", str(int(DOCKER_CPUS * 1024)), "--cpu-period", "100000",
+               "--cpu-quota", str(cpus_quota), "--memory", f"{DOCKER_MEM_MB}m", image, "sleep", "100000"]
+
+    def one(_: int) -> str:
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        ids = list(pool.map(one, range(n)))
+    return time.perf_counter() - start, ids
+
+
+def docker_through_pacer(url: str, image: str, n: int, home: Path) -> float:
+    os.environ["DOCKER_HOST"] = url
+    server = PacerServer(home, "--agent-resources", "cpus=1000,mem=1000000,disk=100000").start()
+    try:
+        app = {"id": "/bench-docker", "args": ["sleep", "100000"], "instances": n, "cpus": DOCKER_CPUS,
+               "mem": DOCKER_MEM_MB, "taskKillGracePeriodSeconds": 0,
+               "container": {"type": "DOCKER", "docker": {"image": image}}}
+        start = time.perf_counter()
+        status, body, _ = server.request("POST", "/v2/apps", app)
+        assert status == 201, body
+        wait_until(lambda: server.get("/v2/apps/bench-docker")[1]["app"]["tasksRunning"] == n, timeout=600,
+                   interval=0.05, what=f"{n} containers running")
+        elapsed = time.perf_counter() - start
+        assert server.request("DELETE", "/v2/apps/bench-docker")[0] == 200
+        return elapsed
+    finally:
+        server.stop()
+
+
+def docker_column(n: int, tmp: Path) -> None:
+    from tests import docker_support
+
+    if shutil.which("docker") is None:
+        print("docker: skipped (no docker CLI for the baseline)")
+        return
+    session = docker_support.engine_session(tmp)
+    try:
+        engine = next(session)
+    except BaseException as exc:  # pytest.skip outside pytest raises its Skipped outcome
+        print(f"docker: skipped ({exc})")
+        return
+    try:
+        sequential, ids = docker_run_directly(engine.url, docker_support.TEST_IMAGE, n)
+        for container_id in ids:
+            engine.api.remove_container(container_id, force=True)
+        parallel, ids = docker_run_directly(engine.url, docker_support.TEST_IMAGE, n, parallel=8)
+        for container_id in ids:
+            engine.api.remove_container(container_id, force=True)
+        home = tmp / "docker"
+        home.mkdir()
+        pacer = docker_through_pacer(engine.url, docker_support.TEST_IMAGE, n, home)
+        engine.remove_pacer_containers(home)
+        print(f"launch {n} containers: docker run -d one by one {sequential:.3f} s, through Pacer {pacer:.3f} s, "
+              f"ratio {pacer / sequential:.2f}x (aim <= 1.5x); docker run -d 8 at a time {parallel:.3f} s "
+              f"(ratio {pacer / parallel:.2f}x)")
+    finally:
+        next(session, None)  # removes leftovers, stops a private dockerd
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--docker-instances", type=int, default=50)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--skip-processes", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pacer-bench-") as tmp:
-        baseline = spawn_directly(args.instances)
-        pacer = launch_through_pacer(args.instances, Path(tmp) / "launch")
-        print(f"launch {args.instances} processes: direct {baseline:.3f} s, through Pacer {pacer:.3f} s, "
-              f"ratio {pacer / baseline:.2f}x (aim <= 3x)")
+        if not args.skip_processes:
+            baseline = spawn_directly(args.instances)
+            pacer = launch_through_pacer(args.instances, Path(tmp) / "launch")
+            print(f"launch {args.instances} processes: direct {baseline:.3f} s, through Pacer {pacer:.3f} s, "
+                  f"ratio {pacer / baseline:.2f}x (aim <= 3x)")
+        if not args.skip_docker:
+            docker_column(args.docker_instances, Path(tmp))
         if not args.skip_memory:
             idle, peak = memory_with(args.apps, args.tasks, Path(tmp) / "memory")
             print(f"pacer serve RSS: idle {idle:.0f} MB, peak with {args.apps} apps / {args.tasks} tasks "

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agent-resources", help="per-agent cpus=N,mem=MB,disk=MB (default: detected)")
     s.add_argument("--attribute", action="append", default=[], help="agent attribute NAME=VALUE or AGENT:NAME=VALUE")
     s.add_argument("--network", action="append", default=[], help="container network the agents provide")
+    s.add_argument("--docker-host", default=None,
+                   help="Docker engine for container.type DOCKER apps: unix:///path or tcp://host:port; 'none' "
+                        "disables Docker (default: $DOCKER_HOST, else /var/run/docker.sock if it answers)")
     s.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS",
                    help="seconds between autoscaler decisions (default 15)")
     s.add_argument("--no-autoscaler", action="store_true", help="do not run the built-in autoscaler")
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             host, port = _listen(args.listen)
             options = ServeOptions(host=host, port=port, home=Path(args.home), agents=args.agents,
                                    resources=_resources(args.agent_resources),
-                                   attributes=_attributes(args.attribute), networks=tuple(args.network))
+                                   attributes=_attributes(args.attribute), networks=tuple(args.network),
+                                   docker_host=args.docker_host)
             asyncio.run(run_pacer(PacerOptions(serve=options, metrics=metrics_options_from_args(args),
                                                autoscale_interval=_positive(args.autoscale_interval),
                                                autoscaler=not args.no_autoscaler)))

@@ -93,6 +93,11 @@ class Scheduler(AppMutations):
         for inst in recovery.alive:
             self._put(inst.with_(state=RUNNING) if inst.state == STAGING else inst)
         self._dirty.clear()
+        for inst in recovery.alive:
+            if inst.killing:   # its kill died with the earlier run: `_kill` would skip it
+                log.warning("task %s was being killed when the scheduler stopped; killing it again",
+                            inst.instance_id)
+                self._spawn(self.backend.kill(inst, self._grace(inst)))
         if recovery.lost:
             self.store.delete_instances(inst.instance_id for inst in recovery.lost)
             for inst in recovery.lost:
@@ -247,8 +252,11 @@ class Scheduler(AppMutations):
             return
         self._put(inst.with_(killing=True, kill_reason=reason))
         self._publish_status(inst, "TASK_KILLING")
-        grace = self.apps[inst.app_id].definition.task_kill_grace_seconds if inst.app_id in self.apps else 3.0
-        self._spawn(self.backend.kill(inst, grace))
+        self._spawn(self.backend.kill(inst, self._grace(inst)))
+
+    def _grace(self, inst: Instance) -> float:
+        record = self.apps.get(inst.app_id)
+        return record.definition.task_kill_grace_seconds if record is not None else 3.0
 
     def _agent_views(self) -> dict[str, AgentView]:
         return {offer.agent.agent_id: offer.agent for offer in self.backend.offers([])}

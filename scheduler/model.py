@@ -65,6 +65,7 @@ class Instance:
     kill_reason: str = ""        # why we killed it; "FailedHealthChecks" counts toward backoff
     message: str = ""
     resources: dict[str, float] = field(default_factory=dict)
+    container_id: str | None = None   # Docker tasks: the engine's container id (None for processes)
 
     @property
     def active(self) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from executor import ResourceUsage, process_group_usages
 from metrics.base import MetricsSink
-from metrics.schema import NS_PER_S, Point, TaskSample, cpu_utilization, instances_point, task_points
+from metrics.schema import Point, TaskSample, cpu_utilization, instances_point, task_points
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class _Previous:
 UsageReader = Callable[[list[int]], Mapping[int, ResourceUsage]]
 
 
-def build_points(scheduler: _SchedulerView, usages: Mapping[int, ResourceUsage], time_ns: int,
+def build_points(scheduler: _SchedulerView, usages: Mapping[str, ResourceUsage], time_ns: int,
                  machine: str, previous: dict[str, _Previous]) -> list[Point]:
     """Points of one pass; updates `previous` (per task cumulative CPU) for utilisation."""
     points: list[Point] = []
@@ -54,7 +54,7 @@ def build_points(scheduler: _SchedulerView, usages: Mapping[int, ResourceUsage],
         if inst.state != RUNNING:
             continue
         running[inst.app_id] = running.get(inst.app_id, 0) + 1
-        usage = usages.get(inst.pid) if inst.pid else None
+        usage = usages.get(inst.instance_id)
         if usage is None:
             continue
         record = scheduler.apps.get(inst.app_id)
@@ -70,7 +70,8 @@ def build_points(scheduler: _SchedulerView, usages: Mapping[int, ResourceUsage],
         points.extend(task_points(TaskSample(
             app_id=inst.app_id, task_id=inst.instance_id, agent_id=inst.agent_id, machine=machine,
             time_ns=time_ns, cpu_user_ns=usage.cpu_user_ns, cpu_system_ns=usage.cpu_system_ns,
-            memory_usage_bytes=usage.rss_bytes, memory_working_set_bytes=usage.rss_bytes,
+            memory_usage_bytes=getattr(usage, "memory_usage_bytes", None) or usage.rss_bytes,
+            memory_working_set_bytes=getattr(usage, "memory_working_set_bytes", None) or usage.rss_bytes,
             cpus=cpus or None, mem_mb=mem or None, cpu_utilization=util,
             container_name=inst.instance_id,
         )))
@@ -91,6 +92,7 @@ class TaskSampler:
         self.sink = sink
         self.interval = interval
         self.machine = machine or socket.gethostname()
+        self._custom_reader = read_usage
         self._read_usage: UsageReader = read_usage or process_group_usages
         self._previous: dict[str, _Previous] = {}
         self.passes = 0
@@ -98,11 +100,18 @@ class TaskSampler:
         self.last_error: str | None = None
         self.last_points = 0
 
+    async def _usages_by_task(self) -> dict[str, ResourceUsage]:
+        """The backend's own view when it has one (processes and containers), else by pid."""
+        backend_usages = getattr(getattr(self.scheduler, "backend", None), "usages", None)
+        if self._custom_reader is None and backend_usages is not None:
+            return await backend_usages()
+        running = [inst for inst in list(self.scheduler.instances.values()) if inst.state == RUNNING and inst.pid]
+        by_pid = await asyncio.to_thread(self._read_usage, [inst.pid for inst in running]) if running else {}
+        return {inst.instance_id: by_pid[inst.pid] for inst in running if inst.pid in by_pid}
+
     async def sample_once(self) -> int:
         """One pass; returns the number of points written. Raises (run() catches)."""
-        pids = [inst.pid for inst in list(self.scheduler.instances.values())
-                if inst.state == RUNNING and inst.pid]
-        usages = await asyncio.to_thread(self._read_usage, pids) if pids else {}
+        usages = await self._usages_by_task()
         points = build_points(self.scheduler, usages, time.time_ns(), self.machine, self._previous)
         self.sink.write(points)
         self.passes += 1

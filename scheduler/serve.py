@@ -1,22 +1,18 @@
-"""`pacer serve`: the whole system in one process on the embedded default.
+"""Building the embedded scheduler: its store, its agents and their Docker engine.
 
-Wiring only: the store, the embedded agents, the scheduler loop and the HTTP API, run as named
-tasks of one TaskGroup. SIGTERM/SIGINT stop the scheduler but leave tasks running, as a Mesos
-agent's tasks outlive their framework; the next `pacer serve` with the same home re-adopts them.
+`pacer.serve` runs what this builds next to the other services; tests build it in-process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
+import os
+import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
-from .api import build_api
 from .backends.local import LocalBackend, build_agents, detected_resources
 from .core import Scheduler
 from .store import StateStore
@@ -33,6 +29,39 @@ class ServeOptions:
     resources: dict[str, float] = field(default_factory=dict)   # overrides of detected cpus/mem/disk
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # "*" or agent id -> attrs
     networks: tuple[str, ...] = ()
+    docker_host: str | None = None   # None: detect (see resolve_docker_host); "none" or "": no Docker
+
+
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
+NO_DOCKER = frozenset({"", "none", "off"})
+
+
+def _socket_answers(path: Path, timeout: float = 1.0) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+        return True
+    except OSError:
+        return False
+
+
+def resolve_docker_host(option: str | None, environ: Mapping[str, str],
+                        default_socket: Path = DEFAULT_DOCKER_SOCKET) -> str | None:
+    """The Docker engine DOCKER apps run on, or None for none.
+
+    An explicit `--docker-host` wins (`none` disables Docker); else `$DOCKER_HOST` (taken as
+    given: if it does not answer, DOCKER apps wait in the queue saying so); else the default
+    socket if something accepts connections on it; else no Docker.
+    """
+    if option is not None:
+        return None if option.strip().lower() in NO_DOCKER else option.strip()
+    from_env = environ.get("DOCKER_HOST", "").strip()
+    if from_env:
+        return None if from_env.lower() in NO_DOCKER else from_env
+    if _socket_answers(default_socket):
+        return f"unix://{default_socket}"
+    return None
 
 
 def make_scheduler(options: ServeOptions) -> Scheduler:
@@ -43,39 +72,11 @@ def make_scheduler(options: ServeOptions) -> Scheduler:
     agents = [a if a.agent_id not in options.attributes else
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
-    scheduler = Scheduler(store, lambda on_status: LocalBackend(agents, home, on_status))
+    docker_host = resolve_docker_host(options.docker_host, os.environ)
+    scheduler = Scheduler(store, lambda on_status: LocalBackend(agents, home, on_status, docker_host=docker_host))
     framework_id = store.get_meta("framework-id")
     if framework_id is None:
         framework_id = str(uuid.uuid4())
         store.put_meta("framework-id", framework_id)
     scheduler.framework_id = framework_id
     return scheduler
-
-
-async def serve(options: ServeOptions) -> None:
-    scheduler = make_scheduler(options)
-    await scheduler.start()
-    api = build_api(scheduler, leader=f"{options.host}:{options.port}")
-    runner = web.AppRunner(api, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port)
-    await site.start()
-    log.info("pacer API listening on http://%s:%d (home %s, %d agent(s))",
-             options.host, options.port, options.home, options.agents)
-    print(f"pacer serving on http://{options.host}:{options.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        async with asyncio.TaskGroup() as group:
-            services = [group.create_task(scheduler.run(), name="scheduler-loop"),
-                        group.create_task(scheduler.health.run(), name="health-checks")]
-            await stop.wait()
-            for task in services:
-                task.cancel()
-    finally:
-        scheduler.events.close()    # ends open event streams so the HTTP server can stop
-        await runner.cleanup()
-        await scheduler.close()
-        scheduler.store.close()

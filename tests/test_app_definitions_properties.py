@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from app_definitions import ValidationFailed, apply_app_update, merge_patch, parse_app_definition
 from app_definitions.path_id import RESERVED_LAST_SEGMENTS
+from app_definitions.container import SUPPORTED_DOCKER_PARAMETERS
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 QUICK = settings(SETTINGS, max_examples=50)  # supplementary properties
@@ -24,6 +25,7 @@ segments = st.text(string.ascii_letters + string.digits, min_size=1, max_size=8)
 ids = st.lists(segments, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 names = st.text(string.ascii_lowercase, min_size=1, max_size=8)
 short_text = st.text(max_size=8)
+parameter_keys = st.sampled_from(sorted(SUPPORTED_DOCKER_PARAMETERS))
 string_maps = st.dictionaries(st.text(min_size=1, max_size=10), short_text, max_size=3)
 ports = st.integers(0, 65535)
 protocols = st.sampled_from(["tcp", "udp", "tcp,udp", "udp,tcp"])
@@ -81,7 +83,8 @@ def networking(draw: st.DrawFn) -> dict[str, Any]:
     style = draw(st.sampled_from(["default", "host", "bridge", "container", "docker-bridge", "user", "ip"]))
     docker: dict[str, Any] = {"image": draw(st.sampled_from(["nginx", "busybox:1.36", "registry/x:tag"]))}
     optional(draw, docker, "forcePullImage", st.booleans())
-    optional(draw, docker, "parameters", st.lists(st.fixed_dictionaries({"key": names, "value": short_text}), max_size=2))
+    optional(draw, docker, "parameters", st.lists(st.fixed_dictionaries({"key": parameter_keys, "value": short_text}),
+                                                  max_size=2))
     container: dict[str, Any] = {"type": "DOCKER", "docker": docker}
     optional(
         draw,

@@ -1,119 +1,70 @@
-"""The embedded backend: N agents inside `pacer serve`, tasks run as real local processes.
+"""The embedded backend: N agents inside `pacer serve`, tasks run as local processes or containers.
 
 The agents behave like Mesos agents on one host: each has its own resources, a disjoint host
-port range and attributes, and offers what is free. Tasks live in their own process groups, so
-they survive a crash of the scheduler and are re-adopted (pid + start time) when it comes back.
+port range and attributes, and offers what is free. Apps run as processes in their own process
+groups, or, for `container.type: DOCKER`, as containers on the Docker engine at `docker_host`
+(the executor's Docker runtime). Both survive a crash of the scheduler and are re-adopted when
+it comes back: processes by pid + start time, containers by their `pacer.task-id` label.
+
+Docker, as the backend sees it:
+
+* No engine configured, or the engine does not answer: DOCKER apps wait in `/v2/queue` with
+  that reason (`unsupported_reason`); the backend retries the connection every
+  `DOCKER_RETRY_SECONDS` and runs DOCKER apps once it answers. Process apps are unaffected.
+* An image that could not be pulled holds back the apps using it, with the daemon's message as
+  the queue reason, for a delay doubling from `IMAGE_RETRY_SECONDS` to `IMAGE_RETRY_MAX_SECONDS`
+  (the failed launch itself is a TASK_FAILED, as in Marathon). Any successful launch of the
+  image lifts it.
+* Recovery lists this Pacer's containers (label `pacer.home` = the home directory): running
+  ones of remembered tasks are adopted with the ports and app version read back from their
+  labels; exited ones are removed and their tasks reported lost; containers of tasks the store
+  does not know (a deleted app, an interrupted launch) are stopped and removed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import shutil
 import signal
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app_definitions import AppDefinition
 from executor import (
     LaunchFailed,
     ProcessHandle,
     ProcessRuntime,
+    ResourceUsage,
     TaskExit,
     TaskLaunch,
     marathon_task_env,
+    process_group_usages,
     task_command,
 )
+from executor.docker_spec import ContainerHandle, ContainerInfo
+
+if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load only when Docker is configured
+    from executor.docker_runtime import DockerRuntime
 
 from ..model import Instance
 from ..placement import AgentOffer
-from ..constraints import AgentView
 from . import Recovery, StatusCallback, StatusUpdate
+from .agents import AgentSpec, build_agents, compute_offers, detected_resources
+from .containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
 
 log = logging.getLogger(__name__)
 
-PORT_RANGE_START = 31000
-PORT_RANGE_SIZE = 1000
 HOME_ENV = "PACER_HOME"
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    agent_id: str
-    hostname: str
-    cpus: float
-    mem: float
-    disk: float
-    port_range: tuple[int, int]
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    networks: frozenset[str] = frozenset()
-
-    def view(self) -> AgentView:
-        return AgentView(agent_id=self.agent_id, hostname=self.hostname, attributes=dict(self.attributes))
-
-
-def detected_resources(home: Path) -> dict[str, float]:
-    """What this machine has: all cores, total memory and the free disk of the home volume (MB)."""
-    mem_mb = 1024.0
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    mem_mb = int(line.split()[1]) / 1024
-                    break
-    except OSError:
-        pass
-    home.mkdir(parents=True, exist_ok=True)
-    disk_mb = shutil.disk_usage(home).free / (1024 * 1024)
-    return {"cpus": float(os.cpu_count() or 1), "mem": round(mem_mb), "disk": round(disk_mb)}
-
-
-def build_agents(count: int, resources: Mapping[str, float], attributes: Mapping[str, str],
-                 networks: Sequence[str] = (), hostname: str = "localhost",
-                 port_start: int = PORT_RANGE_START) -> list[AgentSpec]:
-    """N agents with equal resources and disjoint port ranges (they share one network namespace)."""
-    agents = []
-    for k in range(count):
-        lo = port_start + k * PORT_RANGE_SIZE
-        agents.append(AgentSpec(
-            agent_id=f"agent-{k + 1}",
-            hostname=hostname if count == 1 else f"agent-{k + 1}",
-            cpus=resources["cpus"], mem=resources["mem"], disk=resources["disk"],
-            port_range=(lo, lo + PORT_RANGE_SIZE - 1 if count > 1 else lo + PORT_RANGE_SIZE),
-            attributes=dict(attributes), networks=frozenset(networks)))
-    return agents
-
-
-def _free_ranges(lo: int, hi: int, used: set[int]) -> tuple[tuple[int, int], ...]:
-    ranges: list[tuple[int, int]] = []
-    start = lo
-    for port in sorted(p for p in used if lo <= p <= hi):
-        if port > start:
-            ranges.append((start, port - 1))
-        start = port + 1
-    if start <= hi:
-        ranges.append((start, hi))
-    return tuple(ranges)
-
-
-def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> list[AgentOffer]:
-    """Free resources per agent: its totals minus what the active instances on it hold."""
-    used: dict[str, dict[str, float]] = {a.agent_id: {"cpus": 0.0, "mem": 0.0, "disk": 0.0} for a in agents}
-    ports: dict[str, set[int]] = {a.agent_id: set() for a in agents}
-    for inst in active:
-        if inst.agent_id not in used:
-            continue
-        for key in ("cpus", "mem", "disk"):
-            used[inst.agent_id][key] += inst.resources.get(key, 0.0)
-        ports[inst.agent_id].update(inst.ports)
-    return [AgentOffer(
-        agent=a.view(),
-        cpus=max(0.0, a.cpus - used[a.agent_id]["cpus"]),
-        mem=max(0.0, a.mem - used[a.agent_id]["mem"]),
-        disk=max(0.0, a.disk - used[a.agent_id]["disk"]),
-        free_ports=_free_ranges(a.port_range[0], a.port_range[1], ports[a.agent_id]),
-        networks=a.networks) for a in agents]
+DOCKER_RETRY_SECONDS = 5.0
+IMAGE_RETRY_SECONDS = 5.0
+IMAGE_RETRY_MAX_SECONDS = 300.0
+STRAY_STOP_SECONDS = 1.0
+NETWORK_REFRESH_SECONDS = 30.0
+BUILTIN_DOCKER_NETWORKS = frozenset({"host", "none", "bridge"})
 
 
 def _read_environ(pid: int) -> dict[str, str]:
@@ -143,28 +94,129 @@ def find_task_processes(home: Path) -> dict[int, str]:
 
 
 class LocalBackend:
-    """Agents in this process; the executor's process runtime does the running."""
+    """Agents in this process; the executor's process and Docker runtimes do the running."""
 
-    def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback) -> None:
+    def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback,
+                 docker_host: str | None = None) -> None:
         self.agents = list(agents)
         self._by_id = {a.agent_id: a for a in self.agents}
         self.home = home.resolve()
         self.sandboxes = self.home / "sandboxes"
         self._on_status = on_status
         self.runtime = ProcessRuntime(on_exit=self._task_exited)
+        self.docker_host = docker_host or None
+        self.docker: DockerRuntime | None = None
+        self._docker_error: str | None = None
+        self._docker_retry: asyncio.Task[None] | None = None
+        self._image_gates: dict[str, _ImageGate] = {}
+        self._engine_networks: frozenset[str] = frozenset()
+        self._network_refresh: asyncio.Task[None] | None = None
+        self._closed = False
 
     def _task_exited(self, exit_: TaskExit) -> None:
         self._on_status(StatusUpdate(exit_.task_id, exit_.state, exit_.message, exit_.exit_code))
 
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
-        return compute_offers(self.agents, active)
+        offers = compute_offers(self.agents, active)
+        if self._engine_networks:  # the engine's user-defined networks are on every agent of this host
+            offers = [replace(o, networks=o.networks | self._engine_networks) for o in offers]
+        return offers
 
     def unsupported_reason(self, app: AppDefinition) -> str | None:
-        if app.container is not None and app.container.type == "DOCKER":
-            return "container type DOCKER: no Docker runtime is available on the embedded agents"
+        if not is_docker_app(app):
+            return None
+        if self.docker_host is None:
+            return ("container type DOCKER: no Docker engine is configured "
+                    "(set DOCKER_HOST or start pacer serve with --docker-host)")
+        if self.docker is None:
+            return f"container type DOCKER: {self._docker_error or f'connecting to the Docker engine at {self.docker_host}'}"
+        problem = docker_unsupported(app)
+        if problem is not None:
+            return problem
+        assert app.container is not None and app.container.docker is not None
+        gate = self._image_gates.get(app.container.docker.image or "")
+        if gate is not None:
+            left = gate.until - time.monotonic()
+            if left > 0:
+                return f"{gate.message} (next attempt in {left:.0f} s)"
         return None
 
+    # -- Docker engine connection -----------------------------------------------------
+
+    async def _start_docker(self) -> DockerRuntime | None:
+        """A started Docker runtime, or None (with `_docker_error` saying why) when the engine is silent."""
+        if self.docker_host is None or self._closed:
+            return None
+        from executor.docker_runtime import DockerRuntime, EngineUnavailable
+
+        runtime = DockerRuntime(self._task_exited, base_url=self.docker_host, scope=str(self.home))
+        try:
+            await runtime.start()
+        except EngineUnavailable as exc:
+            if self._docker_error != str(exc):
+                log.warning("%s; DOCKER apps wait until it does", exc)
+            self._docker_error = str(exc)
+            await runtime.close()
+            return None
+        self._docker_error = None
+        log.info("Docker runtime connected to %s", self.docker_host)
+        return runtime
+
+    async def _use_docker(self, runtime: DockerRuntime) -> None:
+        """From now on DOCKER apps run on `runtime`."""
+        await self._refresh_networks(runtime)
+        self._network_refresh = asyncio.get_running_loop().create_task(self._refresh_networks_forever(runtime),
+                                                                       name="docker-networks")
+        self.docker = runtime
+
+    async def _refresh_networks(self, runtime: DockerRuntime) -> None:
+        try:
+            names = await runtime.networks()
+        except Exception as exc:
+            log.warning("cannot list the Docker engine's networks: %s", exc)
+            return
+        self._engine_networks = frozenset(names) - BUILTIN_DOCKER_NETWORKS
+
+    async def _refresh_networks_forever(self, runtime: DockerRuntime) -> None:
+        """Named container networks come and go with `docker network create/rm`: offer what exists."""
+        while True:
+            await asyncio.sleep(NETWORK_REFRESH_SECONDS)
+            await self._refresh_networks(runtime)
+
+    async def _retry_docker(self) -> None:
+        """Connect once the engine answers; clear away what an earlier run left there, then run DOCKER apps."""
+        while (runtime := await self._start_docker()) is None:
+            await asyncio.sleep(DOCKER_RETRY_SECONDS)
+        try:
+            await self._remove_containers(runtime, await runtime.containers(), "left by an earlier run")
+        except Exception as exc:  # pragma: no cover - the engine went away again
+            log.warning("cannot list containers after connecting: %s", exc)
+        await self._use_docker(runtime)
+
+    @staticmethod
+    async def _remove_containers(runtime: DockerRuntime, containers: Sequence[ContainerInfo], why: str) -> None:
+        if not containers:
+            return
+        results = await asyncio.gather(
+            *(runtime.remove(c.container_id, STRAY_STOP_SECONDS if c.running else 0.0) for c in containers),
+            return_exceptions=True)
+        for info, result in zip(containers, results):
+            if isinstance(result, BaseException):
+                log.warning("could not remove container %s (%s): %s", info.container_id[:12], info.task_id, result)
+            else:
+                log.warning("removed %s container %s of task %s %s", "running" if info.running else "exited",
+                            info.container_id[:12], info.task_id, why)
+
+    def _gate_image(self, image: str, message: str) -> None:
+        previous = self._image_gates.get(image)
+        delay = min(IMAGE_RETRY_MAX_SECONDS, previous.delay * 2) if previous else IMAGE_RETRY_SECONDS
+        self._image_gates[image] = _ImageGate(message=message, until=time.monotonic() + delay, delay=delay)
+
+    # -- tasks ------------------------------------------------------------------------
+
     async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
+        if is_docker_app(app):
+            return await self._launch_container(instance, app)
         specs = app.port_specs()
         env = marathon_task_env(
             app_id=app.id, app_version=instance.version, task_id=instance.instance_id, host=instance.host,
@@ -179,21 +231,73 @@ class LocalBackend:
         handle = await self.runtime.launch(launch)
         return instance.with_(pid=handle.pid, pid_start_time=handle.start_time)
 
+    async def _launch_container(self, instance: Instance, app: AppDefinition) -> Instance:
+        if self.docker is None:
+            raise LaunchFailed(self._docker_error or "no Docker engine is configured")
+        from executor.docker_runtime import ImageUnavailable
+
+        spec = container_launch(instance, app, self.sandboxes / instance.instance_id)
+        try:
+            handle = await self.docker.launch(spec)
+        except ImageUnavailable as exc:
+            self._gate_image(exc.image, str(exc))
+            raise
+        self._image_gates.pop(spec.image, None)
+        return instance.with_(container_id=handle.container_id)
+
     async def kill(self, instance: Instance, grace_seconds: float) -> None:
-        if self.runtime.is_running(instance.instance_id):
-            await self.runtime.kill(instance.instance_id, grace_seconds)
+        task_id = instance.instance_id
+        try:
+            if self.docker is not None and self.docker.is_running(task_id):
+                await self.docker.kill(task_id, grace_seconds)
+                return
+        except Exception:  # the engine failed us: the task keeps its killing state, nothing is reported
+            log.exception("killing container of task %s failed", task_id)
+            return
+        if self.runtime.is_running(task_id):
+            await self.runtime.kill(task_id, grace_seconds)
         else:
-            self._on_status(StatusUpdate(instance.instance_id, "TASK_KILLED", "task was not running"))
+            self._on_status(StatusUpdate(task_id, "TASK_KILLED", "task was not running"))
 
     async def recover(self, instances: Sequence[Instance]) -> Recovery:
+        containers: dict[str, ContainerInfo] = {}
+        if self.docker_host is not None and self.docker is None:
+            runtime = await self._start_docker()
+            if runtime is not None:
+                try:
+                    containers = {c.task_id: c for c in await runtime.containers()}
+                    await self._use_docker(runtime)
+                except Exception as exc:  # answered the ping, failed the listing: retry from scratch
+                    self._docker_error = f"cannot list the containers of the Docker engine at {self.docker_host}: {exc}"
+                    log.warning("%s", self._docker_error)
+                    await runtime.close()
+            if self.docker is None:
+                self._docker_retry = asyncio.get_running_loop().create_task(self._retry_docker(),
+                                                                            name="docker-connect")
         alive, lost = [], []
+        leftovers: list[ContainerInfo] = []
         for inst in instances:
-            if inst.pid is not None and inst.pid_start_time is not None and self.runtime.adopt(
-                    ProcessHandle(task_id=inst.instance_id, pid=inst.pid, start_time=inst.pid_start_time)):
+            info = containers.pop(inst.instance_id, None)
+            if info is not None:
+                if info.running and self._adopt_container(inst, info):
+                    ports = info.ports if info.ports is not None else inst.ports
+                    alive.append(inst.with_(container_id=info.container_id, pid=None, pid_start_time=None,
+                                            version=info.app_version or inst.version, ports=ports))
+                else:
+                    lost.append(inst)
+                    leftovers.append(info)
+            elif inst.container_id is None and inst.pid is not None and inst.pid_start_time is not None \
+                    and self.runtime.adopt(ProcessHandle(task_id=inst.instance_id, pid=inst.pid,
+                                                         start_time=inst.pid_start_time)):
                 alive.append(inst)
             else:
                 lost.append(inst)
-        adopted = {inst.pid for inst in alive}
+        strays = list(containers.values())
+        if self.docker is not None:
+            await self._remove_containers(self.docker, leftovers, "(its task had ended)")
+            await self._remove_containers(self.docker, strays,
+                                          "(its task is unknown: a deleted app or an interrupted launch)")
+        adopted = {inst.pid for inst in alive if inst.pid is not None}
         stray_groups: dict[int, str] = {}
         for pid, task_id in find_task_processes(self.home).items():
             try:
@@ -208,8 +312,33 @@ class LocalBackend:
                 log.warning("killed stray task process group %s (%s) left by an earlier run", pgid, task_id)
             except ProcessLookupError:
                 pass
-        orphans = len(stray_groups)
+        orphans = len(stray_groups) + sum(1 for c in strays if c.running)
         return Recovery(alive=tuple(alive), lost=tuple(lost), orphans_killed=orphans)
+
+    def _adopt_container(self, inst: Instance, info: ContainerInfo) -> bool:
+        assert self.docker is not None
+        return self.docker.adopt(ContainerHandle(inst.instance_id, info.container_id),
+                                 mem_mb=inst.resources.get("mem") or None,
+                                 sandbox=self.sandboxes / inst.instance_id,
+                                 host_network=info.network == "host")
+
+    async def usages(self) -> dict[str, ResourceUsage]:
+        """Resource usage of every running task (processes and containers), by task id.
+
+        Containers report a `ContainerUsage` (memory usage, working set and limit from the
+        engine); processes a `ResourceUsage` summed over their process group.
+        """
+        result: dict[str, ResourceUsage] = {}
+        handles = self.runtime.running()
+        if handles:
+            by_group = await asyncio.to_thread(process_group_usages, [h.pid for h in handles])
+            for handle in handles:
+                usage = by_group.get(handle.pid)
+                if usage is not None:
+                    result[handle.task_id] = usage
+        if self.docker is not None:
+            result.update(await self.docker.usages())
+        return result
 
     def describe(self) -> list[dict[str, object]]:
         return [{"id": a.agent_id, "hostname": a.hostname, "resources": {"cpus": a.cpus, "mem": a.mem, "disk": a.disk},
@@ -217,7 +346,15 @@ class LocalBackend:
                 for a in self.agents]
 
     async def close(self) -> None:
+        self._closed = True
+        for task in (self._docker_retry, self._network_refresh):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.runtime.close(kill=False)
+        if self.docker is not None:
+            await self.docker.close(kill=False)
 
 
-__all__ = ["AgentSpec", "LocalBackend", "build_agents", "compute_offers", "detected_resources", "LaunchFailed"]
+__all__ = ["AgentSpec", "LocalBackend", "build_agents", "compute_offers", "container_launch", "detected_resources",
+           "docker_unsupported", "is_docker_app", "LaunchFailed"]

@@ -1,0 +1,660 @@
+"""Running tasks as Docker containers through the docker SDK, on the process runtime's lifecycle.
+
+The shape is ``ProcessRuntime``'s: ``launch`` returns a handle the scheduler persists, ``on_exit``
+is called exactly once per task for every way it ends (its own exit, our kill, an OOM kill),
+``adopt`` re-attaches after a scheduler restart, ``kill`` waits for the end, ``close(kill=False)``
+leaves containers running for the next scheduler to adopt. Differences: ``launch`` takes a
+:class:`~executor.docker_spec.ContainerLaunch` and returns a
+:class:`~executor.docker_spec.ContainerHandle`, and ``start`` must be awaited first (it connects).
+
+How, and why:
+
+* **No blocking call on the event loop.** The SDK is synchronous; every engine call runs on a
+  private thread pool (``workers`` threads, default 16, and as many pooled HTTP connections),
+  so the scheduler loop never waits on the engine and the default executor stays free.
+* **Exits come from the engine's event stream**: one thread follows ``GET /events`` filtered to
+  ``die`` events of this Pacer's containers (label ``pacer.home``) and hands each event to the
+  loop. One thread and one connection serve any number of containers, where a blocking
+  ``wait`` per container would need one thread each. Events missed while the stream was down
+  are caught by a *reconcile*: one ``GET /containers/json`` compared with the watched set, run
+  on every (re)connection of the stream, after adoptions, and every ``reconcile_seconds`` as a
+  safety net. A reported death is always confirmed with ``inspect`` before it is reported.
+* **Kill** sends the stop signal (SIGTERM, or the ``stop-signal`` parameter) through the API,
+  waits on the loop for the death (no thread is held during the grace period), then SIGKILL;
+  ``taskKillGracePeriodSeconds`` is the grace period. As with ``docker stop``, a PID 1 that does
+  not handle SIGTERM (``busybox httpd``, ``sh``) is only stopped by the SIGKILL.
+* **After an exit** the container's last log lines are copied to the task sandbox
+  (``stdout``/``stderr``, Mesos' layout) and the container is removed with its anonymous
+  volumes: nothing is left behind by a task that ended.
+* **Images**: pulled only with ``forcePullImage`` or when missing. Concurrent launches of one
+  image share one check or pull; a present image is remembered for ``IMAGE_CACHE_SECONDS``.
+  A failed pull raises :class:`ImageUnavailable` with the daemon's message.
+
+Errors (all under ``executor.errors.ExecutorError``)::
+
+    ExecutorError
+    ├── EngineUnavailable        the engine does not answer (start)
+    └── LaunchFailed             the engine refused the container (message = daemon's message)
+        └── ImageUnavailable     the image is missing and could not be pulled
+
+All methods must be called from the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+from docker import errors as docker_errors
+from docker.utils import parse_repository_tag
+
+from executor.docker_spec import (
+    LABEL_SCOPE,
+    ContainerExit,
+    ContainerHandle,
+    ContainerInfo,
+    ContainerLaunch,
+    ContainerUsage,
+    container_exit,
+    container_info,
+    container_options,
+    usage_from_stats,
+)
+from executor.errors import ExecutorError, LaunchFailed, RuntimeClosed, TaskAlreadyRunning
+
+__all__ = ["DockerRuntime", "EngineUnavailable", "ImageUnavailable"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_WORKERS = 16
+DEFAULT_RECONCILE_SECONDS = 15.0
+API_TIMEOUT_SECONDS = 60.0
+IMAGE_CACHE_SECONDS = 30.0
+KILL_CONFIRM_SECONDS = 20.0
+"""After SIGKILL, how long to wait for the engine's ``die`` before checking the container directly."""
+COLLECT_RETRIES = 5
+LOG_TAIL_LINES = 1000
+EVENTS_RECONNECT_SECONDS = 1.0
+
+
+class EngineUnavailable(ExecutorError):
+    """The Docker engine does not answer; the message names its address and the error."""
+
+
+class ImageUnavailable(LaunchFailed):
+    """The image is not on the engine and could not be pulled (message = the daemon's)."""
+
+    def __init__(self, image: str, message: str) -> None:
+        super().__init__(message)
+        self.image = image
+
+
+def explain(exc: BaseException) -> str:
+    """The daemon's own words for an SDK error (``No such image: x``), else the error text."""
+    if isinstance(exc, docker_errors.APIError) and exc.explanation:
+        text = exc.explanation
+        return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return str(exc) or type(exc).__name__
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, docker_errors.NotFound)
+
+
+@dataclass(slots=True, eq=False)
+class _Watch:
+    """Per-task bookkeeping."""
+
+    task_id: str
+    container_id: str | None        # None until the container is created
+    grace: float
+    stop_signal: str
+    mem_mb: float | None
+    sandbox: Path | None
+    host_network: bool
+    ended: asyncio.Future[None]     # resolved once the end is reported (or on detach)
+    launched: asyncio.Future[None]  # resolved once launch() is done with the task, either way
+    launching: bool = False
+    died_while_launching: bool = False
+    killing: bool = False
+    collecting: bool = False
+
+    @property
+    def handle(self) -> ContainerHandle:
+        assert self.container_id is not None
+        return ContainerHandle(self.task_id, self.container_id)
+
+
+class DockerRuntime:
+    """Starts tasks as containers on one engine and reports each task's end exactly once."""
+
+    def __init__(self, on_exit: Callable[[ContainerExit], None], *, base_url: str, scope: str,
+                 workers: int = DEFAULT_WORKERS, reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
+                 api_timeout: float = API_TIMEOUT_SECONDS) -> None:
+        self.base_url = base_url
+        self.scope = scope
+        self._scope_labels = {LABEL_SCOPE: scope}
+        self._scope_filter = {"label": [f"{LABEL_SCOPE}={scope}"]}
+        self._on_exit = on_exit
+        self._workers = workers
+        self._reconcile_seconds = reconcile_seconds
+        self._api_timeout = api_timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacer-docker")
+        self._api: docker.APIClient | None = None
+        self._api_version: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: dict[str, _Watch] = {}
+        self._by_container: dict[str, _Watch] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._image_checks: dict[tuple[str, bool], asyncio.Task[None]] = {}
+        self._images_seen: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._stream: Any = None
+        self._stream_lock = threading.Lock()
+        self._events_thread: threading.Thread | None = None
+        self._reconciler: asyncio.Task[None] | None = None
+        self._reconcile_soon: asyncio.Event | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (negotiating the API version), start the event follower and the reconciler.
+
+        Raises ``EngineUnavailable`` when the engine does not answer.
+        """
+        self._check_open()
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._api = await self._call(self._connect)
+        except Exception as exc:
+            raise EngineUnavailable(f"the Docker engine at {self.base_url} does not answer: {explain(exc)}") from exc
+        self._api_version = self._api.api_version
+        self._started = True
+        self._reconcile_soon = asyncio.Event()
+        self._events_thread = threading.Thread(target=self._follow_events, name="pacer-docker-events", daemon=True)
+        self._events_thread.start()
+        self._reconciler = self._loop.create_task(self._reconcile_forever(), name="docker-reconcile")
+
+    def _connect(self) -> docker.APIClient:
+        api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self._api_timeout,
+                               max_pool_size=self._workers)
+        api.ping()
+        return api
+
+    async def close(self, kill: bool = False) -> None:
+        """Stop watching; ``kill=True`` kills (and removes) every container first.
+
+        With ``kill=False`` the containers keep running, as tasks outlive a Mesos agent
+        restart, and a later runtime adopts them; kills and exit reports in progress finish first.
+        """
+        if self._closed:
+            return
+        self._closed = True  # no launch or adoption from now on; exits are still collected
+        if kill:
+            await asyncio.gather(*(self.kill(task_id) for task_id in list(self._tasks)), return_exceptions=True)
+        else:
+            pending = [w.launched if w.launching else w.ended
+                       for w in self._tasks.values() if w.killing or w.collecting or w.launching]
+            await asyncio.gather(*(asyncio.shield(f) for f in pending), return_exceptions=True)
+        self._stopping.set()
+        with self._stream_lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # the stream may already be broken
+                pass
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            await asyncio.gather(self._reconciler, return_exceptions=True)
+        for task in list(self._background):
+            if not task.done():
+                await asyncio.gather(asyncio.shield(task), return_exceptions=True)
+        for watch in list(self._tasks.values()):
+            self._forget(watch)
+            if not watch.ended.done():
+                watch.ended.set_result(None)
+        if self._events_thread is not None:
+            thread = self._events_thread
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
+        api, self._api = self._api, None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if api is not None:
+            api.close()
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def launch(self, spec: ContainerLaunch) -> ContainerHandle:
+        """Pull if needed, create and start the container; raises ``LaunchFailed`` with the daemon's reason.
+
+        The task is watched from the start of the launch, so a ``kill`` arriving meanwhile
+        waits for the container to exist and then stops it.
+        """
+        self._check_started()
+        if spec.task_id in self._tasks:
+            raise TaskAlreadyRunning(f"task {spec.task_id} is already running")
+        options = container_options(spec, self._scope_labels)  # InvalidTaskSpec on bad parameter values
+        loop = asyncio.get_running_loop()
+        watch = _Watch(task_id=spec.task_id, container_id=None, grace=spec.kill_grace_seconds,
+                       stop_signal=options.stop_signal, mem_mb=spec.mem_mb or None, sandbox=spec.sandbox,
+                       host_network=spec.network == "host", ended=loop.create_future(),
+                       launched=loop.create_future(), launching=True)
+        self._tasks[spec.task_id] = watch
+        try:
+            if spec.sandbox is not None:
+                await self._call(spec.sandbox.mkdir, parents=True, exist_ok=True)
+            await self._ensure_image(spec.image, spec.force_pull)
+            if watch.killing:
+                raise LaunchFailed(f"task {spec.task_id} was killed while its image was prepared")
+            watch.container_id = await self._call(self._create, options)
+            self._by_container[watch.container_id] = watch
+            try:
+                await self._call(self._api_or_fail().start, watch.container_id)
+            except docker_errors.APIError as exc:
+                raise LaunchFailed(f"container for task {spec.task_id} did not start: {explain(exc)}") from exc
+        except BaseException as exc:
+            self._forget(watch)
+            if watch.container_id is not None:  # created but not started: remove it
+                cleanup = loop.create_task(self._call(self._discard, watch.container_id, watch.sandbox))
+                self._background.add(cleanup)
+                cleanup.add_done_callback(self._background.discard)
+                if not isinstance(exc, asyncio.CancelledError):
+                    await asyncio.gather(cleanup, return_exceptions=True)
+            watch.ended.set_result(None)
+            watch.launched.set_result(None)
+            if isinstance(exc, Exception) and not isinstance(exc, ExecutorError):
+                raise LaunchFailed(f"cannot launch task {spec.task_id}: {explain(exc)}") from exc
+            raise
+        watch.launching = False
+        watch.launched.set_result(None)
+        if watch.died_while_launching:
+            self._begin_collect(watch)
+        return watch.handle
+
+    def adopt(self, handle: ContainerHandle, *, grace_seconds: float = 3.0, stop_signal: str = "SIGTERM",
+              mem_mb: float | None = None, sandbox: Path | None = None, host_network: bool = True) -> bool:
+        """Watch a container started by an earlier scheduler (listed running by ``containers``).
+
+        A container that died between the listing and this call is found by the reconcile
+        that adoption schedules, and reported then. Adopting a handle that is already watched
+        returns True; the same container under another task id, False.
+        """
+        self._check_started()
+        existing = self._tasks.get(handle.task_id)
+        if existing is not None:
+            return existing.container_id == handle.container_id
+        if handle.container_id in self._by_container:
+            return False
+        loop = asyncio.get_running_loop()
+        watch = _Watch(task_id=handle.task_id, container_id=handle.container_id, grace=grace_seconds,
+                       stop_signal=stop_signal, mem_mb=mem_mb, sandbox=sandbox, host_network=host_network,
+                       ended=loop.create_future(), launched=loop.create_future())
+        watch.launched.set_result(None)
+        self._tasks[handle.task_id] = watch
+        self._by_container[handle.container_id] = watch
+        self.request_reconcile()
+        return True
+
+    async def kill(self, task_id: str, grace_seconds: float | None = None) -> None:
+        """Stop signal, then SIGKILL after the grace period; returns once the end is reported.
+
+        Idempotent and safe to call concurrently; unknown ids are a no-op.
+        """
+        watch = self._tasks.get(task_id)
+        if watch is None:
+            return
+        grace = watch.grace if grace_seconds is None else grace_seconds
+        watch.killing = True
+        if watch.launching:
+            await asyncio.shield(watch.launched)
+            if self._tasks.get(task_id) is not watch:
+                return  # the launch failed: nothing runs
+        if not watch.collecting:
+            await self._signal(watch, watch.stop_signal if grace > 0 else "SIGKILL")
+        try:
+            await asyncio.wait_for(asyncio.shield(watch.ended), timeout=max(grace, 0.0))
+            return
+        except TimeoutError:
+            pass
+        if not watch.collecting:
+            await self._signal(watch, "SIGKILL")
+        try:
+            await asyncio.wait_for(asyncio.shield(watch.ended), timeout=KILL_CONFIRM_SECONDS)
+        except TimeoutError:
+            log.warning("task %s: no exit seen %.0f s after SIGKILL; checking the container", task_id,
+                        KILL_CONFIRM_SECONDS)
+            self._begin_collect(watch)
+            await asyncio.shield(watch.ended)
+
+    def is_running(self, task_id: str) -> bool:
+        """Whether the task is watched (launching or running) and its end has not been reported."""
+        return task_id in self._tasks
+
+    def running(self) -> list[ContainerHandle]:
+        """Handles of all watched, started tasks."""
+        return [w.handle for w in self._tasks.values() if w.container_id is not None and not w.launching]
+
+    # -- engine-wide queries -------------------------------------------------------------
+
+    async def containers(self) -> list[ContainerInfo]:
+        """Every container of this Pacer (its scope label), running or not."""
+        api = self._api_or_fail()
+        summaries = await self._call(api.containers, all=True, filters=self._scope_filter)
+        return [info for info in map(container_info, summaries) if info is not None]
+
+    async def remove(self, container_id: str, stop_timeout: float = 1.0) -> None:
+        """Stop (signal, then SIGKILL after ``stop_timeout``) and remove a container we do not watch."""
+        await self._call(self._stop_and_remove, container_id, stop_timeout)
+
+    async def networks(self) -> list[str]:
+        """Names of the engine's networks (``bridge``, ``host``, ``none`` and user-defined ones)."""
+        return [n["Name"] for n in await self._call(self._api_or_fail().networks)]
+
+    async def ping(self) -> str | None:
+        """None when the engine answers, else why not."""
+        try:
+            await self._call(self._api_or_fail().ping)
+            return None
+        except Exception as exc:
+            return explain(exc)
+
+    async def usages(self, task_ids: Iterable[str] | None = None) -> dict[str, ContainerUsage]:
+        """One-shot stats of the watched running containers (or of ``task_ids``); missing ones are absent."""
+        wanted = set(task_ids) if task_ids is not None else None
+        watches = [w for w in self._tasks.values()
+                   if w.container_id and not w.launching and not w.collecting
+                   and (wanted is None or w.task_id in wanted)]
+        results = await asyncio.gather(*(self._call(self._stats, w.container_id) for w in watches),
+                                       return_exceptions=True)
+        usages: dict[str, ContainerUsage] = {}
+        for watch, stats in zip(watches, results):
+            if isinstance(stats, BaseException) or not stats:
+                continue
+            usage = usage_from_stats(stats, host_network=watch.host_network)
+            if usage is not None:
+                usages[watch.task_id] = usage
+        return usages
+
+    def request_reconcile(self) -> None:
+        """Compare the watched containers with the engine's list soon (on the reconciler task)."""
+        if self._reconcile_soon is not None:
+            self._reconcile_soon.set()
+
+    async def reconcile(self) -> None:
+        """Report every watched container the engine no longer lists as running."""
+        api = self._api_or_fail()
+        summaries = await self._call(api.containers, filters={**self._scope_filter, "status": ["running"]})
+        running = {s["Id"] for s in summaries}
+        for watch in list(self._tasks.values()):
+            if watch.container_id and not watch.launching and watch.container_id not in running:
+                self._begin_collect(watch)
+
+    # -- internals: engine calls (worker threads) --------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _api_or_fail(self) -> docker.APIClient:
+        if self._api is None:
+            raise RuntimeClosed("the Docker runtime is not connected")
+        return self._api
+
+    def _create(self, options: Any) -> str:
+        api = self._api_or_fail()
+        try:
+            host_config = api.create_host_config(**options.host_config)
+        except (docker_errors.DockerException, TypeError, ValueError) as exc:
+            raise LaunchFailed(f"invalid container settings: {explain(exc)}") from exc
+        for attempt in (1, 2):
+            try:
+                return str(api.create_container(host_config=host_config, **options.create)["Id"])
+            except docker_errors.APIError as exc:
+                if exc.status_code == 409 and attempt == 1:  # a leftover of an interrupted launch
+                    self._stop_and_remove(options.create["name"], 0.0)
+                    continue
+                if _is_not_found(exc):
+                    self._images_seen.pop(options.create["image"], None)
+                raise LaunchFailed(f"cannot create container: {explain(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    def _ensure_image_sync(self, image: str, force_pull: bool) -> None:
+        api = self._api_or_fail()
+        if not force_pull:
+            try:
+                api.inspect_image(image)
+                return
+            except docker_errors.NotFound:
+                pass
+            except docker_errors.APIError as exc:
+                raise ImageUnavailable(image, f"cannot inspect image '{image}': {explain(exc)}") from exc
+        repository, tag = parse_repository_tag(image)
+        what = (f"pulling image '{image}' failed (forcePullImage)" if force_pull
+                else f"image '{image}' is not on the Docker engine and pulling it failed")
+        try:
+            for item in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if isinstance(item, dict) and item.get("error"):
+                    raise ImageUnavailable(image, f"{what}: {item['error']}")
+        except docker_errors.APIError as exc:
+            raise ImageUnavailable(image, f"{what}: {explain(exc)}") from exc
+        except docker_errors.DockerException as exc:
+            raise ImageUnavailable(image, f"{what}: {explain(exc)}") from exc
+
+    def _signal_sync(self, container_id: str, signal: str) -> bool:
+        """Send ``signal``; False when the container is not running (or gone)."""
+        try:
+            self._api_or_fail().kill(container_id, signal=signal)
+            return True
+        except docker_errors.NotFound:
+            return False
+        except docker_errors.APIError as exc:
+            if exc.status_code == 409:  # "is not running"
+                return False
+            raise
+
+    def _finish_container(self, container_id: str, sandbox: Path | None) -> tuple[bool, dict[str, Any] | None]:
+        """Inspect a container believed dead: ``(still_running, State)``; copy logs and remove it if dead."""
+        api = self._api_or_fail()
+        try:
+            state = api.inspect_container(container_id).get("State") or {}
+        except docker_errors.NotFound:
+            return False, None
+        if state.get("Running") or state.get("Restarting"):
+            return True, state
+        self._discard(container_id, sandbox)
+        return False, state
+
+    def _discard(self, container_id: str, sandbox: Path | None) -> None:
+        """Copy the container's logs into the sandbox, then remove it with its anonymous volumes."""
+        api = self._api_or_fail()
+        if sandbox is not None and sandbox.is_dir():
+            for stream in ("stdout", "stderr"):
+                try:
+                    data = api.logs(container_id, stdout=stream == "stdout", stderr=stream == "stderr",
+                                    tail=LOG_TAIL_LINES)
+                    (sandbox / stream).write_bytes(data if isinstance(data, bytes) else b"")
+                except (docker_errors.APIError, OSError):
+                    pass
+        try:
+            api.remove_container(container_id, v=True, force=True)
+        except docker_errors.NotFound:
+            pass
+        except docker_errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    def _stop_and_remove(self, container_id: str, stop_timeout: float) -> None:
+        api = self._api_or_fail()
+        try:
+            if stop_timeout > 0:
+                api.stop(container_id, timeout=int(max(1, round(stop_timeout))))
+            api.remove_container(container_id, v=True, force=True)
+        except docker_errors.NotFound:
+            pass
+
+    def _stats(self, container_id: str) -> dict[str, Any] | None:
+        api = self._api_or_fail()
+        try:
+            return api.stats(container_id, stream=False, one_shot=True)
+        except docker_errors.InvalidVersion:  # engines before API 1.41: a two-sample read (~1 s)
+            return api.stats(container_id, stream=False)
+        except docker_errors.NotFound:
+            return None
+
+    # -- internals: loop side ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosed("the Docker runtime is closed")
+
+    def _check_started(self) -> None:
+        self._check_open()
+        if not self._started:
+            raise RuntimeClosed("the Docker runtime is not started")
+
+    async def _ensure_image(self, image: str, force_pull: bool) -> None:
+        if not force_pull:
+            seen = self._images_seen.get(image)
+            if seen is not None and time.monotonic() - seen < IMAGE_CACHE_SECONDS:
+                return
+        key = (image, force_pull)
+        check = self._image_checks.get(key)
+        if check is None:
+            check = asyncio.get_running_loop().create_task(self._call(self._ensure_image_sync, image, force_pull))
+            self._image_checks[key] = check
+            check.add_done_callback(lambda _t: self._image_checks.pop(key, None))
+        await asyncio.shield(check)
+        self._images_seen[image] = time.monotonic()
+
+    async def _signal(self, watch: _Watch, signal: str) -> None:
+        assert watch.container_id is not None
+        try:
+            alive = await self._call(self._signal_sync, watch.container_id, signal)
+        except Exception as exc:  # the engine hiccupped: the deadline logic retries with SIGKILL
+            log.warning("task %s: sending %s failed: %s", watch.task_id, signal, explain(exc))
+            return
+        if not alive:
+            self._begin_collect(watch)
+
+    def _forget(self, watch: _Watch) -> None:
+        if self._tasks.get(watch.task_id) is watch:
+            del self._tasks[watch.task_id]
+        if watch.container_id and self._by_container.get(watch.container_id) is watch:
+            del self._by_container[watch.container_id]
+
+    def _begin_collect(self, watch: _Watch) -> None:
+        if watch.collecting or watch.ended.done() or self._tasks.get(watch.task_id) is not watch:
+            return
+        watch.collecting = True
+        task = asyncio.get_running_loop().create_task(self._collect(watch), name=f"docker-exit-{watch.task_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _collect(self, watch: _Watch) -> None:
+        """Confirm the death, clean up, report. Retries while the engine does not answer."""
+        assert watch.container_id is not None
+        state: dict[str, Any] | None = None
+        for attempt in range(COLLECT_RETRIES):
+            try:
+                running, state = await self._call(self._finish_container, watch.container_id, watch.sandbox)
+                break
+            except Exception as exc:
+                if self._api is None:
+                    watch.collecting = False
+                    return
+                log.warning("task %s: cannot inspect its container (%s); retrying", watch.task_id, explain(exc))
+                await asyncio.sleep(1.0 * (attempt + 1))
+        else:
+            running, state = False, None
+        if running:  # a false alarm (listed before it started): keep watching
+            watch.collecting = False
+            return
+        self._finish(watch, container_exit(watch.task_id, state, killed=watch.killing, mem_mb=watch.mem_mb))
+
+    def _finish(self, watch: _Watch, report: ContainerExit) -> None:
+        self._forget(watch)
+        if not watch.ended.done():
+            watch.ended.set_result(None)
+        try:
+            self._on_exit(report)
+        except Exception:  # one failing consumer must not stop the reports of others
+            log.exception("on_exit callback failed for %s", report)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
+        watch = self._by_container.get(container_id) if container_id else None
+        if watch is None:
+            return
+        if watch.launching:
+            watch.died_while_launching = True
+            return
+        self._begin_collect(watch)
+
+    async def _reconcile_forever(self) -> None:
+        assert self._reconcile_soon is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._reconcile_soon.wait(), timeout=self._reconcile_seconds)
+            except TimeoutError:
+                pass
+            self._reconcile_soon.clear()
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("docker reconcile failed: %s", explain(exc))
+
+    # -- internals: event stream (its own thread) --------------------------------------
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _follow_events(self) -> None:
+        filters = {"type": ["container"], "event": ["die"], **self._scope_filter}
+        while not self._stopping.is_set():
+            client: docker.APIClient | None = None
+            try:
+                client = docker.APIClient(base_url=self.base_url, version=self._api_version, timeout=None)
+                stream = client.events(decode=True, filters=filters)
+                with self._stream_lock:
+                    if self._stopping.is_set():
+                        stream.close()
+                        break
+                    self._stream = stream
+                self._post(self.request_reconcile)  # catches deaths while the stream was down
+                for event in stream:
+                    self._post(self._on_event, event)
+            except Exception as exc:
+                if not self._stopping.is_set():
+                    log.warning("docker event stream from %s broke (%s); reconnecting", self.base_url, explain(exc))
+            finally:
+                with self._stream_lock:
+                    self._stream = None
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception:
+                        pass
+            self._stopping.wait(EVENTS_RECONNECT_SECONDS)

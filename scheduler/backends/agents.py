@@ -1,0 +1,97 @@
+"""The embedded agents: what each one has, and what it has free given the running instances.
+
+Agents on one host share a network namespace, so their host-port ranges are disjoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..constraints import AgentView
+from ..model import Instance
+from ..placement import AgentOffer
+
+PORT_RANGE_START = 31000
+PORT_RANGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    agent_id: str
+    hostname: str
+    cpus: float
+    mem: float
+    disk: float
+    port_range: tuple[int, int]
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    networks: frozenset[str] = frozenset()
+
+    def view(self) -> AgentView:
+        return AgentView(agent_id=self.agent_id, hostname=self.hostname, attributes=dict(self.attributes))
+
+
+def detected_resources(home: Path) -> dict[str, float]:
+    """What this machine has: all cores, total memory and the free disk of the home volume (MB)."""
+    mem_mb = 1024.0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem_mb = int(line.split()[1]) / 1024
+                    break
+    except OSError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    disk_mb = shutil.disk_usage(home).free / (1024 * 1024)
+    return {"cpus": float(os.cpu_count() or 1), "mem": round(mem_mb), "disk": round(disk_mb)}
+
+
+def build_agents(count: int, resources: Mapping[str, float], attributes: Mapping[str, str],
+                 networks: Sequence[str] = (), hostname: str = "localhost",
+                 port_start: int = PORT_RANGE_START) -> list[AgentSpec]:
+    """N agents with equal resources and disjoint port ranges (they share one network namespace)."""
+    agents = []
+    for k in range(count):
+        lo = port_start + k * PORT_RANGE_SIZE
+        agents.append(AgentSpec(
+            agent_id=f"agent-{k + 1}",
+            hostname=hostname if count == 1 else f"agent-{k + 1}",
+            cpus=resources["cpus"], mem=resources["mem"], disk=resources["disk"],
+            port_range=(lo, lo + PORT_RANGE_SIZE - 1 if count > 1 else lo + PORT_RANGE_SIZE),
+            attributes=dict(attributes), networks=frozenset(networks)))
+    return agents
+
+
+def _free_ranges(lo: int, hi: int, used: set[int]) -> tuple[tuple[int, int], ...]:
+    ranges: list[tuple[int, int]] = []
+    start = lo
+    for port in sorted(p for p in used if lo <= p <= hi):
+        if port > start:
+            ranges.append((start, port - 1))
+        start = port + 1
+    if start <= hi:
+        ranges.append((start, hi))
+    return tuple(ranges)
+
+
+def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> list[AgentOffer]:
+    """Free resources per agent: its totals minus what the active instances on it hold."""
+    used: dict[str, dict[str, float]] = {a.agent_id: {"cpus": 0.0, "mem": 0.0, "disk": 0.0} for a in agents}
+    ports: dict[str, set[int]] = {a.agent_id: set() for a in agents}
+    for inst in active:
+        if inst.agent_id not in used:
+            continue
+        for key in ("cpus", "mem", "disk"):
+            used[inst.agent_id][key] += inst.resources.get(key, 0.0)
+        ports[inst.agent_id].update(inst.ports)
+    return [AgentOffer(
+        agent=a.view(),
+        cpus=max(0.0, a.cpus - used[a.agent_id]["cpus"]),
+        mem=max(0.0, a.mem - used[a.agent_id]["mem"]),
+        disk=max(0.0, a.disk - used[a.agent_id]["disk"]),
+        free_ports=_free_ranges(a.port_range[0], a.port_range[1], ports[a.agent_id]),
+        networks=a.networks) for a in agents]
