@@ -1,9 +1,9 @@
 """The scheduler: desired state in memory and on disk, and the loop that makes it real.
 
-Every mutation (from the API) validates, writes the store and only then changes memory and
-wakes the loop. The loop asks the pure `plan_convergence` what each app needs, places new
-instances with `place_tasks`, and hands launches and kills to the backend. Status updates
-come back through `on_status`, which records failures for backoff.
+Every mutation (`mutations`, called by the API) validates, writes the store and only then
+changes memory and wakes the loop. Each pass asks the deployment driver (`driver`) what every
+app needs, places new instances with the pure `place_tasks`, and hands launches and kills to
+the backend. Status updates come back through `on_status`, which records failures for backoff.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from app_definitions import AppDefinition
 from . import backoff as backoff_math
 from .apps import AppRecord
 from .backends import ClusterBackend, StatusUpdate
-from .clock import VersionClock, iso_timestamp, now, parse_timestamp
+from .clock import VersionClock, iso_timestamp, now
 from .constraints import AgentView
-from .deployments import DeploymentRun, auto_rollback, progress_deadline, stall_reason, stalled
+from .deployments import DeploymentRun
 from .errors import app_not_found
 from .events import EventBus
 from .health import HealthChecker
 from .health_state import CheckOutcome, instance_health
 from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
 from .placement import AgentOffer, consume_offers, place_tasks
+from .driver import DeploymentDriver
 from .mutations import AppMutations
-from .plan import DeploymentAction
-from .reconcile import Convergence, plan_convergence
-from .restart import InstanceState, next_restart_step
 from .store import StateStore
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ class QueueEntry:
 BackendFactory = Callable[[Callable[[StatusUpdate], None]], ClusterBackend]
 
 
-class Scheduler(AppMutations):
+class Scheduler(AppMutations, DeploymentDriver):
     def __init__(self, store: StateStore, backend_factory: BackendFactory) -> None:
         self.store = store
         self.backend = backend_factory(self.on_status)
@@ -302,98 +300,6 @@ class Scheduler(AppMutations):
                 offers = self.backend.offers([i for i in self.instances.values() if i.active or i.killing])
             offers = self._launch(record, insts, decision.launch, offers, entry, t)
         self._advance_deployments(done, t)
-
-    def _run_for(self, app_id: str) -> DeploymentRun | None:
-        return next((run for run in self.deployments.values() if app_id in run.plan.affected_app_ids), None)
-
-    def _considered_healthy(self, inst: Instance) -> bool:
-        return inst.state == RUNNING and self.healthy(inst) is not False and (
-            self.healthy(inst) is True or not self.apps[inst.app_id].definition.health_checks)
-
-    def _ready(self, inst: Instance) -> bool:
-        """Readiness gates deployments only: no readiness check means ready once running."""
-        if not self.apps[inst.app_id].definition.readiness_checks:
-            return inst.state == RUNNING
-        return self.health.is_ready(inst.instance_id)
-
-    def _decide(self, record: AppRecord, insts: list[Instance], action: DeploymentAction | None,
-                agents: dict[str, AgentView]) -> tuple[Convergence, bool]:
-        """What this pass does for one app, and whether its deployment action is complete.
-
-        A StartApplication step holds a new app at 0 (its scale_to) until the step of its
-        dependency level scales it up, which is what orders a group's deployment.
-        """
-        app = record.definition
-        if action is not None and action.action == "RestartApplication":
-            states = [InstanceState(instance_id=i.instance_id, is_new=i.config_version == record.config_version,
-                                    healthy=self._considered_healthy(i), ready=self._ready(i),
-                                    active=i.active, staged_at=i.staged_at) for i in insts]
-            strategy = app.upgrade_strategy
-            step = next_restart_step(app.instances, (strategy.minimum_health_capacity, strategy.maximum_over_capacity),
-                                     states, resident=app.is_resident)
-            return Convergence(launch=step.launch, kill=tuple(step.kill)), step.done
-        target = action.scale_to if action is not None and action.scale_to is not None else app.instances
-        plan = plan_convergence(target=target, config_version=None, instances=insts,
-                                kill_selection=app.kill_selection, constraints=record.task_request.constraints,
-                                agents=agents)
-        active = [i for i in insts if i.active]
-        complete = (not plan.launch and not plan.kill and len(active) == len(insts) == target
-                    and all(self._considered_healthy(i) for i in active))
-        return plan, complete
-
-    def _new_healthy(self, run: DeploymentRun) -> int:
-        count = 0
-        for action in run.current_actions():
-            record = self.apps.get(action.app_id)
-            if record is None:
-                continue
-            count += sum(1 for i in self.instances_of(action.app_id)
-                         if i.config_version == record.config_version and self._considered_healthy(i)
-                         and self._ready(i))
-        return count
-
-    def _advance_deployments(self, done: dict[str, bool], t: float) -> None:
-        for run in list(self.deployments.values()):
-            # one step per pass: `done` was judged against this step's actions only
-            if not run.finished and all(done.get(a.app_id, False) for a in run.current_actions()):
-                self.events.publish("deployment_step_success", plan=run.plan.to_json(),
-                                    currentStep={"actions": run.to_json()["currentActions"]})
-                run.step_index += 1
-                self._touched.update(a.app_id for a in run.current_actions())
-                self.wake()
-            if run.finished:
-                del self.deployments[run.id]
-                self.events.publish("deployment_success", id=run.id, plan=run.plan.to_json())
-                continue
-            marker = (run.step_index, self._new_healthy(run))
-            if marker > run.progress_marker:
-                run.progress_marker = marker
-                run.last_progress_at = t
-            elif stalled(run, t):
-                self._fail(run)
-
-    def _fail(self, run: DeploymentRun) -> None:
-        apps = [a.app_id for a in run.current_actions()]
-        causes = {}
-        for app_id in apps:
-            for inst in self.instances_of(app_id):
-                records = self.health.records.get(inst.instance_id) or []
-                cause = next((r.last_failure_cause for r in records if r.last_failure_cause), None)
-                if cause:
-                    causes[app_id] = cause
-        recent = {a: f for a, f in self.last_failures.items() if parse_timestamp(f["timestamp"]) >= run.started_at}
-        reason = stall_reason(apps, recent, causes,
-                              {a: (self.queue[a].message if a in self.queue else None) for a in apps},
-                              progress_deadline(run.plan))
-        log.warning("deployment %s failed: %s", run.id, reason)
-        del self.deployments[run.id]
-        self.events.publish("deployment_step_failure", plan=run.plan.to_json(),
-                            currentStep={"actions": run.to_json()["currentActions"]})
-        self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)
-        self.failed_deployments[run.id] = reason
-        if auto_rollback(run.plan):
-            log.warning("rolling back deployment %s", run.id)
-            self.rollback(run)
 
     def _launch(self, record: AppRecord, insts: list[Instance], count: int, offers: list[AgentOffer],
                 entry: QueueEntry, t: float) -> list[AgentOffer]:
