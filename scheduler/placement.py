@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -392,7 +392,9 @@ def _explain(pool: _Pool, request: TaskRequest) -> tuple[dict[str, int], str]:
     return rejections, f"no agent fits ({total} agents): {clauses}"
 
 
-def _without_ports(ranges: Sequence[tuple[int, int]], taken: Sequence[int]) -> tuple[tuple[int, int], ...]:
+def subtract_ports(ranges: Sequence[tuple[int, int]], taken: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Inclusive port ranges minus the taken ports."""
+    taken = list(taken)
     out: list[tuple[int, int]] = []
     for lo, hi in ranges:
         start = lo
@@ -422,5 +424,5 @@ def consume_offers(offers: Sequence[AgentOffer], request: TaskRequest,
         out.append(replace(
             offer, cpus=max(0.0, offer.cpus - n * request.cpus), mem=max(0.0, offer.mem - n * request.mem),
             disk=max(0.0, offer.disk - n * request.disk), gpus=max(0, offer.gpus - n * request.gpus),
-            free_ports=_without_ports(offer.free_ports, [p for pl in taken for p in pl.host_ports])))
+            free_ports=subtract_ports(offer.free_ports, [p for pl in taken for p in pl.host_ports])))
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..constraints import AgentView
 from ..model import Instance
-from ..placement import AgentOffer
+from ..placement import AgentOffer, subtract_ports
 
 PORT_RANGE_START = 31000
 PORT_RANGE_SIZE = 1000
@@ -66,18 +66,6 @@ def build_agents(count: int, resources: Mapping[str, float], attributes: Mapping
     return agents
 
 
-def _free_ranges(lo: int, hi: int, used: set[int]) -> tuple[tuple[int, int], ...]:
-    ranges: list[tuple[int, int]] = []
-    start = lo
-    for port in sorted(p for p in used if lo <= p <= hi):
-        if port > start:
-            ranges.append((start, port - 1))
-        start = port + 1
-    if start <= hi:
-        ranges.append((start, hi))
-    return tuple(ranges)
-
-
 def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> list[AgentOffer]:
     """Free resources per agent: its totals minus what the active instances on it hold."""
     used: dict[str, dict[str, float]] = {a.agent_id: {"cpus": 0.0, "mem": 0.0, "disk": 0.0} for a in agents}
@@ -93,5 +81,5 @@ def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> l
         cpus=max(0.0, a.cpus - used[a.agent_id]["cpus"]),
         mem=max(0.0, a.mem - used[a.agent_id]["mem"]),
         disk=max(0.0, a.disk - used[a.agent_id]["disk"]),
-        free_ports=_free_ranges(a.port_range[0], a.port_range[1], ports[a.agent_id]),
+        free_ports=subtract_ports((a.port_range,), ports[a.agent_id]),
         networks=a.networks) for a in agents]
