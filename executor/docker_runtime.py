@@ -30,7 +30,18 @@ How, and why:
   image share one check or pull; a present image is remembered for ``IMAGE_CACHE_SECONDS``.
   A failed pull raises :class:`ImageUnavailable` with the daemon's message.
 
-Errors (all under ``executor.errors.ExecutorError``)::
+Why two modules: this one is the asynchronous half, everything that runs on the event loop
+(the per-task bookkeeping, launch/adopt/kill, exit collection, the reconciler) plus the thread
+that follows the event stream and hands events to the loop. Every blocking engine call lives
+in :mod:`executor.docker_engine` (``DockerEngine``, a small wrapper of ``docker.APIClient`` that
+knows nothing of asyncio or of tasks) and is run here on the runtime's thread pool. The cut is
+where the threads change: state on this side is only touched from the loop, and nothing on the
+other side needs the loop. This half stays above 400 lines on purpose: launch, kill, exit
+collection and close race one another over the same per-task ``_Watch`` flags, and those
+invariants are easier to check kept in one class than spread over modules.
+
+Errors (all under ``executor.errors.ExecutorError``; ``EngineUnavailable`` and
+``ImageUnavailable`` are defined in :mod:`executor.docker_engine` and re-exported here)::
 
     ExecutorError
     ├── EngineUnavailable        the engine does not answer (start)
@@ -51,12 +62,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import docker
-from docker import errors as docker_errors
-from docker.utils import parse_repository_tag
-
+from executor.docker_engine import (
+    DockerEngine,
+    EngineEvents,
+    EngineUnavailable,
+    ImageUnavailable,
+    explain,
+    is_not_found,
+)
 from executor.docker_spec import (
     LABEL_SCOPE,
     ContainerExit,
@@ -76,6 +91,7 @@ __all__ = ["DockerRuntime", "EngineUnavailable", "ImageUnavailable"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 DEFAULT_WORKERS = 16
 DEFAULT_RECONCILE_SECONDS = 15.0
@@ -84,32 +100,7 @@ IMAGE_CACHE_SECONDS = 30.0
 KILL_CONFIRM_SECONDS = 20.0
 """After SIGKILL, how long to wait for the engine's ``die`` before checking the container directly."""
 COLLECT_RETRIES = 5
-LOG_TAIL_LINES = 1000
 EVENTS_RECONNECT_SECONDS = 1.0
-
-
-class EngineUnavailable(ExecutorError):
-    """The Docker engine does not answer; the message names its address and the error."""
-
-
-class ImageUnavailable(LaunchFailed):
-    """The image is not on the engine and could not be pulled (message = the daemon's)."""
-
-    def __init__(self, image: str, message: str) -> None:
-        super().__init__(message)
-        self.image = image
-
-
-def explain(exc: BaseException) -> str:
-    """The daemon's own words for an SDK error (``No such image: x``), else the error text."""
-    if isinstance(exc, docker_errors.APIError) and exc.explanation:
-        text = exc.explanation
-        return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-    return str(exc) or type(exc).__name__
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, docker_errors.NotFound)
 
 
 @dataclass(slots=True, eq=False)
@@ -145,14 +136,12 @@ class DockerRuntime:
         self.base_url = base_url
         self.scope = scope
         self._scope_labels = {LABEL_SCOPE: scope}
-        self._scope_filter = {"label": [f"{LABEL_SCOPE}={scope}"]}
         self._on_exit = on_exit
         self._workers = workers
         self._reconcile_seconds = reconcile_seconds
         self._api_timeout = api_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacer-docker")
-        self._api: docker.APIClient | None = None
-        self._api_version: str | None = None
+        self._engine: DockerEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, _Watch] = {}
         self._by_container: dict[str, _Watch] = {}
@@ -160,7 +149,7 @@ class DockerRuntime:
         self._image_checks: dict[tuple[str, bool], asyncio.Task[None]] = {}
         self._images_seen: dict[str, float] = {}
         self._stopping = threading.Event()
-        self._stream: Any = None
+        self._stream: EngineEvents | None = None
         self._stream_lock = threading.Lock()
         self._events_thread: threading.Thread | None = None
         self._reconciler: asyncio.Task[None] | None = None
@@ -179,22 +168,15 @@ class DockerRuntime:
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
-        try:
-            self._api = await self._call(self._connect)
-        except Exception as exc:
-            raise EngineUnavailable(f"the Docker engine at {self.base_url} does not answer: {explain(exc)}") from exc
-        self._api_version = self._api.api_version
+        engine = await self._call(DockerEngine.connect, self.base_url, scope=self.scope,
+                                  timeout=self._api_timeout, pool_size=self._workers)
+        self._engine = engine
         self._started = True
         self._reconcile_soon = asyncio.Event()
-        self._events_thread = threading.Thread(target=self._follow_events, name="pacer-docker-events", daemon=True)
+        self._events_thread = threading.Thread(target=self._follow_events, args=(engine,),
+                                               name="pacer-docker-events", daemon=True)
         self._events_thread.start()
         self._reconciler = self._loop.create_task(self._reconcile_forever(), name="docker-reconcile")
-
-    def _connect(self) -> docker.APIClient:
-        api = docker.APIClient(base_url=self.base_url, version="auto", timeout=self._api_timeout,
-                               max_pool_size=self._workers)
-        api.ping()
-        return api
 
     async def close(self, kill: bool = False) -> None:
         """Stop watching; ``kill=True`` kills (and removes) every container first.
@@ -216,7 +198,7 @@ class DockerRuntime:
             stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.close()
+                stream.interrupt()
             except Exception:  # the stream may already be broken
                 pass
         if self._reconciler is not None:
@@ -232,10 +214,10 @@ class DockerRuntime:
         if self._events_thread is not None:
             thread = self._events_thread
             await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
-        api, self._api = self._api, None
+        engine, self._engine = self._engine, None
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if api is not None:
-            api.close()
+        if engine is not None:
+            engine.close()
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -261,16 +243,18 @@ class DockerRuntime:
             await self._ensure_image(spec.image, spec.force_pull)
             if watch.killing:
                 raise LaunchFailed(f"task {spec.task_id} was killed while its image was prepared")
-            watch.container_id = await self._call(self._create, options)
-            self._by_container[watch.container_id] = watch
             try:
-                await self._call(self._api_or_fail().start, watch.container_id)
-            except docker_errors.APIError as exc:
-                raise LaunchFailed(f"container for task {spec.task_id} did not start: {explain(exc)}") from exc
+                watch.container_id = await self._engine_call(DockerEngine.create, options)
+            except LaunchFailed as exc:
+                if is_not_found(exc.__cause__):  # the image went away since it was checked
+                    self._images_seen.pop(options.create["image"], None)
+                raise
+            self._by_container[watch.container_id] = watch
+            await self._engine_call(DockerEngine.start, watch.handle)
         except BaseException as exc:
             self._forget(watch)
             if watch.container_id is not None:  # created but not started: remove it
-                cleanup = loop.create_task(self._call(self._discard, watch.container_id, watch.sandbox))
+                cleanup = loop.create_task(self._engine_call(DockerEngine.discard, watch.container_id, watch.sandbox))
                 self._background.add(cleanup)
                 cleanup.add_done_callback(self._background.discard)
                 if not isinstance(exc, asyncio.CancelledError):
@@ -353,22 +337,21 @@ class DockerRuntime:
 
     async def containers(self) -> list[ContainerInfo]:
         """Every container of this Pacer (its scope label), running or not."""
-        api = self._api_or_fail()
-        summaries = await self._call(api.containers, all=True, filters=self._scope_filter)
+        summaries = await self._engine_call(DockerEngine.containers)
         return [info for info in map(container_info, summaries) if info is not None]
 
     async def remove(self, container_id: str, stop_timeout: float = 1.0) -> None:
         """Stop (signal, then SIGKILL after ``stop_timeout``) and remove a container we do not watch."""
-        await self._call(self._stop_and_remove, container_id, stop_timeout)
+        await self._engine_call(DockerEngine.stop_and_remove, container_id, stop_timeout)
 
     async def networks(self) -> list[str]:
         """Names of the engine's networks (``bridge``, ``host``, ``none`` and user-defined ones)."""
-        return [n["Name"] for n in await self._call(self._api_or_fail().networks)]
+        return await self._engine_call(DockerEngine.networks)
 
     async def ping(self) -> str | None:
         """None when the engine answers, else why not."""
         try:
-            await self._call(self._api_or_fail().ping)
+            await self._engine_call(DockerEngine.ping)
             return None
         except Exception as exc:
             return explain(exc)
@@ -379,7 +362,7 @@ class DockerRuntime:
         watches = [w for w in self._tasks.values()
                    if w.container_id and not w.launching and not w.collecting
                    and (wanted is None or w.task_id in wanted)]
-        results = await asyncio.gather(*(self._call(self._stats, w.container_id) for w in watches),
+        results = await asyncio.gather(*(self._engine_call(DockerEngine.stats, w.handle.container_id) for w in watches),
                                        return_exceptions=True)
         usages: dict[str, ContainerUsage] = {}
         for watch, stats in zip(watches, results):
@@ -397,124 +380,32 @@ class DockerRuntime:
 
     async def reconcile(self) -> None:
         """Report every watched container the engine no longer lists as running."""
-        api = self._api_or_fail()
-        summaries = await self._call(api.containers, filters={**self._scope_filter, "status": ["running"]})
-        running = {s["Id"] for s in summaries}
+        running = await self._engine_call(DockerEngine.running_ids)
         for watch in list(self._tasks.values()):
             if watch.container_id and not watch.launching and watch.container_id not in running:
                 self._begin_collect(watch)
 
-    # -- internals: engine calls (worker threads) --------------------------------------
+    # -- internals: engine calls (on the worker threads) ---------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-    def _api_or_fail(self) -> docker.APIClient:
-        if self._api is None:
+    async def _engine_call(self, method: Callable[Concatenate[DockerEngine, P], T],
+                           *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run an engine method on the pool; the engine is looked up there, when the call runs.
+
+        So a call queued before ``close`` and run after it raises ``RuntimeClosed`` from
+        the worker (and is reported through the awaited future) like any other engine error.
+        """
+        def run() -> T:
+            return method(self._engine_or_fail(), *args, **kwargs)
+        return await self._call(run)
+
+    def _engine_or_fail(self) -> DockerEngine:
+        if self._engine is None:
             raise RuntimeClosed("the Docker runtime is not connected")
-        return self._api
-
-    def _create(self, options: Any) -> str:
-        api = self._api_or_fail()
-        try:
-            host_config = api.create_host_config(**options.host_config)
-        except (docker_errors.DockerException, TypeError, ValueError) as exc:
-            raise LaunchFailed(f"invalid container settings: {explain(exc)}") from exc
-        for attempt in (1, 2):
-            try:
-                return str(api.create_container(host_config=host_config, **options.create)["Id"])
-            except docker_errors.APIError as exc:
-                if exc.status_code == 409 and attempt == 1:  # a leftover of an interrupted launch
-                    self._stop_and_remove(options.create["name"], 0.0)
-                    continue
-                if _is_not_found(exc):
-                    self._images_seen.pop(options.create["image"], None)
-                raise LaunchFailed(f"cannot create container: {explain(exc)}") from exc
-        raise AssertionError("unreachable")
-
-    def _ensure_image_sync(self, image: str, force_pull: bool) -> None:
-        api = self._api_or_fail()
-        if not force_pull:
-            try:
-                api.inspect_image(image)
-                return
-            except docker_errors.NotFound:
-                pass
-            except docker_errors.APIError as exc:
-                raise ImageUnavailable(image, f"cannot inspect image '{image}': {explain(exc)}") from exc
-        repository, tag = parse_repository_tag(image)
-        what = (f"pulling image '{image}' failed (forcePullImage)" if force_pull
-                else f"image '{image}' is not on the Docker engine and pulling it failed")
-        try:
-            for item in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
-                if isinstance(item, dict) and item.get("error"):
-                    raise ImageUnavailable(image, f"{what}: {item['error']}")
-        except docker_errors.APIError as exc:
-            raise ImageUnavailable(image, f"{what}: {explain(exc)}") from exc
-        except docker_errors.DockerException as exc:
-            raise ImageUnavailable(image, f"{what}: {explain(exc)}") from exc
-
-    def _signal_sync(self, container_id: str, signal: str) -> bool:
-        """Send ``signal``; False when the container is not running (or gone)."""
-        try:
-            self._api_or_fail().kill(container_id, signal=signal)
-            return True
-        except docker_errors.NotFound:
-            return False
-        except docker_errors.APIError as exc:
-            if exc.status_code == 409:  # "is not running"
-                return False
-            raise
-
-    def _finish_container(self, container_id: str, sandbox: Path | None) -> tuple[bool, dict[str, Any] | None]:
-        """Inspect a container believed dead: ``(still_running, State)``; copy logs and remove it if dead."""
-        api = self._api_or_fail()
-        try:
-            state = api.inspect_container(container_id).get("State") or {}
-        except docker_errors.NotFound:
-            return False, None
-        if state.get("Running") or state.get("Restarting"):
-            return True, state
-        self._discard(container_id, sandbox)
-        return False, state
-
-    def _discard(self, container_id: str, sandbox: Path | None) -> None:
-        """Copy the container's logs into the sandbox, then remove it with its anonymous volumes."""
-        api = self._api_or_fail()
-        if sandbox is not None and sandbox.is_dir():
-            for stream in ("stdout", "stderr"):
-                try:
-                    data = api.logs(container_id, stdout=stream == "stdout", stderr=stream == "stderr",
-                                    tail=LOG_TAIL_LINES)
-                    (sandbox / stream).write_bytes(data if isinstance(data, bytes) else b"")
-                except (docker_errors.APIError, OSError):
-                    pass
-        try:
-            api.remove_container(container_id, v=True, force=True)
-        except docker_errors.NotFound:
-            pass
-        except docker_errors.APIError as exc:
-            if exc.status_code != 409:  # 409: removal already in progress
-                raise
-
-    def _stop_and_remove(self, container_id: str, stop_timeout: float) -> None:
-        api = self._api_or_fail()
-        try:
-            if stop_timeout > 0:
-                api.stop(container_id, timeout=int(max(1, round(stop_timeout))))
-            api.remove_container(container_id, v=True, force=True)
-        except docker_errors.NotFound:
-            pass
-
-    def _stats(self, container_id: str) -> dict[str, Any] | None:
-        api = self._api_or_fail()
-        try:
-            return api.stats(container_id, stream=False, one_shot=True)
-        except docker_errors.InvalidVersion:  # engines before API 1.41: a two-sample read (~1 s)
-            return api.stats(container_id, stream=False)
-        except docker_errors.NotFound:
-            return None
+        return self._engine
 
     # -- internals: loop side ----------------------------------------------------------
 
@@ -535,7 +426,8 @@ class DockerRuntime:
         key = (image, force_pull)
         check = self._image_checks.get(key)
         if check is None:
-            check = asyncio.get_running_loop().create_task(self._call(self._ensure_image_sync, image, force_pull))
+            check = asyncio.get_running_loop().create_task(
+                self._engine_call(DockerEngine.ensure_image, image, force_pull))
             self._image_checks[key] = check
             check.add_done_callback(lambda _t: self._image_checks.pop(key, None))
         await asyncio.shield(check)
@@ -544,7 +436,7 @@ class DockerRuntime:
     async def _signal(self, watch: _Watch, signal: str) -> None:
         assert watch.container_id is not None
         try:
-            alive = await self._call(self._signal_sync, watch.container_id, signal)
+            alive = await self._engine_call(DockerEngine.signal, watch.container_id, signal)
         except Exception as exc:  # the engine hiccupped: the deadline logic retries with SIGKILL
             log.warning("task %s: sending %s failed: %s", watch.task_id, signal, explain(exc))
             return
@@ -571,10 +463,10 @@ class DockerRuntime:
         state: dict[str, Any] | None = None
         for attempt in range(COLLECT_RETRIES):
             try:
-                running, state = await self._call(self._finish_container, watch.container_id, watch.sandbox)
+                running, state = await self._engine_call(DockerEngine.finish, watch.container_id, watch.sandbox)
                 break
             except Exception as exc:
-                if self._api is None:
+                if self._engine is None:
                     watch.collecting = False
                     return
                 log.warning("task %s: cannot inspect its container (%s); retrying", watch.task_id, explain(exc))
@@ -607,7 +499,9 @@ class DockerRuntime:
 
     async def _reconcile_forever(self) -> None:
         assert self._reconcile_soon is not None
-        while True:
+        # the flag, not only cancellation, ends the loop: Python 3.11's wait_for can swallow a
+        # cancellation that lands in the same pass as the event it waits for
+        while not self._stopping.is_set():
             try:
                 await asyncio.wait_for(self._reconcile_soon.wait(), timeout=self._reconcile_seconds)
             except TimeoutError:
@@ -631,16 +525,14 @@ class DockerRuntime:
         except RuntimeError:  # the loop closed meanwhile
             pass
 
-    def _follow_events(self) -> None:
-        filters = {"type": ["container"], "event": ["die"], **self._scope_filter}
+    def _follow_events(self, engine: DockerEngine) -> None:
         while not self._stopping.is_set():
-            client: docker.APIClient | None = None
+            stream: EngineEvents | None = None
             try:
-                client = docker.APIClient(base_url=self.base_url, version=self._api_version, timeout=None)
-                stream = client.events(decode=True, filters=filters)
+                stream = engine.events()
                 with self._stream_lock:
                     if self._stopping.is_set():
-                        stream.close()
+                        stream.interrupt()
                         break
                     self._stream = stream
                 self._post(self.request_reconcile)  # catches deaths while the stream was down
@@ -652,9 +544,6 @@ class DockerRuntime:
             finally:
                 with self._stream_lock:
                     self._stream = None
-                if client is not None:
-                    try:
-                        client.close()
-                    except Exception:
-                        pass
+                if stream is not None:
+                    stream.close()
             self._stopping.wait(EVENTS_RECONNECT_SECONDS)
