@@ -23,6 +23,10 @@ from metrics.dashboards import write_dashboards
 from scheduler.deploy import DeployOptions, run_deploy
 from scheduler.serve import ServeOptions
 
+from haproxy_bridge.cli import haproxy_available
+from haproxy_bridge.cli import main as haproxy_bridge_main
+from haproxy_bridge.options import BridgeOptions
+
 from .serve import PacerOptions, run_autoscaler, run_pacer
 
 
@@ -87,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS",
                    help="seconds between autoscaler decisions (default 15)")
     s.add_argument("--no-autoscaler", action="store_true", help="do not run the built-in autoscaler")
+    s.add_argument("--haproxy-bridge", choices=("auto", "on", "off"), default="auto",
+                   help="run the HAProxy bridge in this process: auto = when haproxy is on the PATH (default)")
+    s.add_argument("--haproxy-group", default="*", help="HAPROXY_GROUP the built-in bridge serves (default *)")
+    s.add_argument("--haproxy-http-port", type=int, default=80, help="vhost frontend port (default 80)")
+    s.add_argument("--haproxy-https-port", type=int, default=443, help="TLS frontend port (default 443)")
+    s.add_argument("--haproxy-stats-port", type=int, default=9090, help="HAProxy stats page port (default 9090)")
     add_metrics_arguments(s)
 
     a = sub.add_parser("autoscaler", help="run the autoscaler alone against a Pacer or Marathon API")
@@ -96,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--state-dir", default="var/pacer-autoscaler", help="where registered policies are kept")
     a.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS")
     add_metrics_arguments(a)
+
+    sub.add_parser("haproxy-bridge", add_help=False,
+                   help="run the HAProxy bridge alone against a Pacer or Marathon API (see --help)")
 
     g = sub.add_parser("dashboards", help="write Grafana dashboards and datasource provisioning")
     g.add_argument("--out", required=True, help="directory to write into")
@@ -119,7 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) -> BridgeOptions | None:
+    if args.haproxy_bridge == "off" or (args.haproxy_bridge == "auto" and not haproxy_available()):
+        return None
+    if args.haproxy_bridge == "on" and not haproxy_available():
+        raise UsageError("--haproxy-bridge on: no haproxy on the PATH (apt-get install haproxy)")
+    try:
+        return BridgeOptions(master=f"http://{host}:{port}", config_dir=home.resolve() / "haproxy",
+                             group=args.haproxy_group, http_port=args.haproxy_http_port,
+                             https_port=args.haproxy_https_port, stats_port=args.haproxy_stats_port,
+                             bind_address=host if host not in ("", "0.0.0.0") else "*")
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("--http-port", "--haproxy-http-port")) from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["haproxy-bridge"]:
+        return haproxy_bridge_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -133,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                                    docker_host=args.docker_host)
             asyncio.run(run_pacer(PacerOptions(serve=options, metrics=metrics_options_from_args(args),
                                                autoscale_interval=_positive(args.autoscale_interval),
-                                               autoscaler=not args.no_autoscaler)))
+                                               autoscaler=not args.no_autoscaler,
+                                               bridge=_bridge_options(args, host, port, Path(args.home)))))
             return 0
         if args.command == "autoscaler":
             host, port = _listen(args.listen)

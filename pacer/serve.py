@@ -21,6 +21,9 @@ from aiohttp import web
 
 from autoscaler.api import build_autoscaler_app
 from autoscaler.service import Autoscaler
+from haproxy_bridge.options import BridgeOptions
+from haproxy_bridge.service import HaproxyBridge
+from haproxy_bridge.status_api import build_status_app
 from metrics import open_metrics
 from metrics.options import MetricsOptions
 from scheduler.api import build_api
@@ -37,6 +40,7 @@ class PacerOptions:
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
     autoscale_interval: float = 15.0
     autoscaler: bool = True
+    bridge: BridgeOptions | None = None       # None: no HAProxy bridge in this process
 
 
 def _decision_event(publish: Any) -> Any:
@@ -57,6 +61,9 @@ async def run_pacer(options: PacerOptions) -> None:
                             interval=options.autoscale_interval,
                             on_decision=_decision_event(scheduler.events.publish))
     api.add_subapp("/v2/autoscaler", build_autoscaler_app(autoscaler))
+    bridge = HaproxyBridge(options.bridge) if options.bridge is not None else None
+    if bridge is not None:
+        api.add_subapp("/v2/haproxy", build_status_app(bridge))
     runner = web.AppRunner(api, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, serve.host, serve.port).start()
@@ -76,6 +83,8 @@ async def run_pacer(options: PacerOptions) -> None:
     }
     if options.autoscaler:
         services["autoscaler"] = autoscaler.run()
+    if bridge is not None:
+        services["haproxy-bridge"] = _run_bridge(bridge)
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(coro, name=name) for name, coro in services.items()]
@@ -85,10 +94,24 @@ async def run_pacer(options: PacerOptions) -> None:
     finally:
         scheduler.events.close()    # ends open event streams so the HTTP server can stop
         await runner.cleanup()
+        if bridge is not None:
+            await bridge.close()       # stops HAProxy by its pid
         await client.close()
         await scheduler.close()
         await metrics.close()
         scheduler.store.close()
+
+
+async def _run_bridge(bridge: HaproxyBridge) -> None:
+    """The bridge is a guest: if HAProxy cannot start (a port in use, no permission), the
+    scheduler keeps serving and the reason is in the log and at /v2/haproxy."""
+    try:
+        await bridge.start()
+    except Exception as exc:
+        bridge.last_error = f"HAProxy bridge did not start: {exc}"
+        log.error("%s", bridge.last_error)
+        return
+    await bridge.run()
 
 
 async def run_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Any,

@@ -58,11 +58,20 @@ def task_pids(home: Path) -> dict[int, str]:
 
 
 def kill_task_processes(home: Path) -> None:
+    """Every process a test's `pacer serve` started: task process groups (found by their env)
+    and the built-in bridge's HAProxy master (by its pid file), even if serve itself died."""
     for pid in task_pids(home):
         try:
             os.killpg(os.getpgid(pid), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    pid_file = home / "haproxy" / "haproxy.pid"
+    try:
+        master = int(pid_file.read_text().split()[0])
+        if str(home) in Path(f"/proc/{master}/cmdline").read_text(errors="replace"):
+            os.kill(master, signal.SIGKILL)      # the master's workers exit with it
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 class PacerServer:
@@ -70,7 +79,8 @@ class PacerServer:
 
     def __init__(self, home: Path, *extra: str) -> None:
         self.home = home
-        self.extra = extra
+        # the built-in HAProxy bridge would bind ports 80/443/9090; tests that want it say so
+        self.extra = extra if "--haproxy-bridge" in extra else ("--haproxy-bridge", "off", *extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
