@@ -25,7 +25,7 @@ from .errors import LineProtocolError, MetricsConfigError, MetricsError, Metrics
 from .options import MetricsOptions
 from .schema import Point, TaskSample, decision_point, instances_point, task_points
 from .store import EmbeddedStore
-from .usage import AppsUsage, Series
+from .usage import MEASUREMENT_OF_METRIC, AppsUsage, Series
 
 
 @dataclass
@@ -61,7 +61,10 @@ def open_metrics(options: MetricsOptions) -> MetricsBackend:
                 options.influxdb_v2_bucket)
         assert all(args)
         return MetricsBackend(kind, InfluxV2Sink(*args), InfluxV2Source(*args))  # type: ignore[arg-type]
-    store = EmbeddedStore(retention=options.retention, interval=options.interval)
+    # the embedded store serves the autoscaler only: keep the series it reads, not every
+    # cAdvisor measurement (InfluxDB gets them all)
+    store = EmbeddedStore(retention=options.retention, interval=options.interval,
+                          measurements=frozenset(MEASUREMENT_OF_METRIC.values()))
     return MetricsBackend(kind, store, store)
 
 

@@ -1,7 +1,9 @@
-"""A fixed-capacity ring buffer of (time, value) samples on numpy arrays.
+"""A bounded ring buffer of (time, value) samples on numpy arrays.
 
-Appends are O(1) and never allocate; the oldest sample is overwritten once the buffer is
-full, so memory per series is bounded by construction (capacity × 16 bytes).
+The arrays start small and double until they reach `capacity`, so a young series costs what
+it holds, not an hour of samples (5,000 tasks × 9 series × 361 slots would be 260 MB up
+front). Once full, the oldest sample is overwritten: memory per series is bounded by
+construction (capacity × 16 bytes), and appends are amortised O(1).
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ import numpy as np
 
 
 class RingBuffer:
-    __slots__ = ("_times", "_values", "_head", "_count", "last_time_ns", "_ordered")
+    __slots__ = ("_times", "_values", "_head", "_count", "last_time_ns", "_ordered", "_limit")
+
+    INITIAL_SLOTS = 8
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self._times = np.zeros(capacity, dtype=np.int64)
-        self._values = np.zeros(capacity, dtype=np.float64)
+        self._limit = capacity
+        self._times = np.zeros(min(capacity, self.INITIAL_SLOTS), dtype=np.int64)
+        self._values = np.zeros(len(self._times), dtype=np.float64)
         self._head = 0          # next slot to write
         self._count = 0
         self.last_time_ns = -1  # newest time appended (not necessarily the max if out of order)
@@ -24,12 +29,24 @@ class RingBuffer:
 
     @property
     def capacity(self) -> int:
-        return len(self._times)
+        return self._limit
+
+    def _grow(self) -> None:
+        """Double the arrays; only called while the buffer has never wrapped (data is [0, n))."""
+        size = min(len(self._times) * 2, self._limit)
+        times = np.zeros(size, dtype=np.int64)
+        values = np.zeros(size, dtype=np.float64)
+        times[:self._count] = self._times
+        values[:self._count] = self._values
+        self._times, self._values = times, values
+        self._head = self._count
 
     def __len__(self) -> int:
         return self._count
 
     def append(self, time_ns: int, value: float) -> None:
+        if self._count == len(self._times) < self._limit:
+            self._grow()
         if time_ns < self.last_time_ns:
             self._ordered = False
         self._times[self._head] = time_ns

@@ -29,12 +29,14 @@ class EmbeddedStore:
     """In-memory sink and source."""
 
     def __init__(self, *, retention: float = 3600.0, interval: float = 10.0,
-                 max_series: int = 200_000) -> None:
+                 max_series: int = 200_000, measurements: frozenset[str] | None = None) -> None:
         if retention <= 0 or interval <= 0:
             raise ValueError("retention and interval must be positive")
         self.retention = retention
         self.capacity = max(2, math.ceil(retention / interval) + 1)
         self.max_series = max_series
+        # None keeps every measurement; `pacer serve` keeps only what its autoscaler reads
+        self.measurements = measurements
         self._prune_every_ns = int(retention * NS_PER_S / 20)
         self._series: OrderedDict[SeriesKey, RingBuffer] = OrderedDict()   # LRU by last write
         # measurement -> app_id -> task_id -> key, for the per-app queries
@@ -47,7 +49,10 @@ class EmbeddedStore:
 
     # -- sink -------------------------------------------------------------------------
     def write(self, points: Iterable[Point]) -> None:
+        keep = self.measurements
         for point in points:
+            if keep is not None and point.measurement not in keep:
+                continue
             value = point.fields.get(VALUE)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 self.dropped += 1

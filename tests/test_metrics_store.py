@@ -227,3 +227,11 @@ def test_batched_usage_equals_row_by_row(metric, tasks):
             assert got is None
         else:
             assert np.array_equal(got.times, expected.times) and np.allclose(got.values, expected.values)
+
+
+def test_store_can_keep_only_the_measurements_it_is_asked_for():
+    store = EmbeddedStore(retention=60, interval=1, measurements=frozenset({"cpu_usage_total"}))
+    store.write([_cpu("/a", "t1", 1, 10**9),
+                 Point("memory_usage", {"app_id": "/a", "task_id": "t1"}, {"value": 5}, int(1 * S))])
+    assert len(store) == 1
+    assert store.series("memory_usage", 0, 10) == []
