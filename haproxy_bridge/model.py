@@ -23,39 +23,29 @@ Rules:
   that already held it (`previous`) keeps it, else the lower app id; the other is rejected
   with the reason. Two apps claiming one vhost are both routed, the first rule wins, and the
   other app carries a warning.
+
+This module turns each app into services and settles what apps compete for (ports, backend
+names, vhosts). The Servers and Address rules are per task and need nothing else of the app
+but its tasks, so they live in servers.py (as does `Server`, re-exported here).
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .labels import PortLabels, bridge_groups, group_matches, parse_labels
+from .servers import Server, routable_tasks, servers_for
+from .servers import server_name, task_address  # noqa: F401  (re-exported: they were defined here)
 
 _APP_ID = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _HC_PATH = re.compile(r"/[A-Za-z0-9._~%/:@+=,!*?&;-]{0,1023}")
-_SERVER_NAME_BAD = re.compile(r"[^A-Za-z0-9_.:-]")
 HTTP_CHECKS = {"HTTP": "http", "MESOS_HTTP": "http", "HTTPS": "https", "MESOS_HTTPS": "https"}
 TCP_CHECKS = {"TCP": "tcp", "MESOS_TCP": "tcp"}
 
 INCLUDED, SKIPPED, REJECTED = "included", "skipped", "rejected"
-
-
-class Server(NamedTuple):
-    name: str
-    address: str
-    port: int
-    task_id: str
-
-    @property
-    def endpoint(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,97 +184,6 @@ def _health_for(app: Mapping[str, Any], index: int, warnings: list[str]) -> Heal
     return None
 
 
-def _ip(value: Any) -> str | None:
-    return _ip_text(value) if isinstance(value, str) else None
-
-
-@functools.lru_cache(maxsize=8192)
-def _ip_text(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
-def task_address(task: Mapping[str, Any], kind: str, host_addresses: Mapping[str, str]) -> str | None:
-    """The rule in the module docstring: container networks use the task IP; otherwise the host
-    when it is (or resolves to) an address, else the task IP."""
-    ips = task.get("ipAddresses")
-    try:
-        first_ip = _ip(ips[0].get("ipAddress")) if ips else None
-    except (AttributeError, KeyError, TypeError):
-        first_ip = None
-    if kind == "container" and first_ip:
-        return first_ip
-    host = task.get("host")
-    if type(host) is str:
-        resolved = _ip_text(host) or _ip(host_addresses.get(host))
-        if resolved:
-            return resolved
-    return first_ip
-
-
-@functools.lru_cache(maxsize=65536)
-def server_name(task_id: str) -> str:
-    return _SERVER_NAME_BAD.sub("_", task_id)[:100] or "task"
-
-
-_NAME = operator.itemgetter(0)
-
-
-def _routable_tasks(app: Mapping[str, Any], known_healthy: frozenset[str],
-                    waiting: dict[str, int]) -> list[Mapping[str, Any]]:
-    """The app's tasks that may serve, sorted by id; the others are counted in `waiting`."""
-    has_checks = bool(app.get("healthChecks"))
-    out = []
-    for task in app.get("tasks") or ():
-        if task.get("state") != "TASK_RUNNING":
-            why = "not running"
-        elif not has_checks:
-            why = None
-        elif results := task.get("healthCheckResults"):
-            why = None if all(r.get("alive") for r in results) else "failing health checks"
-        else:
-            why = None if task.get("id") in known_healthy else "no health result yet"
-        if why is None:
-            out.append(task)
-        else:
-            waiting[why] = waiting.get(why, 0) + 1
-    out.sort(key=lambda t: str(t.get("id")))
-    return out
-
-
-def _servers(tasks: list[Mapping[str, Any]], kind: str, index: int, mapping: Mapping[str, Any],
-             host_addresses: Mapping[str, str], waiting: dict[str, int]) -> tuple[Server, ...]:
-    out: list[Server] = []
-    names: set[str] = set()
-    container_port = mapping.get("containerPort") if kind == "container" else None
-    fixed_port = container_port if isinstance(container_port, int) and container_port > 0 else None
-    for task in tasks:
-        address = task_address(task, kind, host_addresses)
-        port: Any = fixed_port
-        if port is None:
-            try:
-                port = task.get("ports")[index]
-            except (TypeError, IndexError, KeyError):
-                port = None
-        if address is None or type(port) is not int or not 0 < port < 65536:
-            waiting["no address or port"] = waiting.get("no address or port", 0) + 1
-            continue
-        task_id = task.get("id")
-        if type(task_id) is not str:
-            task_id = str(task_id)
-        name = server_name(task_id)
-        if name in names:
-            base, k = name, 2
-            while name in names:
-                name, k = f"{base}-{k}", k + 1
-        names.add(name)
-        out.append(Server(name, address, port, task_id))
-    out.sort(key=_NAME)
-    return tuple(out)
-
-
 def _overlaps(a: str, b: str) -> bool:
     wild = ("*", "0.0.0.0", "::")
     return a == b or a in wild or b in wild
@@ -310,7 +209,7 @@ def _service(app: Mapping[str, Any], app_id: str, pl: PortLabels, index: int,
         balance=pl.balance or "roundrobin", sticky=pl.sticky, redirect_to_https=pl.redirect_to_https,
         bind_addr=pl.bind_addr, bind_options=pl.bind_options, vhosts=pl.vhosts, paths=pl.paths,
         weight=pl.backend_weight, ssl_certs=pl.ssl_certs, health=health,
-        servers=_servers(tasks, kind, index, mapping, host_addresses, waiting))
+        servers=servers_for(tasks, kind, index, mapping, host_addresses, waiting))
 
 
 def _app_services(app: Mapping[str, Any], groups: frozenset[str], host_addresses: Mapping[str, str],
@@ -336,7 +235,7 @@ def _app_services(app: Mapping[str, Any], groups: frozenset[str], host_addresses
             warnings.append(f"HAPROXY_{n}_* labels name service port {n}, but the app has {len(specs)}; ignored")
     services: list[Service] = []
     waiting: dict[str, int] = {}
-    tasks = _routable_tasks(app, known_healthy, waiting)
+    tasks = routable_tasks(app, known_healthy, waiting)
     for n in wanted:
         pl = labels.port(n)
         if not pl.enabled:

@@ -10,24 +10,25 @@ Servers that leave a backend are set to `drain` (no new sessions, running ones f
 deleted once idle or after `drain_seconds`; a reload hands them to the old worker, which
 finishes their sessions the same way. Apps left out because HAProxy refused them stay out
 until their definition changes or the next full resync.
+
+This module keeps the sequence above and the state it needs between refreshes (the live model
+and config, the held config, the loops' timing). The parts with a state or a concern of their
+own sit beside it, so the sequence reads in one place:
+
+    validate.py     haproxy -c narrowing and the exclusions it produces (fingerprint lives there)
+    netprobe.py     host name resolution cache and bind probes (everything that uses socket)
+    draining.py     servers draining after a Runtime API update, and their reaping
+    status_view.py  the status document (status(), GET /v2/haproxy)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import hashlib
-import ipaddress
-import json
 import logging
 import os
-import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,21 @@ from scheduler.client import ClientError, PacerClient
 
 from .errors import BridgeError, ConfigRejected, HaproxyError
 from .haproxy import HaproxyProcess, ReloadResult, check_config
-from .model import INCLUDED, Model, Server, build_model
-from .narrow import apps_blamed, error_lines, find_bad_apps
+from .draining import Drain, Draining
+from .model import Model, build_model
+from .netprobe import HostResolver, blocked_binds
 from .options import BridgeOptions
-from .plan import (RuntimePlan, ServerRef, plan_commands, plan_runtime, reap_commands, runtime_answer_ok,
-                   with_servers_of)
-from .render import RenderSettings, render_haproxy_config, render_lines
+from .plan import RuntimePlan, plan_commands, plan_runtime, runtime_answer_ok, with_servers_of
+from .render import RenderSettings, render_haproxy_config
+from .servers import track_known_healthy
+from .status_view import iso, status_document
+from .validate import ConfigValidator, fingerprint
 from .watch import Watcher
 
+# Defined in the modules named above; kept importable from here, where they used to live.
+__all__ = ["HaproxyBridge", "Drain", "HostResolver", "fingerprint", "iso", "wait_closed", "write_atomic"]
+
 log = logging.getLogger(__name__)
-
-_DEFINITION_KEYS = ("id", "labels", "portDefinitions", "ports", "container", "networks", "ipAddress", "healthChecks")
-
-
-def iso(epoch: float | None) -> str | None:
-    """Marathon's timestamp form: 2024-01-31T12:00:00.000Z."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -63,99 +61,6 @@ def write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def fingerprint(app: Mapping[str, Any]) -> str:
-    """What of an app decides its config (tasks and counters excluded)."""
-    relevant = {k: app.get(k) for k in _DEFINITION_KEYS}
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class _Fingerprints:
-    """App id -> fingerprint, computed only for the apps asked about (few: the excluded ones)."""
-
-    def __init__(self, apps: list[dict[str, Any]]) -> None:
-        self._apps = {a.get("id"): a for a in apps if isinstance(a, dict)}
-        self._done: dict[Any, str] = {}
-
-    def get(self, app_id: Any, default: str | None = None) -> str | None:
-        if app_id not in self._done:
-            app = self._apps.get(app_id)
-            if app is None:
-                return default
-            self._done[app_id] = fingerprint(app)
-        return self._done[app_id]
-
-
-class HostResolver:
-    """Task host names -> addresses, cached (negative answers too) for `ttl` seconds.
-
-    A host seen for the first time is looked up before the refresh goes on; an expired entry is
-    served stale while it is looked up again in the background, so a slow resolver never delays
-    a routing change (a killed task must leave its backend within seconds)."""
-
-    def __init__(self, ttl: float = 60.0, timeout: float = 2.0) -> None:
-        self.ttl = ttl
-        self.timeout = timeout
-        self._cache: dict[str, tuple[str | None, float]] = {}
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def _lookup(self, host: str) -> str | None:
-        loop = asyncio.get_running_loop()
-        for family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                infos = await asyncio.wait_for(
-                    loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM), self.timeout)
-            except (OSError, asyncio.TimeoutError, UnicodeError):
-                continue
-            if infos:
-                return str(infos[0][4][0])
-        return None
-
-    async def _refresh(self, host: str) -> None:
-        self._cache[host] = (await self._lookup(host), time.monotonic() + self.ttl)
-
-    async def resolve(self, hosts: Iterable[str]) -> dict[str, str]:
-        now = time.monotonic()
-        new: list[str] = []
-        for host in set(hosts):
-            try:
-                ipaddress.ip_address(host)
-                continue
-            except ValueError:
-                pass
-            cached = self._cache.get(host)
-            if cached is None:
-                new.append(host)
-            elif cached[1] < now:
-                self._cache[host] = (cached[0], now + self.ttl)      # one background lookup at a time
-                task = asyncio.get_running_loop().create_task(self._refresh(host))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-        if new:
-            await asyncio.gather(*(self._refresh(h) for h in new))
-        return {h: a for h, (a, _) in self._cache.items() if a is not None}
-
-
-@dataclass
-class Drain:
-    server: Server
-    since: float
-    deadline: float
-
-
-def _bind_problem(address: str, port: int) -> str | None:
-    """Can HAProxy bind here? (None: yes.) Only used for binds the running HAProxy does not hold."""
-    host = "0.0.0.0" if address == "*" else address
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            return f"cannot bind {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}" + (
-                " (another process holds it)" if exc.errno == errno.EADDRINUSE else "")
-    return None
 
 
 class HaproxyBridge:
@@ -181,9 +86,9 @@ class HaproxyBridge:
         self._live: Model | None = None          # what HAProxy runs (draining servers aside)
         self._live_config: str | None = None
         self._model = Model()                    # the latest verdicts, for the status view
-        self._draining: dict[ServerRef, Drain] = {}
+        self._draining = Draining(options.drain_seconds)
         self._known_healthy: set[str] = set()
-        self._exclusions: dict[str, tuple[str, str]] = {}    # app id -> (fingerprint, reason)
+        self._validator = ConfigValidator(self.settings, self._check)   # and the apps it leaves out
         self._resolver = HostResolver()
         self._closing = False
         self._restart_failures = 0
@@ -303,7 +208,7 @@ class HaproxyBridge:
                             self._next_restart_at = time.monotonic() + min(30.0, 2.0 ** self._restart_failures)
                             raise
                     elif self._draining:
-                        await self._reap()
+                        await self._draining.reap(self.process, self.counters)
             except BridgeError as exc:
                 self.last_error = str(exc)
                 log.warning("%s", exc)
@@ -319,28 +224,26 @@ class HaproxyBridge:
             started = time.monotonic()
             self.counters["refreshes"] += 1
             if full:
-                self._exclusions.clear()
                 self._held = None
             hosts = await self._resolver.resolve(
                 t["host"] for a in apps for t in a.get("tasks") or [] if isinstance(t.get("host"), str))
-            self._track_health(apps)
-            prints = _Fingerprints(apps)
-            self._exclusions = {k: v for k, v in self._exclusions.items() if prints.get(k) == v[0]}
+            self._known_healthy = track_known_healthy(self._known_healthy, apps)
+            self._validator.start_refresh(apps, full=full)
 
             def rebuild() -> Model:
                 return build_model(apps, self.options.group, reserved=self._reserved(), host_addresses=hosts,
                                    known_healthy=self._known_healthy, default_bind=self.options.bind_address,
-                                   exclude={k: v[1] for k, v in self._exclusions.items()},
+                                   exclude=self._validator.reasons(),
                                    previous=self._live)
 
             model = rebuild()
             blocked = self._probe_binds(model)
             if blocked:
                 for app_id, why in blocked.items():
-                    self._exclude(app_id, (prints.get(app_id) or ""), why)
+                    self._validator.exclude(app_id, why)
                 model = rebuild()
             self._model = model
-            outcome = await self._converge(model, rebuild, prints)
+            outcome = await self._converge(model, rebuild)
             outcome.update(seconds=round(time.monotonic() - started, 4), reasons=sorted(set(reasons or []))[:10],
                            at=iso(time.time()))
             self.last_update = outcome
@@ -348,10 +251,10 @@ class HaproxyBridge:
                 self.history.append(outcome)
             return outcome
 
-    async def _converge(self, model: Model, rebuild: Any, prints: _Fingerprints) -> dict[str, Any]:
+    async def _converge(self, model: Model, rebuild: Any) -> dict[str, Any]:
         text = render_haproxy_config(model, self.settings)
         if not self.process.alive():
-            return await self._reload_to(model, rebuild, prints, start=True)
+            return await self._reload_to(model, rebuild, start=True)
         if text == self._live_config:
             self.counters["unchanged"] += 1
             return {"kind": "unchanged"}
@@ -361,7 +264,7 @@ class HaproxyBridge:
             self.counters["unchanged"] += 1
             return {"kind": "unchanged", "held": True}
         assert self._live is not None
-        draining = {ref: d.server for ref, d in self._draining.items()}
+        draining = self._draining.servers()
         plan = plan_runtime(self._live, model, draining)
         if plan is not None:
             outcome = await self._runtime_to(plan, model, text)
@@ -380,7 +283,7 @@ class HaproxyBridge:
             self._schedule_refresh(wait, "reload deferred by debounce")
             return {"kind": "deferred", "reloadInSeconds": round(wait, 3),
                     "servers": (outcome or {}).get("servers")}
-        outcome = await self._reload_to(model, rebuild, prints)
+        outcome = await self._reload_to(model, rebuild)
         self._held = text if outcome["kind"] in ("failed", "rejected") else None
         return outcome
 
@@ -414,18 +317,13 @@ class HaproxyBridge:
             if not runtime_answer_ok(command, answer):
                 log.warning("runtime API refused %r: %s; falling back to a reload", command, answer.strip())
                 return False
-        now = time.monotonic()
-        for backend, srv in plan.revive:
-            self._draining.pop((backend, srv.name), None)
-        for backend, srv in plan.drain:
-            self._draining[(backend, srv.name)] = Drain(srv, now, now + self.options.drain_seconds)
+        self._draining.applied(plan)
         return True
 
-    async def _reload_to(self, model: Model, rebuild: Any, prints: _Fingerprints, *,
-                         start: bool = False) -> dict[str, Any]:
+    async def _reload_to(self, model: Model, rebuild: Any, *, start: bool = False) -> dict[str, Any]:
         for attempt in range(2):
             try:
-                model, text = await self._validated(model, rebuild, prints)
+                model, text = await self._validator.validated(model, rebuild)
             except ConfigRejected as exc:
                 self.counters["rejectedConfigs"] += 1
                 self.last_error = f"{exc}: {exc.output[-500:]}"
@@ -452,12 +350,8 @@ class HaproxyBridge:
             log.error("reload failed: %s", result.message)
             if self._live_config is not None:
                 write_atomic(self.config_path, self._live_config)
-            owners = [owner for _, owner in render_lines(model, self.settings)]
-            blamed = apps_blamed(result.message, owners, model)
-            if not blamed:
+            if not self._validator.blame_reload(result.message, model):
                 break
-            for app_id, line in blamed.items():
-                self._exclude(app_id, (prints.get(app_id) or ""), f"HAProxy refused it at reload: {line}")
             model = rebuild()
         self.last_error = self.last_reload.message if self.last_reload else "reload failed"
         return {"kind": "failed", "error": self.last_error}
@@ -468,72 +362,11 @@ class HaproxyBridge:
         self.counters["checks"] += 1
         return await check_config(self.options.haproxy_bin, path)
 
-    async def _validated(self, model: Model, rebuild: Any, prints: _Fingerprints) -> tuple[Model, str]:
-        """A model whose config passes `haproxy -c`, leaving out the apps that break it."""
-        output = ""
-        for _ in range(4):
-            lines = render_lines(model, self.settings)
-            text = "\n".join(t for t, _ in lines) + "\n"
-            result = await self._check(text)
-            if result.ok:
-                return model, text
-            output = result.output
-            blamed = apps_blamed(output, [o for _, o in lines], model)
-            if not blamed:
-                break
-            for app_id, line in blamed.items():
-                self._exclude(app_id, (prints.get(app_id) or ""), f"haproxy -c rejected its configuration: {line}")
-            model = rebuild()
-
-        async def valid(keep: frozenset[str]) -> bool:
-            sub = Model(services=tuple(s for s in model.services if s.app_id in keep), apps=model.apps)
-            return (await self._check(render_haproxy_config(sub, self.settings))).ok
-
-        if not await valid(frozenset()):
-            raise ConfigRejected("the bridge's own configuration does not pass haproxy -c", output)
-        included = [a.app_id for a in model.apps if a.state == INCLUDED]
-        first_error = next(iter(error_lines(output)), output.strip()[-300:])
-        for app_id in sorted(await find_bad_apps(included, valid)):
-            self._exclude(app_id, (prints.get(app_id) or ""),
-                          f"haproxy -c rejects the configuration with this app (found by bisection): {first_error}")
-        model = rebuild()
-        text = render_haproxy_config(model, self.settings)
-        result = await self._check(text)
-        if not result.ok:
-            raise ConfigRejected("haproxy -c still fails after leaving out the offending apps", result.output)
-        return model, text
-
-    def _exclude(self, app_id: str, print_: str, reason: str) -> None:
-        if self._exclusions.get(app_id, ("", ""))[1] != reason:
-            log.warning("leaving app %s out of HAProxy: %s", app_id, reason)
-        self._exclusions[app_id] = (print_, reason)
-
     def _probe_binds(self, model: Model) -> dict[str, str]:
         held: set[tuple[str, int]] = set()
         if self.process.alive() and self._live is not None:
             held = {(s.bind_addr or self.options.bind_address, s.port) for s in self._live.services}
-        blocked: dict[str, str] = {}
-        for s in model.services:
-            bind = (s.bind_addr or self.options.bind_address, s.port)
-            if bind in held or s.app_id in blocked:
-                continue
-            problem = _bind_problem(*bind)
-            if problem:
-                blocked[s.app_id] = problem
-        return blocked
-
-    def _track_health(self, apps: list[dict[str, Any]]) -> None:
-        present: set[str] = set()
-        for app in apps:
-            for task in app.get("tasks") or []:
-                tid = task.get("id")
-                present.add(tid)
-                results = task.get("healthCheckResults") or []
-                if results and all(r.get("alive") for r in results):
-                    self._known_healthy.add(tid)
-                elif results:
-                    self._known_healthy.discard(tid)
-        self._known_healthy &= present
+        return blocked_binds(model, held, self.options.bind_address)
 
     async def _restart_haproxy(self, text: str | None = None) -> None:
         text = text or self._live_config
@@ -547,20 +380,6 @@ class HaproxyBridge:
         self._draining.clear()
         await self.process.start()
 
-    async def _reap(self) -> None:
-        sessions = await self.process.server_sessions()
-        now = time.monotonic()
-        for ref, drain in list(self._draining.items()):
-            if ref not in sessions:
-                del self._draining[ref]
-                continue
-            if sessions[ref] > 0 and now < drain.deadline:
-                continue
-            answers = [await self.process.runtime(c) for c in reap_commands(ref)]
-            if runtime_answer_ok(f"del server {ref[0]}/{ref[1]}", answers[-1]) or now > drain.deadline + 10:
-                del self._draining[ref]
-                self.counters["drained"] += 1
-
     # -- the status view ----------------------------------------------------------------------
     @property
     def live_config(self) -> str | None:
@@ -570,36 +389,12 @@ class HaproxyBridge:
     def model(self) -> Model:
         return self._model
 
+    @property
+    def draining(self) -> Draining:
+        return self._draining
+
     def status(self) -> dict[str, Any]:
-        info = self.process.info
-        o = self.options
-        stats_host = "127.0.0.1" if o.bind_address in ("*", "0.0.0.0") else o.bind_address
-        config = self._live_config or ""
-        reload = self.last_reload
-        apps = [a.as_json() for a in self._model.apps]
-        return {
-            "master": o.master, "group": o.group,
-            "haproxy": {"running": self.process.alive(), "masterPid": self.process.pid,
-                        "workerPids": list(info.workers) if info else [],
-                        "configPath": str(self.config_path), "masterSocket": str(self.process.master_socket),
-                        "adminSocket": str(self.process.admin_socket),
-                        "statsUrl": f"http://{stats_host}:{o.stats_port}/haproxy?stats",
-                        "ports": {"http": o.http_port, "https": o.https_port, "stats": o.stats_port}},
-            "config": {"sha256": hashlib.sha256(config.encode()).hexdigest(), "lines": config.count("\n")},
-            "lastReload": None if reload is None else {
-                "at": iso(reload.at), "ok": reload.ok, "message": reload.message[-1000:],
-                "seconds": round(reload.seconds, 4), "workerPid": reload.worker_pid},
-            "lastUpdate": self.last_update, "lastError": self.last_error,
-            "counters": dict(self.counters), "stream": self.watcher.state.as_json(),
-            "apps": apps,
-            "summary": {"included": sum(a["state"] == "included" for a in apps),
-                        "rejected": sum(a["state"] == "rejected" for a in apps),
-                        "skipped": sum(a["state"] == "skipped" for a in apps)},
-            "draining": [{"backend": b, "server": n, "address": d.server.endpoint,
-                          "secondsLeft": round(max(0.0, d.deadline - time.monotonic()), 1)}
-                         for (b, n), d in sorted(self._draining.items())],
-            "history": list(self.history)[-20:],
-        }
+        return status_document(self)
 
 
 async def wait_closed(bridge: HaproxyBridge, task: asyncio.Task[Any]) -> None:
