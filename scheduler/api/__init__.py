@@ -7,7 +7,6 @@ bodies, so a bad request never becomes a 500 or a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,17 +18,11 @@ from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 from ..core import Scheduler
 from ..errors import ApiError
 from . import apps, events, groups, system, tasks
+from .params import LEADER_KEY, SCHEDULER_KEY, json_response
 
 log = logging.getLogger(__name__)
 
-SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
-LEADER_KEY = web.AppKey("leader", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status,
-                        content_type="application/json", headers=headers)
 
 
 def _error_body(exc: Exception) -> tuple[int, dict[str, Any]]:

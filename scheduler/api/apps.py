@@ -15,17 +15,13 @@ from app_definitions import ValidationFailed
 
 from ..errors import NotFound, app_not_found
 from ..selector import SelectorSyntaxError, parse_label_selector
-from .params import deployment_result, embeds, flag, json_body, path_app_id, scheduler_of
+from .params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
 from .render import render_app, render_task
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    from . import json_response
-    return json_response(body, status, headers)
-
 
 def _deployment_response(deployment_id: str, version: str, status: int = 200) -> web.Response:
-    return _json(deployment_result(deployment_id, version), status, {"Marathon-Deployment-Id": deployment_id})
+    return json_response(deployment_result(deployment_id, version), status, {"Marathon-Deployment-Id": deployment_id})
 
 
 def _announce(request: web.Request, records: list[Any]) -> None:
@@ -56,7 +52,7 @@ async def list_apps(request: web.Request) -> web.Response:
         if matches_labels is not None and not matches_labels(record.definition.labels):
             continue
         out.append(render_app(sched, record, wanted))
-    return _json({"apps": out})
+    return json_response({"apps": out})
 
 
 async def create_app(request: web.Request) -> web.Response:
@@ -65,7 +61,7 @@ async def create_app(request: web.Request) -> web.Response:
     _announce(request, [record])
     body = render_app(sched, record, set())
     body.update(tasksStaged=0, tasksRunning=0, tasksHealthy=0, tasksUnhealthy=0)
-    return _json(body, 201, {"Location": f"/v2/apps{record.app_id}", "Marathon-Deployment-Id": deployment.id})
+    return json_response(body, 201, {"Location": f"/v2/apps{record.app_id}", "Marathon-Deployment-Id": deployment.id})
 
 
 async def _update_many(request: web.Request, *, must_exist: bool) -> web.Response:
@@ -116,7 +112,7 @@ async def app_resource(request: web.Request) -> web.StreamResponse:
         prefix = path_app_id(raw_id).rstrip("/") + "/" if raw_id not in ("", "/") else "/"
         apps = [render_app(sched, sched.apps[a], {"tasks", "lastTaskFailure"})
                 for a in sorted(sched.apps) if a.startswith(prefix)]
-        return _json({"*": apps})
+        return json_response({"*": apps})
     if sub == "":
         return await _app_root(request, raw_id)
     app_id = path_app_id(raw_id)
@@ -127,11 +123,11 @@ async def app_resource(request: web.Request) -> web.StreamResponse:
     if sub == "versions" and method == "GET":
         sched.app(app_id)
         if arg is None:
-            return _json({"versions": sched.store.app_versions(app_id)})
+            return json_response({"versions": sched.store.app_versions(app_id)})
         stored = sched.store.app_version(app_id, arg)
         if stored is None:
             raise NotFound(f"App '{app_id}' does not exist in version {arg}")
-        return _json(stored)
+        return json_response(stored)
     if sub == "tasks":
         return await _app_tasks(request, app_id, arg)
     raise web.HTTPMethodNotAllowed(method, ["GET", "POST", "DELETE"])
@@ -143,7 +139,7 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
     if method == "GET":
         app_id = path_app_id(raw_id)
         record = sched.app(app_id)
-        return _json({"app": render_app(sched, record, {"tasks", "lastTaskFailure"})})
+        return json_response({"app": render_app(sched, record, {"tasks", "lastTaskFailure"})})
     if method in ("PUT", "PATCH"):
         app_id = path_app_id(raw_id, missing_is_404=False)
         body = await json_body(request)
@@ -153,7 +149,7 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
                                                          force=flag(request, "force"))
         _announce(request, records)
         if created:
-            return _json(render_app(sched, records[0], set()), 201,
+            return json_response(render_app(sched, records[0], set()), 201,
                          {"Location": f"/v2/apps{app_id}", "Marathon-Deployment-Id": deployment.id})
         return _deployment_response(deployment.id, records[0].version)
     if method == "DELETE":
@@ -169,7 +165,7 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
         raise app_not_found(app_id)
     insts = sched.instances_of(app_id)
     if request.method == "GET" and task_id is None:
-        return _json({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]})
+        return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]})
     if request.method != "DELETE":
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "DELETE"])
     scale, wipe = flag(request, "scale"), flag(request, "wipe")
@@ -184,8 +180,8 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
     if deployment is not None:
         return _deployment_response(deployment.id, deployment.plan.version)
     if task_id is not None:
-        return _json({"task": render_task(killed[0], sched)})
-    return _json({"tasks": [render_task(i, sched) for i in killed]})
+        return json_response({"task": render_task(killed[0], sched)})
+    return json_response({"tasks": [render_task(i, sched) for i in killed]})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

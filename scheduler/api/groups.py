@@ -8,12 +8,8 @@ from app_definitions import ValidationFailed, canonical_path_id
 
 from ..errors import Conflict, NotFound
 from ..groups import apply_group_update, delete_group, group_rollback_version, group_tree, restore_group
-from .params import deployment_result, flag, json_body, scheduler_of
+from .params import deployment_result, flag, json_body, json_response, scheduler_of
 
-
-def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    from . import json_response
-    return json_response(body, status, headers)
 
 
 def _group_id(request: web.Request) -> str:
@@ -38,7 +34,7 @@ async def get_group(request: web.Request) -> web.Response:
     tree = group_tree(_current(request), group_id, embed_apps=not embed or "group.apps" in embed)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist")
-    return _json(tree)
+    return json_response(tree)
 
 
 async def _group_versions(request: web.Request, parts: list[str]) -> web.Response:
@@ -53,12 +49,12 @@ async def _group_versions(request: web.Request, parts: list[str]) -> web.Respons
     if at is None:
         versions = sorted({v for app_id in current if group_id == "/" or app_id.startswith(group_id + "/")
                            for v in sched.store.app_versions(app_id)}, reverse=True)
-        return _json(versions)
+        return json_response(versions)
     snapshot = {a: d for a, d in sched.apps_as_of(at).items() if group_id == "/" or a.startswith(group_id + "/")}
     tree = group_tree(snapshot, group_id, version=at)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist in version {at}")
-    return _json(tree)
+    return json_response(tree)
 
 
 async def _write(request: web.Request, *, create: bool) -> web.Response:
@@ -80,14 +76,14 @@ async def _write(request: web.Request, *, create: bool) -> web.Response:
         new_apps = apply_group_update(current, group_id, body, replace=not create)
     if flag(request, "dryRun"):
         plan = sched.plan_replace(new_apps)
-        return _json({"steps": plan.to_json()["steps"]})
+        return json_response({"steps": plan.to_json()["steps"]})
     run = sched.replace_apps(new_apps, force=flag(request, "force"))
     for app_id in run.plan.affected_app_ids:
         if app_id in sched.apps:
             sched.events.publish("api_post_event", clientIp=request.remote, uri=request.path,
                                  appDefinition=sched.apps[app_id].json)
     sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
-    return _json(deployment_result(run.id, run.plan.version), 201 if create else 200,
+    return json_response(deployment_result(run.id, run.plan.version), 201 if create else 200,
                  {"Marathon-Deployment-Id": run.id})
 
 
@@ -107,7 +103,7 @@ async def remove_group(request: web.Request) -> web.Response:
         raise NotFound(f"Group '{group_id}' does not exist")
     run = sched.replace_apps(delete_group(current, group_id), force=flag(request, "force"))
     sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
-    return _json(deployment_result(run.id, run.plan.version), 200, {"Marathon-Deployment-Id": run.id})
+    return json_response(deployment_result(run.id, run.plan.version), 200, {"Marathon-Deployment-Id": run.id})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

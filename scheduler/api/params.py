@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,18 @@ from ..core import Scheduler
 from ..errors import BadRequest, NotFound
 
 
+SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+LEADER_KEY = web.AppKey("leader", str)
+
+
 def scheduler_of(request: web.Request) -> Scheduler:
-    from . import SCHEDULER_KEY
     return request.app[SCHEDULER_KEY]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Marathon's JSON: compact, serialised once."""
+    return web.Response(text=json.dumps(body, separators=(",", ":")), status=status,
+                        content_type="application/json", headers=headers)
 
 
 def flag(request: web.Request, name: str, default: bool = False) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backoff as backoff_math
 from ..apps import AppRecord
 from ..clock import iso_timestamp
 from ..core import QueueEntry, Scheduler
@@ -63,7 +64,6 @@ def render_app(sched: Scheduler, record: AppRecord, embed: set[str]) -> dict[str
 
 
 def render_queue_entry(sched: Scheduler, app_id: str, entry: QueueEntry, now: float) -> dict[str, Any]:
-    from .. import backoff as backoff_math
     record = sched.apps[app_id]
     b = sched.backoffs.get(app_id)
     left = backoff_math.time_left(b, now)

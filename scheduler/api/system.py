@@ -7,11 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .params import scheduler_of
+from .params import LEADER_KEY, json_response, scheduler_of
 
 
 def _leader(request: web.Request) -> str:
-    from . import LEADER_KEY
     return request.app[LEADER_KEY]
 
 
@@ -23,10 +22,6 @@ def _pacer_version() -> str:
         return "0.0.0"
 
 
-def _json(body: object) -> web.Response:
-    from . import json_response
-    return json_response(body)
-
 
 async def ping(request: web.Request) -> web.Response:
     return web.Response(text="pong", content_type="text/plain")
@@ -36,7 +31,7 @@ async def info(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     leader = _leader(request)
     host, _, port = leader.rpartition(":")
-    return _json({
+    return json_response({
         "name": "pacer",
         "version": _pacer_version(),
         "buildref": "unknown",
@@ -61,11 +56,11 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def leader(request: web.Request) -> web.Response:
-    return _json({"leader": _leader(request)})
+    return json_response({"leader": _leader(request)})
 
 
 async def agents(request: web.Request) -> web.Response:
-    return _json({"agents": scheduler_of(request).backend.describe()})
+    return json_response({"agents": scheduler_of(request).backend.describe()})
 
 
 _UI_PAGE = Path(__file__).with_name("static") / "index.html"

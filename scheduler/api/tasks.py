@@ -8,15 +8,11 @@ from app_definitions import ValidationFailed
 
 from ..clock import now
 from ..model import RUNNING, STAGING, STARTING
-from .params import deployment_result, flag, json_body, path_app_id, scheduler_of
+from .params import deployment_result, flag, json_body, json_response, path_app_id, scheduler_of
 from .render import render_queue_entry, render_task
 
 _STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
 
-
-def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    from . import json_response
-    return json_response(body, status, headers)
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -29,7 +25,7 @@ async def list_tasks(request: web.Request) -> web.Response:
                 f"unknown status '{value}': use running or staging")])
         wanted |= states
     insts = [i for i in sched.instances.values() if not wanted or i.state in wanted]
-    return _json({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
+    return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
 
 
 async def delete_tasks(request: web.Request) -> web.Response:
@@ -41,15 +37,15 @@ async def delete_tasks(request: web.Request) -> web.Response:
     killed, deployment = sched.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"),
                                               force=flag(request, "force"))
     if deployment is not None:
-        return _json(deployment_result(deployment.id, deployment.plan.version), 200,
+        return json_response(deployment_result(deployment.id, deployment.plan.version), 200,
                      {"Marathon-Deployment-Id": deployment.id})
-    return _json({"tasks": [render_task(i, sched) for i in killed]})
+    return json_response({"tasks": [render_task(i, sched) for i in killed]})
 
 
 async def get_queue(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     t = now()
-    return _json({"queue": [render_queue_entry(sched, app_id, entry, t)
+    return json_response({"queue": [render_queue_entry(sched, app_id, entry, t)
                             for app_id, entry in sorted(sched.queue.items()) if app_id in sched.apps]})
 
 
@@ -64,7 +60,7 @@ async def list_deployments(request: web.Request) -> web.Response:
     readiness = {app_id: [sched.health.readiness[i.instance_id] for i in sched.instances_of(app_id)
                           if i.instance_id in sched.health.readiness]
                  for run in sched.deployments.values() for app_id in run.plan.affected_app_ids}
-    return _json([run.to_json(readiness) for run in sched.deployments.values()])
+    return json_response([run.to_json(readiness) for run in sched.deployments.values()])
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
@@ -72,7 +68,7 @@ async def delete_deployment(request: web.Request) -> web.Response:
     rollback = sched.cancel_deployment(request.match_info["id"], force=flag(request, "force"))
     if rollback is None:
         return web.Response(status=202)
-    return _json(deployment_result(rollback.id, rollback.plan.version), 200, {"Marathon-Deployment-Id": rollback.id})
+    return json_response(deployment_result(rollback.id, rollback.plan.version), 200, {"Marathon-Deployment-Id": rollback.id})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
