@@ -10,7 +10,7 @@ Prints three figures, each against a baseline measured in the same run:
     creations), applied in debounced batches as the watch loop would: reloads vs runtime updates.
 
 HAProxy runs on 127.0.0.1 free ports in a temporary directory and is stopped by its pid.
-Usage: python bench/haproxy_reload.py [--apps 200] [--rounds 15] [--render-apps 5000]
+Usage: python bench/haproxy_render.py [--apps 200] [--rounds 15] [--render-apps 5000]
                                       [--storm-apps 50] [--storm-events 300] [--batch 5]
 """
 
