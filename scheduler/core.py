@@ -21,7 +21,7 @@ from .apps import AppRecord
 from .backends import ClusterBackend, StatusUpdate
 from .clock import VersionClock, iso_timestamp, now
 from .constraints import AgentView
-from .deployments import DeploymentRun
+from .deployments import DeploymentRun, run_from_record
 from .errors import app_not_found
 from .events import EventBus
 from .health import HealthChecker
@@ -102,12 +102,19 @@ class Scheduler(AppMutations, DeploymentDriver):
                 log.warning("task %s was gone after restart; it will be replaced", inst.instance_id)
         log.info("recovered %d apps, %d running tasks (%d lost, %d stray processes killed)",
                  len(self.apps), len(recovery.alive), len(recovery.lost), recovery.orphans_killed)
+        for record in self.store.deployments():
+            run = run_from_record(record)
+            self.deployments[run.id] = run
+            log.info("resuming deployment %s at step %d of %d", run.id, run.step_index + 1, len(run.plan.steps))
         self._resume_restarts()
 
     def _resume_restarts(self) -> None:
-        """Deployments live in memory: after a restart, apps still running an older config get
-        a fresh rolling restart, so an interrupted deployment finishes instead of staying mixed."""
+        """Stored deployments resume where they were. An app still running an older config
+        that no stored deployment covers (the crash fell between writing the app and its plan)
+        gets a fresh rolling restart, so it finishes instead of staying mixed."""
+        covered = {a for run in self.deployments.values() for a in run.plan.affected_app_ids}
         outdated = sorted({i.app_id for i in self.instances.values() if i.app_id in self.apps
+                           and i.app_id not in covered
                            and i.config_version != self.apps[i.app_id].config_version})
         if outdated:
             log.info("resuming interrupted deployments of %s", ", ".join(outdated))

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import DeploymentAction, DeploymentPlan
+from app_definitions import parse_app_definition
+
+from .plan import DeploymentAction, DeploymentPlan, DeploymentStep
 
 
 @dataclass
@@ -50,6 +52,32 @@ class DeploymentRun:
         body["currentStep"] = min(self.step_index + 1, len(self.plan.steps))
         body["totalSteps"] = len(self.plan.steps)
         return body
+
+
+def run_record(run: DeploymentRun) -> dict[str, Any]:
+    """A running deployment as stored JSON: its steps, where it is, and the affected apps'
+    original and target definitions (what a rollback and the deadline need)."""
+    plan = run.plan
+    affected = set(plan.affected_app_ids)
+    return {
+        "id": plan.id, "version": plan.version, "step_index": run.step_index,
+        "started_at": run.started_at, "last_progress_at": run.last_progress_at,
+        "steps": [[[a.action, a.app_id, a.scale_to] for a in step.actions] for step in plan.steps],
+        "original": {a: d.to_json() for a, d in plan.original.items() if a in affected},
+        "target": {a: d.to_json() for a, d in plan.target.items() if a in affected},
+    }
+
+
+def run_from_record(record: Mapping[str, Any]) -> DeploymentRun:
+    """Inverse of `run_record`: the deployment resumes at the step it had reached."""
+    plan = DeploymentPlan(
+        id=record["id"], version=record["version"],
+        original={a: parse_app_definition(d) for a, d in record["original"].items()},
+        target={a: parse_app_definition(d) for a, d in record["target"].items()},
+        steps=tuple(DeploymentStep(tuple(DeploymentAction(action, app_id, scale_to)
+                                         for action, app_id, scale_to in step)) for step in record["steps"]))
+    return DeploymentRun(plan=plan, started_at=record["started_at"], last_progress_at=record["last_progress_at"],
+                         step_index=record["step_index"])
 
 
 def progress_deadline(plan: DeploymentPlan) -> float:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .apps import AppRecord
 from .clock import parse_timestamp
 from .constraints import AgentView
-from .deployments import DeploymentRun, auto_rollback, progress_deadline, stall_reason, stalled
+from .deployments import DeploymentRun, auto_rollback, progress_deadline, run_record, stall_reason, stalled
 from .model import RUNNING, Instance
 from .plan import DeploymentAction
 from .reconcile import Convergence, plan_convergence
@@ -85,10 +85,11 @@ class DeploymentDriver(_Base):
                 self.events.publish("deployment_step_success", plan=run.plan.to_json(),
                                     currentStep={"actions": run.to_json()["currentActions"]})
                 run.step_index += 1
+                self.store.put_deployment(run.id, run_record(run))
                 self._touched.update(a.app_id for a in run.current_actions())
                 self.wake()
             if run.finished:
-                del self.deployments[run.id]
+                self._forget_run(run.id)
                 self.events.publish("deployment_success", id=run.id, plan=run.plan.to_json())
                 continue
             marker = (run.step_index, self._new_healthy(run))
@@ -112,7 +113,7 @@ class DeploymentDriver(_Base):
                               {a: (self.queue[a].message if a in self.queue else None) for a in apps},
                               progress_deadline(run.plan))
         log.warning("deployment %s failed: %s", run.id, reason)
-        del self.deployments[run.id]
+        self._forget_run(run.id)
         self.events.publish("deployment_step_failure", plan=run.plan.to_json(),
                             currentStep={"actions": run.to_json()["currentActions"]})
         self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)

@@ -16,7 +16,7 @@ from app_definitions import ValidationFailed, apply_app_update, is_rollback_requ
 
 from .apps import AppRecord, finalize_app
 from .clock import now
-from .deployments import DeploymentRun
+from .deployments import DeploymentRun, run_record
 from .errors import BadRequest, Conflict, NotFound, app_not_found
 from .model import Instance
 from .plan import DeploymentPlan, build_plan, conflicting_deployments
@@ -84,16 +84,22 @@ class AppMutations(_Base):
         run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t)
         if plan.steps:
             self.deployments[plan.id] = run
+            self.store.put_deployment(plan.id, run_record(run))
             self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
         else:
             self.events.publish("deployment_success", id=plan.id, plan=plan.to_json())
         self.wake()
         return run
 
+    def _forget_run(self: "Scheduler", deployment_id: str) -> None:
+        self.deployments.pop(deployment_id, None)
+        self.store.delete_deployment(deployment_id)
+
     def _cancel(self: "Scheduler", deployment_id: str, reason: str) -> DeploymentRun:
-        run = self.deployments.pop(deployment_id, None)
+        run = self.deployments.get(deployment_id)
         if run is None:
             raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
+        self._forget_run(deployment_id)
         self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)
         for app_id in run.plan.affected_app_ids:
             self._touched.add(app_id)

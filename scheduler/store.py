@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS apps (app_id TEXT PRIMARY KEY, version TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS instances (instance_id TEXT PRIMARY KEY, app_id TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS backoff (app_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 
 
@@ -111,6 +112,16 @@ class StateStore:
     def instances(self) -> list[Instance]:
         rows = self._db.execute("SELECT record FROM instances").fetchall()
         return [Instance.from_record(json.loads(row[0])) for row in rows]
+
+    # -- deployments --------------------------------------------------------------------
+    def put_deployment(self, deployment_id: str, record: dict[str, Any]) -> None:
+        self._transaction([("INSERT OR REPLACE INTO deployments VALUES (?, ?)", (deployment_id, _dumps(record)))])
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self._transaction([("DELETE FROM deployments WHERE id = ?", (deployment_id,))])
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return [json.loads(row[0]) for row in self._db.execute("SELECT record FROM deployments")]
 
     # -- backoff and identity -----------------------------------------------------------
     def put_backoff(self, app_id: str, record: dict[str, float] | None) -> None:

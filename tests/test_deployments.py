@@ -286,3 +286,25 @@ def test_stuck_event_stream_client_does_not_delay_a_deployment(pacer):
         assert time.monotonic() - started < 20
     finally:
         stuck.close()
+
+
+def test_running_deployment_is_stored_and_resumed_at_its_step(pacer_factory):
+    import signal
+    args = ("--agent-resources", "cpus=16,mem=16384,disk=10000")
+    server = pacer_factory(*args)
+    assert server.request("POST", "/v2/apps", web_app("/kept", instances=1))[0] == 201
+    settled(server, "/kept", 1)
+    stuck = {"healthChecks": [{**FAST_CHECK, "path": "/missing", "maxConsecutiveFailures": 0}],
+             "upgradeStrategy": {"progressDeadlineSeconds": 0}}
+    status, body, _ = server.request("PUT", "/v2/apps/kept", stuck)
+    assert status == 200
+    before = wait_until(lambda: deployments_of(server, "/kept"), timeout=5)[0]
+    server.stop(signal.SIGKILL)
+    restarted = pacer_factory(*args)
+    after = wait_until(lambda: deployments_of(restarted, "/kept"), timeout=5)[0]
+    assert after["id"] == body["deploymentId"] == before["id"]
+    assert after["steps"] == before["steps"] and after["currentStep"] == before["currentStep"]
+    status, rollback, _ = restarted.request("DELETE", f"/v2/deployments/{after['id']}")
+    assert status == 200
+    app = settled(restarted, "/kept", 1)
+    assert app["healthChecks"][0]["path"] == "/"
