@@ -96,8 +96,8 @@ def test_routes_follow_the_cluster(pacer: PacerServer, bridge_dir: Path) -> None
         assert status_view["counters"]["failedReloads"] == 0 and status_view["lastReload"]["ok"]
         assert "/nonexistent/" not in bt.bridge.live_config
         assert all(verdicts[a]["state"] == "included" for a in ("/alpha", "/beta", "/svc", "/sticky"))
-        with pytest.raises(OSError):
-            get(f"http://127.0.0.1:{sp_evil}/", timeout=1)
+        # never bound for the evil app (probing the port itself would race with other free_port() picks)
+        assert f":{sp_evil}" not in bt.bridge.live_config
         assert ":22" not in bt.bridge.live_config
 
         # a task killed is gone from the backend within 2 s
