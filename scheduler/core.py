@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app_definitions import AppDefinition
+from app_definitions import AppDefinition, parse_app_definition
 
 from . import backoff as backoff_math
 from .apps import AppRecord
@@ -68,6 +68,7 @@ class Scheduler(AppMutations, DeploymentDriver):
         self.queue: dict[str, QueueEntry] = {}
         self.deployments: dict[str, DeploymentRun] = {}
         self.failed_deployments: dict[str, str] = {}
+        self._launched_with: dict[tuple[str, str], list[Any] | None] = {}   # (app, version) -> checks
         self.last_failures: dict[str, dict[str, Any]] = {}
         self._versions = VersionClock()
         self._wake = asyncio.Event()
@@ -159,11 +160,24 @@ class Scheduler(AppMutations, DeploymentDriver):
     def instances_of(self, app_id: str) -> list[Instance]:
         return list(self._by_app.get(app_id, {}).values())
 
-    def healthy(self, inst: Instance) -> bool | None:
-        """True/False from the app's health checks; None when it has none or nothing is known yet."""
+    def health_checks_of(self, inst: Instance) -> list[Any]:
+        """The health checks of the version the instance runs, as Marathon does: a new version's
+        checks (perhaps broken) must not judge, and get killed, the old version's instances."""
         record = self.apps.get(inst.app_id)
-        has_checks = bool(record and record.definition.health_checks)
-        return instance_health(self.health.records.get(inst.instance_id), has_checks)
+        if record is None:
+            return []
+        if inst.config_version == record.config_version:
+            return record.definition.health_checks
+        key = (inst.app_id, inst.version)
+        if key not in self._launched_with:
+            stored = self.store.app_version(inst.app_id, inst.version)
+            self._launched_with[key] = parse_app_definition(stored).health_checks if stored else None
+        checks = self._launched_with[key]
+        return record.definition.health_checks if checks is None else checks
+
+    def healthy(self, inst: Instance) -> bool | None:
+        """True/False from its version's health checks; None when it has none or nothing is known yet."""
+        return instance_health(self.health.records.get(inst.instance_id), bool(self.health_checks_of(inst)))
 
     def on_health(self, inst: Instance, check: dict[str, Any], outcome: CheckOutcome) -> None:
         if outcome.flipped:

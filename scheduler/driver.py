@@ -34,7 +34,7 @@ class DeploymentDriver(_Base):
 
     def _considered_healthy(self: "Scheduler", inst: Instance) -> bool:
         return inst.state == RUNNING and self.healthy(inst) is not False and (
-            self.healthy(inst) is True or not self.apps[inst.app_id].definition.health_checks)
+            self.healthy(inst) is True or not self.health_checks_of(inst))
 
     def _ready(self: "Scheduler", inst: Instance) -> bool:
         """Readiness gates deployments only: no readiness check means ready once running."""

@@ -118,7 +118,7 @@ class HealthChecker:
                     and not self.is_ready(inst.instance_id):
                 live.add(inst.instance_id)
                 self._start_readiness(inst, app, t)
-            checks = app.health_checks
+            checks = sched.health_checks_of(inst)
             if not checks:
                 continue
             live.add(inst.instance_id)
@@ -147,11 +147,10 @@ class HealthChecker:
             self._in_flight.discard(verdict.key)
             instance_id, index = verdict.key
             inst = self.scheduler.instances.get(instance_id)
-            record = self.scheduler.apps.get(inst.app_id) if inst is not None else None
-            if inst is None or record is None or index >= len(record.definition.health_checks):
+            checks = self.scheduler.health_checks_of(inst) if inst is not None else []
+            if inst is None or index >= len(checks):
                 continue
-            self._record(inst, index, record.definition.health_checks[index], verdict.ok, verdict.status,
-                         verdict.cause)
+            self._record(inst, index, checks[index], verdict.ok, verdict.status, verdict.cause)
 
     def _record(self, inst: Instance, index: int, check: HealthCheck, ok: bool | None, status: int | None,
                 cause: str | None) -> None:

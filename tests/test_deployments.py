@@ -252,9 +252,7 @@ def test_always_failing_health_check_stalls_then_rolls_back_to_healthy_version(p
     back = settled(pacer, "/v3", 2)
     assert back["env"] == {"V": "2"} and back["versionInfo"]["lastConfigChangeAt"] == \
         v2["versionInfo"]["lastConfigChangeAt"]
-    # v2's tasks are kept (one that failed a check under load may have been replaced by a v2 task)
-    assert {t["version"] for t in back["tasks"]} <= {v2["version"], back["version"]}
-    assert {t["id"] for t in back["tasks"]} & {t["id"] for t in v2["tasks"]}
+    assert {t["id"] for t in back["tasks"]} == {t["id"] for t in v2["tasks"]}   # v2's tasks were kept
 
 
 def test_group_dependencies_deploy_in_order(pacer):
@@ -308,3 +306,21 @@ def test_running_deployment_is_stored_and_resumed_at_its_step(pacer_factory):
     assert status == 200
     app = settled(restarted, "/kept", 1)
     assert app["healthChecks"][0]["path"] == "/"
+
+
+def test_old_instances_keep_their_versions_health_checks_during_a_bad_rollout(pacer):
+    assert pacer.request("POST", "/v2/apps", web_app("/judged"))[0] == 201
+    old = {t["id"] for t in settled(pacer, "/judged", 2)["tasks"]}
+    broken = {"healthChecks": [{**FAST_CHECK, "path": "/missing", "maxConsecutiveFailures": 1}],
+              "upgradeStrategy": {"progressDeadlineSeconds": 0}}
+    status, body, _ = pacer.request("PUT", "/v2/apps/judged", broken)
+    assert status == 200
+    # the new tasks fail /missing and are killed; the old ones are still judged by "/" and stay
+    wait_until(lambda: pacer.get("/v2/apps/judged")[1]["app"].get("lastTaskFailure"), timeout=20,
+               what="a new task to fail its (broken) check")
+    app = pacer.get("/v2/apps/judged")[1]["app"]
+    assert old <= {t["id"] for t in app["tasks"]}
+    assert app["tasksHealthy"] >= 2
+    assert all(r["alive"] for t in app["tasks"] if t["id"] in old for r in t["healthCheckResults"])
+    assert pacer.request("DELETE", f"/v2/deployments/{body['deploymentId']}")[0] == 200
+    assert {t["id"] for t in settled(pacer, "/judged", 2)["tasks"]} == old
