@@ -33,8 +33,11 @@ class DeploymentDriver(_Base):
         return next((run for run in self.deployments.values() if app_id in run.plan.affected_app_ids), None)
 
     def _considered_healthy(self: "Scheduler", inst: Instance) -> bool:
-        return inst.state == RUNNING and self.healthy(inst) is not False and (
-            self.healthy(inst) is True or not self.health_checks_of(inst))
+        """Marathon's consideredHealthy: running, and healthy by its checks (or it has none)."""
+        if inst.state != RUNNING:
+            return False
+        health = self.healthy(inst)
+        return health is True or (health is None and not self.health_checks_of(inst))
 
     def _ready(self: "Scheduler", inst: Instance) -> bool:
         """Readiness gates deployments only: no readiness check means ready once running."""
@@ -59,7 +62,7 @@ class DeploymentDriver(_Base):
                                      states, resident=app.is_resident)
             return Convergence(launch=step.launch, kill=tuple(step.kill)), step.done
         target = action.scale_to if action is not None and action.scale_to is not None else app.instances
-        plan = plan_convergence(target=target, config_version=None, instances=insts,
+        plan = plan_convergence(target=target, instances=insts,
                                 kill_selection=app.kill_selection, constraints=record.task_request.constraints,
                                 agents=agents)
         active = [i for i in insts if i.active]

@@ -8,7 +8,6 @@ API layer translates exceptions in one place and never leaks a traceback::
     |   +-- NotFound               404 {"message": "App '/x' does not exist"}
     |   +-- Conflict               409 (id exists, service port taken, locked app)
     |   +-- BadRequest             400 (scale and wipe together, unknown task ids)
-    |   +-- Unprocessable          422 {"message": ..., "details": [...]}
     +-- StoreError                 the durable store could not be read or written
 """
 
@@ -45,13 +44,6 @@ class Conflict(ApiError):
 
 class BadRequest(ApiError):
     status = 400
-
-
-class Unprocessable(ApiError):
-    status = 422
-
-    def __init__(self, path: str, error: str) -> None:
-        super().__init__("Object is not valid", details=[{"path": path, "errors": [error]}])
 
 
 class StoreError(SchedulerError):

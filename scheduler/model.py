@@ -41,11 +41,6 @@ def new_instance_id(app_id: str) -> str:
     return f"{app_id.strip('/').replace('/', '_')}.instance-{uuid.uuid4()}._app.1"
 
 
-def app_id_of_instance(instance_id: str) -> str | None:
-    head, sep, _ = instance_id.partition(".instance-")
-    return "/" + head.replace("_", "/") if sep and head else None
-
-
 @dataclass(frozen=True)
 class Instance:
     instance_id: str

@@ -27,25 +27,16 @@ def _views(instances: Sequence[Instance], agents: Mapping[str, AgentView]) -> li
                          healthy=None, running=i.state == RUNNING) for i in instances]
 
 
-def plan_convergence(*, target: int, config_version: str | None, instances: Sequence[Instance],
-                     kill_selection: str, constraints: Sequence[ConstraintSpec],
-                     agents: Mapping[str, AgentView]) -> Convergence:
-    """Launch count and kill list that bring `instances` (of one app) to `target` of `config_version`.
+def plan_convergence(*, target: int, instances: Sequence[Instance], kill_selection: str,
+                     constraints: Sequence[ConstraintSpec], agents: Mapping[str, AgentView]) -> Convergence:
+    """Launch count and kill list that bring the active `instances` (of one app) to `target`.
 
-    config_version=None counts every instance as current: outside a restart deployment an
-    older instance is capacity, not something to replace (Marathon leaves a cancelled
-    deployment's mix alone until the next deployment).
+    Every version counts: outside a restart deployment an older instance is capacity, not
+    something to replace (Marathon leaves a cancelled deployment's mix alone until the next).
     """
     active = [i for i in instances if i.active]
-    current = [i for i in active if config_version is None or i.config_version == config_version]
-    current_ids = {i.instance_id for i in current}
-    outdated = [i for i in active if i.instance_id not in current_ids]
-    kill: list[str] = []
-    if len(current) > target:
-        kill += select_instances_to_kill(_views(current, agents), len(current) - target, kill_selection, constraints)
-    running_current = sum(1 for i in current if i.state == RUNNING)
-    keep_outdated = max(0, target - running_current)
-    if len(outdated) > keep_outdated:
-        kill += select_instances_to_kill(_views(outdated, agents), len(outdated) - keep_outdated,
-                                         "OLDEST_FIRST", constraints)
-    return Convergence(launch=max(0, target - len(current)), kill=tuple(kill))
+    kill: tuple[str, ...] = ()
+    if len(active) > target:
+        kill = tuple(select_instances_to_kill(_views(active, agents), len(active) - target, kill_selection,
+                                              constraints))
+    return Convergence(launch=max(0, target - len(active)), kill=kill)

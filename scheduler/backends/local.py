@@ -99,7 +99,6 @@ class LocalBackend:
     def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback,
                  docker_host: str | None = None) -> None:
         self.agents = list(agents)
-        self._by_id = {a.agent_id: a for a in self.agents}
         self.home = home.resolve()
         self.sandboxes = self.home / "sandboxes"
         self._on_status = on_status
