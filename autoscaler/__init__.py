@@ -8,7 +8,7 @@ Modules, pure first:
     service   ``Autoscaler``: the loop (scheduler API client + metrics source/sink), decision log
     api       ``build_autoscaler_app``: ``/v2/autoscaler`` (policies CRUD, decisions, status)
 
-It reaches the scheduler only through ``scheduler.client.PacerClient``, as marathon-autoscale
+It reaches the scheduler only through ``pacer_client.PacerClient``, as marathon-autoscale
 reached Marathon, so it runs inside ``pacer serve`` or as ``pacer autoscaler`` unchanged.
 
 Errors:

@@ -2,7 +2,7 @@
 
 Every ``interval`` seconds one cycle:
 
-1. ``GET /v2/apps?embed=apps.tasks`` and ``GET /v2/deployments`` (the scheduler client);
+1. ``GET /v2/apps?embed=apps.tasks`` and ``GET /v2/deployments`` (the API client, `pacer_client`);
 2. the policy of each app: one registered over the REST API (persisted) wins over the app's
    ``AUTOSCALE_*`` labels; labels that do not parse give a recorded "invalid policy" decision;
 3. one metrics query per metric for all apps (``source.task_usage``: cores or bytes per task),
@@ -17,7 +17,7 @@ to the metrics sink as ``autoscaler_decision`` and handed to ``on_decision`` (th
 ``pacer serve`` points at its event bus). A failing API, metrics source or sink never ends the
 loop: the cycle's error is counted and the affected apps hold their size.
 
-Errors: this module raises nothing of its own; ``scheduler.client.ClientError`` and
+Errors: this module raises nothing of its own; ``pacer_client.ClientError`` and
 ``metrics.errors.MetricsError`` are caught at their call sites and become reasons.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 from metrics.base import MetricsSink, MetricsSource
 from metrics.schema import NS_PER_S, decision_point
 from metrics.usage import Series, allocation_units
-from scheduler.client import ClientError, PacerClient
+from pacer_client import ClientError, PacerClient
 
 from .decision import AppInputs, AppState, Decision, decide_all
 from .policy import Policy, PolicyError, canonical_app_id, policy_from_labels

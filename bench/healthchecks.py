@@ -23,9 +23,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.health import MAX_CONCURRENT_CHECKS  # noqa: E402
-from scheduler.model import RUNNING, Instance  # noqa: E402
-from scheduler.serve import ServeOptions, make_scheduler  # noqa: E402
+from scheduler.health.checker import MAX_CONCURRENT_CHECKS  # noqa: E402
+from scheduler.state.model import RUNNING, Instance  # noqa: E402
+from scheduler.engine.build import ServeOptions, make_scheduler  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 SERVER = """

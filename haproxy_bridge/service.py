@@ -32,7 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from scheduler.client import ClientError, PacerClient
+from pacer_client import ClientError, PacerClient
 
 from .errors import BridgeError, ConfigRejected, HaproxyError
 from .haproxy import HaproxyProcess, ReloadResult, check_config

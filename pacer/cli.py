@@ -20,8 +20,8 @@ from metrics import MetricsConfigError
 from metrics.cli import add_arguments as add_metrics_arguments
 from metrics.cli import options_from_args as metrics_options_from_args
 from metrics.dashboards import write_dashboards
-from scheduler.deploy import DeployOptions, run_deploy
-from scheduler.serve import ServeOptions
+from pacer.deploy import DeployOptions, run_deploy
+from scheduler.engine.build import ServeOptions
 
 from haproxy_bridge.cli import haproxy_available
 from haproxy_bridge.cli import main as haproxy_bridge_main

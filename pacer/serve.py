@@ -27,9 +27,9 @@ from haproxy_bridge.status_api import build_status_app
 from metrics import open_metrics
 from metrics.options import MetricsOptions
 from scheduler.api import build_api
-from scheduler.client import PacerClient
-from scheduler.sampling import TaskSampler
-from scheduler.serve import ServeOptions, make_scheduler
+from pacer_client import PacerClient
+from scheduler.engine.sampling import TaskSampler
+from scheduler.engine.build import ServeOptions, make_scheduler
 
 log = logging.getLogger(__name__)
 

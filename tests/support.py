@@ -150,7 +150,7 @@ class InProcessApi:
         from aiohttp import web
 
         from scheduler.api import build_api
-        from scheduler.serve import ServeOptions, make_scheduler
+        from scheduler.engine.build import ServeOptions, make_scheduler
 
         # agents with nothing to offer: the loop runs (deployments of 0 instances complete)
         # but no generated definition can ever launch a process

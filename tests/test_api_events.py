@@ -8,7 +8,7 @@ import json
 import aiohttp
 import pytest
 
-from scheduler.events import EventBus
+from scheduler.engine.events import EventBus
 
 from .support import http
 

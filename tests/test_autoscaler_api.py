@@ -13,7 +13,7 @@ from aiohttp import web
 from autoscaler.api import build_autoscaler_app
 from autoscaler.service import Autoscaler
 from metrics import EmbeddedStore
-from scheduler.client import PacerClient
+from pacer_client import PacerClient
 
 from .support import free_port
 

@@ -27,7 +27,7 @@ from metrics import EmbeddedStore, MetricsQueryError, Series, TaskSample, task_p
 from metrics.base import MetricsSink
 from metrics.influx_v1 import InfluxV1Sink, InfluxV1Source
 from metrics.schema import NS_PER_S
-from scheduler.client import ClientError, PacerClient
+from pacer_client import ClientError, PacerClient
 
 from .influx_support import InfluxServer, influxd_available
 from .support import free_port, http, kill_task_processes
@@ -226,8 +226,8 @@ async def test_through_influxdb_and_holding_when_it_stops(pacer, tmp_path: Path)
 async def test_real_cpu_load_sampled_from_real_processes(tmp_path: Path):
     """Scheduler, API, sampler and autoscaler in this process; tasks really burn CPU."""
     from scheduler.api import build_api
-    from scheduler.sampling import TaskSampler
-    from scheduler.serve import ServeOptions, make_scheduler
+    from scheduler.engine.sampling import TaskSampler
+    from scheduler.engine.build import ServeOptions, make_scheduler
 
     home = tmp_path / "home"
     home.mkdir()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.backoff import (
+from scheduler.decide.backoff import (
     Backoff,
     counts_as_failure,
     expired,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.constraints import (
+from scheduler.decide.constraints import (
     AgentView,
     ConstraintSpec,
     ConstraintValueError,

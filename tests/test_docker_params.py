@@ -23,7 +23,7 @@ from executor.docker_spec import (
     usage_from_stats,
 )
 from scheduler.backends.local import container_launch, docker_unsupported, is_docker_app
-from scheduler.model import Instance
+from scheduler.state.model import Instance
 
 MiB = 1024 * 1024
 
@@ -319,7 +319,7 @@ def test_the_engines_named_networks_are_offered_by_every_agent(tmp_path: Path) -
 def test_docker_host_resolution(tmp_path: Path) -> None:
     import socket
 
-    from scheduler.serve import resolve_docker_host
+    from scheduler.engine.build import resolve_docker_host
 
     missing = tmp_path / "missing.sock"
     assert resolve_docker_host("unix:///x.sock", {"DOCKER_HOST": "unix:///y.sock"}, missing) == "unix:///x.sock"

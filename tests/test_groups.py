@@ -1,4 +1,4 @@
-"""Groups derived from app ids (scheduler.groups): tree JSON, GroupUpdate, scaleBy, delete."""
+"""Groups derived from app ids (scheduler.deploy.groups): tree JSON, GroupUpdate, scaleBy, delete."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app_definitions import ValidationFailed, parse_app_definition
-from scheduler.groups import (
+from scheduler.deploy.groups import (
     apply_group_update,
     delete_group,
     group_dependencies_of,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.health_state import CheckPolicy, HealthRecord, instance_health, record_check, should_kill
+from scheduler.health.state import CheckPolicy, HealthRecord, instance_health, record_check, should_kill
 
 HTTP = CheckPolicy("HTTP", grace_period_seconds=10, max_consecutive_failures=3)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.constraints import AgentView, ConstraintSpec
-from scheduler.kill_selection import InstanceView, select_instances_to_kill
+from scheduler.decide.constraints import AgentView, ConstraintSpec
+from scheduler.decide.kill_selection import InstanceView, select_instances_to_kill
 
 RACK_SPREAD = (ConstraintSpec("rack", "GROUP_BY", "3"),)
 

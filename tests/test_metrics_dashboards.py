@@ -24,7 +24,7 @@ from metrics.dashboards import (
 )
 from metrics.influx_v1 import InfluxV1Sink
 from metrics.schema import NS_PER_S
-from scheduler.sampling import TaskSampler
+from scheduler.engine.sampling import TaskSampler
 
 from .influx_support import InfluxServer, influxd_available
 from .support import kill_task_processes
@@ -83,7 +83,7 @@ def test_interpolation_escapes_app_ids_like_grafana():
 
 @contextlib.asynccontextmanager
 async def running_scheduler(home: Path) -> AsyncIterator[object]:
-    from scheduler.serve import ServeOptions, make_scheduler
+    from scheduler.engine.build import ServeOptions, make_scheduler
     sched = make_scheduler(ServeOptions(home=home, resources={"cpus": 4, "mem": 4096, "disk": 1000}))
     await sched.start()
     loop_task = asyncio.create_task(sched.run())

@@ -14,7 +14,7 @@ import pytest
 
 from executor import ResourceUsage
 from metrics import EmbeddedStore
-from scheduler.sampling import TaskSampler
+from scheduler.engine.sampling import TaskSampler
 
 
 @dataclass

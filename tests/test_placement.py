@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.constraints import AgentView, ConstraintSpec, constraint_satisfied
-from scheduler.placement import (
+from scheduler.decide.constraints import AgentView, ConstraintSpec, constraint_satisfied
+from scheduler.decide.placement import (
     AgentOffer,
     DuplicateAgentOffer,
     Fit,

@@ -1,4 +1,4 @@
-"""Deployment plans (scheduler.plan): Marathon's DeploymentPlan.apply as a value."""
+"""Deployment plans (scheduler.deploy.plan): Marathon's DeploymentPlan.apply as a value."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app_definitions import AppDefinition, ValidationFailed, parse_app_definition
-from scheduler.plan import (
+from scheduler.deploy.plan import (
     DependencyCycle,
     DeploymentAction,
     DeploymentPlan,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.model import RUNNING, STAGING, Instance
-from scheduler.reconcile import plan_convergence
+from scheduler.state.model import RUNNING, STAGING, Instance
+from scheduler.decide.reconcile import plan_convergence
 
 
 def inst(n: int, *, state: str = RUNNING, killing: bool = False, config: str = "v1") -> Instance:

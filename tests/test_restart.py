@@ -1,4 +1,4 @@
-"""Rolling restart math (scheduler.restart): Marathon's tables, then the stepper's invariants."""
+"""Rolling restart math (scheduler.decide.restart): Marathon's tables, then the stepper's invariants."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.restart import (
+from scheduler.decide.restart import (
     InstanceState,
     RestartStep,
     RestartStrategy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.selector import SelectorSyntaxError, parse_label_selector
+from scheduler.api.selector import SelectorSyntaxError, parse_label_selector
 
 
 @pytest.mark.parametrize("text, labels, expected", [

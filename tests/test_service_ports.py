@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.service_ports import ServicePortConflict, ServicePortsExhausted, assign_service_ports
+from scheduler.decide.service_ports import ServicePortConflict, ServicePortsExhausted, assign_service_ports
 
 
 @pytest.mark.parametrize("requested, used, expected", [

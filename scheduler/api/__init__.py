@@ -15,10 +15,10 @@ from aiohttp import web
 
 from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 
-from ..core import Scheduler
-from ..errors import ApiError
-from . import apps, events, groups, system, tasks
-from .params import LEADER_KEY, SCHEDULER_KEY, json_response
+from scheduler.engine.core import Scheduler
+from scheduler.errors import ApiError
+from scheduler.api import apps, events, groups, system, tasks
+from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, json_response
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from aiohttp import web
 
 from app_definitions import ValidationFailed
 
-from ..errors import NotFound, app_not_found
-from ..selector import SelectorSyntaxError, parse_label_selector
-from .params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
-from .render import render_app, render_task
+from scheduler.errors import NotFound, app_not_found
+from scheduler.api.selector import SelectorSyntaxError, parse_label_selector
+from scheduler.api.params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
+from scheduler.api.render import render_app, render_task
 
 
 

@@ -11,7 +11,7 @@ import contextlib
 
 from aiohttp import web
 
-from .params import scheduler_of
+from scheduler.api.params import scheduler_of
 
 HEARTBEAT_SECONDS = 10.0
 

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from app_definitions import ValidationFailed, canonical_path_id
 
-from ..errors import Conflict, NotFound
-from ..groups import apply_group_update, delete_group, group_rollback_version, group_tree, restore_group
-from .params import deployment_result, flag, json_body, json_response, scheduler_of
+from scheduler.errors import Conflict, NotFound
+from scheduler.deploy.groups import apply_group_update, delete_group, group_rollback_version, group_tree, restore_group
+from scheduler.api.params import deployment_result, flag, json_body, json_response, scheduler_of
 
 
 

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from app_definitions import ValidationFailed, canonical_path_id, parse_json_body
 
-from ..core import Scheduler
-from ..errors import BadRequest, NotFound
+from scheduler.engine.core import Scheduler
+from scheduler.errors import BadRequest, NotFound
 
 
 SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import backoff as backoff_math
-from ..apps import AppRecord
-from ..clock import iso_timestamp
-from ..core import QueueEntry, Scheduler
-from ..deployments import DeploymentRun
-from ..health import render_results
-from ..model import RUNNING, STAGING, STARTING, Instance
+from scheduler.decide import backoff as backoff_math
+from scheduler.state.apps import AppRecord
+from scheduler.state.clock import iso_timestamp
+from scheduler.engine.core import QueueEntry, Scheduler
+from scheduler.deploy.runs import DeploymentRun
+from scheduler.health.checker import render_results
+from scheduler.state.model import RUNNING, STAGING, STARTING, Instance
 
 
 def render_task(inst: Instance, sched: Scheduler | None = None) -> dict[str, Any]:

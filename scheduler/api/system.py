@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .params import LEADER_KEY, json_response, scheduler_of
+from scheduler.api.params import LEADER_KEY, json_response, scheduler_of
 
 
 def _leader(request: web.Request) -> str:

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from app_definitions import ValidationFailed
 
-from ..clock import now
-from ..model import RUNNING, STAGING, STARTING
-from .params import deployment_result, flag, json_body, json_response, path_app_id, scheduler_of
-from .render import render_queue_entry, render_task
+from scheduler.state.clock import now
+from scheduler.state.model import RUNNING, STAGING, STARTING
+from scheduler.api.params import deployment_result, flag, json_body, json_response, path_app_id, scheduler_of
+from scheduler.api.render import render_queue_entry, render_task
 
 _STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
 

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from app_definitions import AppDefinition
 
-from ..model import Instance
-from ..placement import AgentOffer
+from scheduler.state.model import Instance
+from scheduler.decide.placement import AgentOffer
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..constraints import AgentView
-from ..model import Instance
-from ..placement import AgentOffer, subtract_ports
+from scheduler.decide.constraints import AgentView
+from scheduler.state.model import Instance
+from scheduler.decide.placement import AgentOffer, subtract_ports
 
 PORT_RANGE_START = 31000
 PORT_RANGE_SIZE = 1000

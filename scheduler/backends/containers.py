@@ -12,7 +12,7 @@ from app_definitions import AppDefinition
 from executor import marathon_task_env
 from executor.docker_spec import ContainerLaunch, PortBinding, VolumeMount, task_labels
 
-from ..model import Instance
+from scheduler.state.model import Instance
 
 
 def is_docker_app(app: AppDefinition) -> bool:

@@ -50,11 +50,11 @@ from executor.docker_spec import ContainerHandle, ContainerInfo
 if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load only when Docker is configured
     from executor.docker_runtime import DockerRuntime
 
-from ..model import Instance
-from ..placement import AgentOffer
-from . import Recovery, StatusCallback, StatusUpdate
-from .agents import AgentSpec, build_agents, compute_offers, detected_resources
-from .containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
+from scheduler.state.model import Instance
+from scheduler.decide.placement import AgentOffer
+from scheduler.backends import Recovery, StatusCallback, StatusUpdate
+from scheduler.backends.agents import AgentSpec, build_agents, compute_offers, detected_resources
+from scheduler.backends.containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
 
 log = logging.getLogger(__name__)
 

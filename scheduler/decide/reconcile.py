@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .constraints import AgentView, ConstraintSpec
-from .kill_selection import InstanceView, select_instances_to_kill
-from .model import RUNNING, Instance
+from scheduler.decide.constraints import AgentView, ConstraintSpec
+from scheduler.decide.kill_selection import InstanceView, select_instances_to_kill
+from scheduler.state.model import RUNNING, Instance
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
-from .model import Instance
+from scheduler.errors import StoreError
+from scheduler.state.model import Instance
 
 MAX_VERSIONS_PER_APP = 50
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from app_definitions import AppDefinition, is_upgrade, parse_app_definition
 
-from .constraints import ConstraintSpec
-from .errors import Conflict
-from .placement import TaskRequest
-from .service_ports import ServicePortConflict, ServicePortsExhausted, assign_service_ports
+from scheduler.decide.constraints import ConstraintSpec
+from scheduler.errors import Conflict
+from scheduler.decide.placement import TaskRequest
+from scheduler.decide.service_ports import ServicePortConflict, ServicePortsExhausted, assign_service_ports
 
 
 @dataclass(frozen=True)

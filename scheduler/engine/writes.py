@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 from app_definitions import ValidationFailed, apply_app_update, is_rollback_request, \
     parse_app_definition
 
-from .apps import AppRecord, finalize_app
-from .clock import now
-from .deployments import DeploymentRun, run_record
-from .errors import BadRequest, Conflict, NotFound, app_not_found
-from .model import Instance
-from .plan import DeploymentPlan, build_plan, conflicting_deployments
+from scheduler.state.apps import AppRecord, finalize_app
+from scheduler.state.clock import now
+from scheduler.deploy.runs import DeploymentRun, run_record
+from scheduler.errors import BadRequest, Conflict, NotFound, app_not_found
+from scheduler.state.model import Instance
+from scheduler.deploy.plan import DeploymentPlan, build_plan, conflicting_deployments
 
 if TYPE_CHECKING:
-    from .core import Scheduler
+    from scheduler.engine.core import Scheduler
 
 _Base: Any = object
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .constraints import AgentView, ConstraintSpec, constraint_value
+from scheduler.decide.constraints import AgentView, ConstraintSpec, constraint_value
 
 KILL_SELECTIONS = ("YOUNGEST_FIRST", "OLDEST_FIRST")
 

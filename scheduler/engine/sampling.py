@@ -1,6 +1,6 @@
 """`TaskSampler`: every `interval` seconds, each running task's usage into the metrics sink.
 
-Reads ``scheduler.instances`` (running instances with a pid) and ``scheduler.apps``
+Reads ``scheduler.instances`` (running instances with a pid) and ``scheduler.state.apps``
 (allocations, configured instances), measures every task's process group with one scan of
 /proc (``executor.process_group_usages``, in a worker thread so the event loop never waits
 on /proc), and writes cAdvisor-schema points plus per-app ``instances`` points to the sink.

@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from .constraints import AgentView, ConstraintSpec, FieldTally, constraint_mask
+from scheduler.decide.constraints import AgentView, ConstraintSpec, FieldTally, constraint_mask
 
 # Resources are floats that callers add and subtract: 0.3 - 0.1 - 0.1 must still fit 0.1.
 EPSILON = 1e-9

@@ -14,7 +14,7 @@ from typing import Any
 
 from app_definitions import parse_app_definition
 
-from .plan import DeploymentAction, DeploymentPlan, DeploymentStep
+from scheduler.deploy.plan import DeploymentAction, DeploymentPlan, DeploymentStep
 
 
 @dataclass

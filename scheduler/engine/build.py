@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends.local import LocalBackend, build_agents, detected_resources
-from .core import Scheduler
-from .store import StateStore
+from scheduler.backends.local import LocalBackend, build_agents, detected_resources
+from scheduler.engine.core import Scheduler
+from scheduler.state.sqlite_store import StateStore
 
 log = logging.getLogger(__name__)
 

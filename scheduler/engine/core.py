@@ -16,21 +16,21 @@ from typing import Any
 
 from app_definitions import AppDefinition, parse_app_definition
 
-from . import backoff as backoff_math
-from .apps import AppRecord
-from .backends import ClusterBackend, StatusUpdate
-from .clock import VersionClock, iso_timestamp, now
-from .constraints import AgentView
-from .deployments import DeploymentRun, run_from_record
-from .errors import app_not_found
-from .events import EventBus
-from .health import HealthChecker
-from .health_state import CheckOutcome, instance_health
-from .model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
-from .placement import AgentOffer, consume_offers, place_tasks
-from .driver import DeploymentDriver
-from .mutations import AppMutations
-from .store import StateStore
+from scheduler.decide import backoff as backoff_math
+from scheduler.state.apps import AppRecord
+from scheduler.backends import ClusterBackend, StatusUpdate
+from scheduler.state.clock import VersionClock, iso_timestamp, now
+from scheduler.decide.constraints import AgentView
+from scheduler.deploy.runs import DeploymentRun, run_from_record
+from scheduler.errors import app_not_found
+from scheduler.engine.events import EventBus
+from scheduler.health.checker import HealthChecker
+from scheduler.health.state import CheckOutcome, instance_health
+from scheduler.state.model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of, new_instance_id
+from scheduler.decide.placement import AgentOffer, consume_offers, place_tasks
+from scheduler.engine.driver import DeploymentDriver
+from scheduler.engine.writes import AppMutations
+from scheduler.state.sqlite_store import StateStore
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from app_definitions import load_environment_definition, parse_app_definition
 
-from .client import ClientError, PacerClient
+from pacer_client import ClientError, PacerClient
 
 _SERVER_FIELDS = ("version", "versionInfo", "tasks", "tasksStaged", "tasksRunning", "tasksHealthy",
                   "tasksUnhealthy", "deployments", "lastTaskFailure")

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import iso_timestamp, now
+from scheduler.state.clock import iso_timestamp, now
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import aiohttp
 
 from app_definitions import HealthCheck
 
-from .clock import iso_timestamp, now
-from .health_state import CheckPolicy, HealthRecord, record_check
-from .model import RUNNING, Instance
-from .probes import Probe, ProbeThread
+from scheduler.state.clock import iso_timestamp, now
+from scheduler.health.state import CheckPolicy, HealthRecord, record_check
+from scheduler.state.model import RUNNING, Instance
+from scheduler.health.probes import Probe, ProbeThread
 
 if TYPE_CHECKING:
-    from .core import Scheduler
+    from scheduler.engine.core import Scheduler
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .apps import AppRecord
-from .clock import parse_timestamp
-from .constraints import AgentView
-from .deployments import DeploymentRun, auto_rollback, progress_deadline, run_record, stall_reason, stalled
-from .model import RUNNING, Instance
-from .plan import DeploymentAction
-from .reconcile import Convergence, plan_convergence
-from .restart import InstanceState, next_restart_step
+from scheduler.state.apps import AppRecord
+from scheduler.state.clock import parse_timestamp
+from scheduler.decide.constraints import AgentView
+from scheduler.deploy.runs import DeploymentRun, auto_rollback, progress_deadline, run_record, stall_reason, stalled
+from scheduler.state.model import RUNNING, Instance
+from scheduler.deploy.plan import DeploymentAction
+from scheduler.decide.reconcile import Convergence, plan_convergence
+from scheduler.decide.restart import InstanceState, next_restart_step
 
 if TYPE_CHECKING:
-    from .core import Scheduler
+    from scheduler.engine.core import Scheduler
 
 log = logging.getLogger(__name__)
 
