@@ -75,21 +75,22 @@ async def through_checker(ports: list[int], instances: int, seconds: float) -> t
         await sched.start()
         check = {"protocol": "HTTP", "path": "/health", "intervalSeconds": 1, "timeoutSeconds": 5,
                  "gracePeriodSeconds": 0, "maxConsecutiveFailures": 0}
-        record, _ = sched.create_app({"id": "/bench", "cmd": "true", "instances": 0, "healthChecks": [check]})
+        record, _ = sched.writes.create_app({"id": "/bench", "cmd": "true", "instances": 0, "healthChecks": [check]})
         for k in range(instances):
-            sched._put(Instance(instance_id=f"bench.instance-{k}._app.1", app_id="/bench", version=record.version,
+            sched.state.put_instance(Instance(instance_id=f"bench.instance-{k}._app.1", app_id="/bench", version=record.version,
                                 config_version=record.config_version, agent_id="agent-1", host="localhost",
                                 ports=(ports[k % len(ports)],), service_ports=(), state=RUNNING,
                                 staged_at=time.time(), started_at=time.time()))
         completed = 0
-        original = sched.on_health
+        subject = sched.health.subject
+        original = subject.on_health
 
         def counting(inst, check_json, outcome):
             nonlocal completed
             completed += 1
             original(inst, check_json, outcome)
 
-        sched.on_health = counting  # type: ignore[method-assign]
+        subject.on_health = counting  # type: ignore[method-assign]
         gc.collect()
         gc.freeze()         # as `pacer serve` does once started
         stop = asyncio.Event()
@@ -104,7 +105,7 @@ async def through_checker(ports: list[int], instances: int, seconds: float) -> t
         stop.set()
         checker.cancel()
         await asyncio.gather(checker, lag_task, return_exceptions=True)
-        healthy = sum(1 for i in sched.instances.values() if sched.healthy(i))
+        healthy = sum(1 for i in sched.state.instances.values() if sched.view.healthy(i))
         await sched.close()
         sched.store.close()
         print(f"  {healthy}/{instances} instances reported healthy")

@@ -79,7 +79,8 @@ async def run_pacer(options: PacerOptions) -> None:
     services: dict[str, Coroutine[Any, Any, None]] = {
         "scheduler-loop": scheduler.run(),
         "health-checks": scheduler.health.run(),
-        "task-sampler": TaskSampler(scheduler, metrics.sink, options.metrics.interval).run(),
+        "task-sampler": TaskSampler(scheduler.state, metrics.sink, options.metrics.interval,
+                                    usages=scheduler.backend.usages).run(),
     }
     if options.autoscaler:
         services["autoscaler"] = autoscaler.run()

@@ -1,53 +1,54 @@
-"""Errors raised by the scheduler package.
+"""The scheduler's domain errors. They say what went wrong, not how to answer it over HTTP:
+`scheduler.api.errors` maps them to Marathon's status codes and bodies::
 
-Every error the REST API can answer with carries its HTTP status and Marathon's body, so the
-API layer translates exceptions in one place and never leaks a traceback::
-
-    SchedulerError                 (500, only for bugs and storage failures)
-    +-- ApiError                   (an answer to a client: status + Marathon body)
-    |   +-- NotFound               404 {"message": "App '/x' does not exist"}
-    |   +-- Conflict               409 (id exists, service port taken, locked app)
-    |   +-- BadRequest             400 (scale and wipe together, unknown task ids)
-    +-- StoreError                 the durable store could not be read or written
+    SchedulerError
+    +-- NotFound            an app, task, version or deployment that does not exist
+    +-- Conflict            the change contradicts state (id exists, service port taken)
+    |   +-- AppLocked       a deployment holds one of the apps (the caller may force)
+    +-- InvalidRequest      a request that cannot mean anything (scale and wipe together)
+    +-- StoreError          the durable store could not be read or written
+        +-- FencedOut       this writer no longer holds the store's fence (another leads)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 
 class SchedulerError(Exception):
     """Root of the scheduler's own errors."""
 
-
-class ApiError(SchedulerError):
-    """An error that is an answer: it knows its HTTP status and Marathon-shaped body."""
-
-    status = 500
-
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.extra = extra
-
-    def to_body(self) -> dict[str, Any]:
-        return {"message": self.message, **self.extra}
 
 
-class NotFound(ApiError):
-    status = 404
+class NotFound(SchedulerError):
+    pass
 
 
-class Conflict(ApiError):
-    status = 409
+class Conflict(SchedulerError):
+    pass
 
 
-class BadRequest(ApiError):
-    status = 400
+class AppLocked(Conflict):
+    """The apps are part of running deployments; nothing was changed."""
+
+    def __init__(self, deployment_ids: Sequence[str]) -> None:
+        super().__init__(f"locked by deployment(s) {', '.join(deployment_ids)}")
+        self.deployment_ids = tuple(deployment_ids)
+
+
+class InvalidRequest(SchedulerError):
+    pass
 
 
 class StoreError(SchedulerError):
-    """The SQLite store failed; the change it carried was not acknowledged."""
+    """The store failed; the change it carried was not acknowledged."""
+
+
+class FencedOut(StoreError):
+    """A write was refused because the writer's fence no longer matches the store's."""
 
 
 def app_not_found(app_id: str) -> NotFound:

@@ -173,7 +173,7 @@ class InProcessApi:
         self.thread.join(5)
 
     def snapshot(self) -> list:
-        return self.scheduler.store.current_apps()
+        return [(a, v, d) for a, v, d in self.scheduler.store.load().apps]
 
 
 class EventRecorder:

@@ -245,20 +245,20 @@ async def test_real_cpu_load_sampled_from_real_processes(tmp_path: Path):
     runner = web.AppRunner(api)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    sampler = TaskSampler(sched, store, interval=0.25)
+    sampler = TaskSampler(sched.state, store, interval=0.25, usages=sched.backend.usages)
     try:
         async with running(sched.run(), sampler.run(), scaler.run()):
             status, body, _ = await asyncio.to_thread(http, "POST", url, "/v2/apps", {
                 "id": "/burn", "cmd": f"while [ -e {flag} ]; do :; done; exec sleep 1000", "cpus": 0.5, "mem": 32,
                 "instances": 1, "labels": labels(target=50, max=2, window=1, stabilization_down=2)})
             assert status == 201, body
-            await wait_for(lambda: len(sched.instances) == 2, timeout=15, what="/burn to scale out to 2")
+            await wait_for(lambda: len(sched.state.instances) == 2, timeout=15, what="/burn to scale out to 2")
             ups = [d for d in scaler.decisions("/burn") if d["action"] == "scale_up"]
             first_data = next(d for d in scaler.decisions("/burn") if d["tasksWithData"])
             assert ups[0]["time"] - first_data["time"] <= 2 * scaler.interval + 0.01
             assert ups[0]["observed"] > 100                            # a busy loop on 0.5 cpus
             flag.unlink()                                               # the load stops
-            await wait_for(lambda: sched.apps["/burn"].definition.instances == 1, timeout=15,
+            await wait_for(lambda: sched.state.apps["/burn"].definition.instances == 1, timeout=15,
                            what="/burn to scale back in")
             status, body, _ = await asyncio.to_thread(http, "GET", url, "/v2/autoscaler/decisions?appId=/burn&action=scale_down")
             assert status == 200 and body["decisions"][-1]["desired"] == 1

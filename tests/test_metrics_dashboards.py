@@ -115,11 +115,11 @@ async def test_every_panel_query_returns_data_for_a_running_app(tmp_path: Path):
     sink = InfluxV1Sink(influx.url, "cadvisor", flush_interval=0.1)
     try:
         async with running_scheduler(home) as sched:
-            sched.create_app({"id": "/shop/web", "cmd": "while :; do :; done", "cpus": 0.5, "mem": 64,
+            sched.writes.create_app({"id": "/shop/web", "cmd": "while :; do :; done", "cpus": 0.5, "mem": 64,
                               "instances": 1})
-            inst = await wait_for(lambda: next((i for i in sched.instances.values()
+            inst = await wait_for(lambda: next((i for i in sched.state.instances.values()
                                                 if i.state == "TASK_RUNNING" and i.pid), None))
-            sampler = TaskSampler(sched, sink, interval=0.25)
+            sampler = TaskSampler(sched.state, sink, interval=0.25, usages=sched.backend.usages)
             task = asyncio.create_task(sampler.run())
             await asyncio.sleep(2.0)
             task.cancel()

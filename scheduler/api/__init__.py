@@ -9,64 +9,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
-from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
-
-from scheduler.engine.core import Scheduler
-from scheduler.errors import ApiError
+from scheduler.api.errors import EXPECTED_ERRORS, error_body
 from scheduler.api import apps, events, groups, system, tasks
-from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, json_response
+from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error_body(exc: Exception) -> tuple[int, dict[str, Any]]:
-    if isinstance(exc, ApiError):
-        return exc.status, exc.to_body()
-    if isinstance(exc, InvalidJSON):
-        return 400, exc.to_body()
-    if isinstance(exc, ValidationFailed):
-        return 422, exc.to_body()
-    if isinstance(exc, DefinitionError):
-        return 422, {"message": str(exc)}
-    if isinstance(exc, web.HTTPNotFound):
-        return 404, {"message": "URI not found"}
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        return 405, {"message": f"HTTP 405 Method Not Allowed: {exc.method} is not allowed here; "
-                                f"allowed: {', '.join(sorted(exc.allowed_methods))}"}
-    if isinstance(exc, web.HTTPNotAcceptable):
-        return 406, {"message": exc.reason}
-    if isinstance(exc, web.HTTPException):
-        return exc.status, {"message": exc.reason}
-    return 500, {"message": "Internal error; see the scheduler log"}
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
-    except (ApiError, DefinitionError, web.HTTPException) as exc:
+    except EXPECTED_ERRORS as exc:
         if isinstance(exc, web.HTTPException) and exc.status < 400:
             raise
-        status, body = _error_body(exc)
+        status, body = error_body(exc)
         response = json_response(body, status=status)
     except Exception as exc:  # last line of defence: log it, answer Marathon-style
         log.exception("unhandled error on %s %s", request.method, request.path)
-        status, body = _error_body(exc)
+        status, body = error_body(exc)
         response = json_response(body, status=status)
     response.headers["X-Marathon-Leader"] = request.app[LEADER_KEY]
     return response
 
 
-def build_api(scheduler: Scheduler, leader: str) -> web.Application:
+def build_api(scheduler: SchedulerApi, leader: str, *,
+              heartbeat_seconds: float = events.HEARTBEAT_SECONDS) -> web.Application:
+    """The /v2 application; ``heartbeat_seconds`` is how long an idle /v2/events stream waits
+    before a heartbeat comment (short in tests, so they need not wait the default)."""
     app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
     app[SCHEDULER_KEY] = scheduler
     app[LEADER_KEY] = leader
+    app[events.HEARTBEAT_KEY] = heartbeat_seconds
     apps.add_routes(app.router)
     tasks.add_routes(app.router)
     system.add_routes(app.router)

@@ -43,8 +43,8 @@ async def list_apps(request: web.Request) -> web.Response:
         raise ValidationFailed([("/label", str(exc))]) from None
     wanted = embeds(request)
     out = []
-    for app_id in sorted(sched.apps):
-        record = sched.apps[app_id]
+    for app_id in sorted(sched.view.apps):
+        record = sched.view.apps[app_id]
         if id_filter and id_filter not in app_id.lower():
             continue
         if cmd_filter and cmd_filter not in (record.definition.cmd or ""):
@@ -57,7 +57,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 async def create_app(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    record, deployment = sched.create_app(await json_body(request), force=flag(request, "force"))
+    record, deployment = sched.writes.create_app(await json_body(request), force=flag(request, "force"))
     _announce(request, [record])
     body = render_app(sched, record, set())
     body.update(tasksStaged=0, tasksRunning=0, tasksHealthy=0, tasksUnhealthy=0)
@@ -75,7 +75,7 @@ async def _update_many(request: web.Request, *, must_exist: bool) -> web.Respons
             raise ValidationFailed([(f"/({i})/id", "error.path.missing")])
         updates.append((path_app_id(item["id"], missing_is_404=False), item))
     partial = flag(request, "partialUpdate", True) if request.method == "PUT" else True
-    records, deployment, _ = sched.update_apps(updates, partial=partial, must_exist=must_exist,
+    records, deployment, _ = sched.writes.update_apps(updates, partial=partial, must_exist=must_exist,
                                                force=flag(request, "force"))
     _announce(request, records)
     return _deployment_response(deployment.id, deployment.plan.version)
@@ -106,25 +106,25 @@ def _split_tail(tail: str, known: set[str]) -> tuple[str, str, str | None]:
 
 async def app_resource(request: web.Request) -> web.StreamResponse:
     sched = scheduler_of(request)
-    raw_id, sub, arg = _split_tail(request.match_info["tail"], set(sched.apps))
+    raw_id, sub, arg = _split_tail(request.match_info["tail"], set(sched.view.apps))
     method = request.method
     if sub == "*" and method == "GET":
         prefix = path_app_id(raw_id).rstrip("/") + "/" if raw_id not in ("", "/") else "/"
-        apps = [render_app(sched, sched.apps[a], {"tasks", "lastTaskFailure"})
-                for a in sorted(sched.apps) if a.startswith(prefix)]
+        apps = [render_app(sched, sched.view.apps[a], {"tasks", "lastTaskFailure"})
+                for a in sorted(sched.view.apps) if a.startswith(prefix)]
         return json_response({"*": apps})
     if sub == "":
         return await _app_root(request, raw_id)
     app_id = path_app_id(raw_id)
     if sub == "restart" and method == "POST":
-        sched.app(app_id)
-        record, deployment = sched.restart_app(app_id, force=flag(request, "force"))
+        sched.view.app(app_id)
+        record, deployment = sched.writes.restart_app(app_id, force=flag(request, "force"))
         return _deployment_response(deployment.id, record.version)
     if sub == "versions" and method == "GET":
-        sched.app(app_id)
+        sched.view.app(app_id)
         if arg is None:
-            return json_response({"versions": sched.store.app_versions(app_id)})
-        stored = sched.store.app_version(app_id, arg)
+            return json_response({"versions": sched.view.app_versions(app_id)})
+        stored = sched.view.app_version(app_id, arg)
         if stored is None:
             raise NotFound(f"App '{app_id}' does not exist in version {arg}")
         return json_response(stored)
@@ -138,13 +138,13 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
     method = request.method
     if method == "GET":
         app_id = path_app_id(raw_id)
-        record = sched.app(app_id)
+        record = sched.view.app(app_id)
         return json_response({"app": render_app(sched, record, {"tasks", "lastTaskFailure"})})
     if method in ("PUT", "PATCH"):
         app_id = path_app_id(raw_id, missing_is_404=False)
         body = await json_body(request)
         partial = flag(request, "partialUpdate", True) if method == "PUT" else True
-        records, deployment, created = sched.update_apps([(app_id, body)], partial=partial,
+        records, deployment, created = sched.writes.update_apps([(app_id, body)], partial=partial,
                                                          must_exist=method == "PATCH",
                                                          force=flag(request, "force"))
         _announce(request, records)
@@ -154,16 +154,16 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
         return _deployment_response(deployment.id, records[0].version)
     if method == "DELETE":
         app_id = path_app_id(raw_id)
-        deployment = sched.delete_app(app_id, force=flag(request, "force", True))
+        deployment = sched.writes.delete_app(app_id, force=flag(request, "force", True))
         return _deployment_response(deployment.id, deployment.plan.version)
     raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "PATCH", "DELETE"])
 
 
 async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> web.Response:
     sched = scheduler_of(request)
-    if app_id not in sched.apps:
+    if app_id not in sched.view.apps:
         raise app_not_found(app_id)
-    insts = sched.instances_of(app_id)
+    insts = sched.view.instances_of(app_id)
     if request.method == "GET" and task_id is None:
         return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]})
     if request.method != "DELETE":
@@ -176,7 +176,7 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
     else:
         host = request.query.get("host")
         ids = [i.instance_id for i in insts if host is None or i.host == host]
-    killed, deployment = sched.kill_instances(ids, scale=scale, wipe=wipe, force=flag(request, "force"))
+    killed, deployment = sched.writes.kill_instances(ids, scale=scale, wipe=wipe, force=flag(request, "force"))
     if deployment is not None:
         return _deployment_response(deployment.id, deployment.plan.version)
     if task_id is not None:

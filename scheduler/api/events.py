@@ -1,19 +1,66 @@
 """GET /v2/events: Server-Sent Events in Marathon's frame format, with heartbeats.
 
 A heartbeat comment every few seconds lets clients (and the HAProxy bridge) notice a dead
-connection quickly instead of trusting a silently stalled stream.
+connection quickly instead of trusting a silently stalled stream. The interval is an option
+of ``build_api`` (kept in the aiohttp app under :data:`HEARTBEAT_KEY`), so tests can use a
+short one.
+
+A quiet period must neither end the stream nor lose an event: the relay keeps one read of
+the subscription's queue pending across heartbeats and never cancels it while the stream
+lives (cancelling an async generator's ``anext`` on a timeout closes the generator, which
+ended the stream right after its first heartbeat).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Protocol
 
 from aiohttp import web
 
 from scheduler.api.params import scheduler_of
 
 HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_KEY = web.AppKey("heartbeat_seconds", float)
+_HEARTBEAT = b": heartbeat\n\n"
+
+
+class _Frame(Protocol):
+    """What the relay needs of an event: its SSE frame, serialised once by the bus."""
+
+    def sse_frame(self) -> bytes: ...
+
+
+class _FrameQueue(Protocol):
+    """A subscription's queue as the relay reads it; ``None`` is the bus ending the stream."""
+
+    async def get(self) -> _Frame | None: ...
+
+
+async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_seconds: float) -> None:
+    """Write each event of ``queue`` to ``response`` until the bus ends the stream (``None``),
+    and a heartbeat whenever ``heartbeat_seconds`` pass without one.
+
+    The pending ``queue.get()`` outlives the heartbeats: it is only cancelled when the stream
+    is over, so an event arriving just as a heartbeat is due is still delivered, in order.
+    """
+    pending: asyncio.Future[_Frame | None] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat_seconds)
+            if not done:
+                await response.write(_HEARTBEAT)
+                continue
+            event = pending.result()
+            pending = None
+            if event is None:
+                return
+            await response.write(event.sse_frame())
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 async def event_stream(request: web.Request) -> web.StreamResponse:
@@ -25,24 +72,13 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     sub = sched.events.subscribe(types or None, request.remote or "unknown")
-    events = sub.events()
     try:
         await response.write(b": connected\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(anext(events), HEARTBEAT_SECONDS)
-            except asyncio.TimeoutError:
-                await response.write(b": heartbeat\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            await response.write(event.sse_frame())
+        await _relay(response, sub.queue, request.app.get(HEARTBEAT_KEY, HEARTBEAT_SECONDS))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         sched.events.unsubscribe(sub)
-        with contextlib.suppress(Exception):
-            await events.aclose()
     return response
 
 

@@ -21,7 +21,7 @@ def _group_id(request: web.Request) -> str:
 
 
 def _current(request: web.Request) -> dict[str, dict]:
-    return {app_id: record.json for app_id, record in scheduler_of(request).apps.items()}
+    return {app_id: record.json for app_id, record in scheduler_of(request).view.apps.items()}
 
 
 async def get_group(request: web.Request) -> web.Response:
@@ -48,9 +48,9 @@ async def _group_versions(request: web.Request, parts: list[str]) -> web.Respons
         raise NotFound(f"Group '{group_id}' does not exist")
     if at is None:
         versions = sorted({v for app_id in current if group_id == "/" or app_id.startswith(group_id + "/")
-                           for v in sched.store.app_versions(app_id)}, reverse=True)
+                           for v in sched.view.app_versions(app_id)}, reverse=True)
         return json_response(versions)
-    snapshot = {a: d for a, d in sched.apps_as_of(at).items() if group_id == "/" or a.startswith(group_id + "/")}
+    snapshot = {a: d for a, d in sched.view.apps_as_of(at).items() if group_id == "/" or a.startswith(group_id + "/")}
     tree = group_tree(snapshot, group_id, version=at)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist in version {at}")
@@ -71,17 +71,17 @@ async def _write(request: web.Request, *, create: bool) -> web.Response:
         raise Conflict(f"Group {group_id} is already created. Use PUT to change this group.")
     rollback_to = group_rollback_version(body)
     if rollback_to is not None:
-        new_apps = restore_group(current, group_id, sched.apps_as_of(rollback_to))
+        new_apps = restore_group(current, group_id, sched.view.apps_as_of(rollback_to))
     else:
         new_apps = apply_group_update(current, group_id, body, replace=not create)
     if flag(request, "dryRun"):
-        plan = sched.plan_replace(new_apps)
+        plan = sched.writes.plan_replace(new_apps)
         return json_response({"steps": plan.to_json()["steps"]})
-    run = sched.replace_apps(new_apps, force=flag(request, "force"))
+    run = sched.writes.replace_apps(new_apps, force=flag(request, "force"))
     for app_id in run.plan.affected_app_ids:
-        if app_id in sched.apps:
+        if app_id in sched.view.apps:
             sched.events.publish("api_post_event", clientIp=request.remote, uri=request.path,
-                                 appDefinition=sched.apps[app_id].json)
+                                 appDefinition=sched.view.apps[app_id].json)
     sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
     return json_response(deployment_result(run.id, run.plan.version), 201 if create else 200,
                  {"Marathon-Deployment-Id": run.id})
@@ -101,7 +101,7 @@ async def remove_group(request: web.Request) -> web.Response:
     current = _current(request)
     if group_id != "/" and group_tree(current, group_id) is None:
         raise NotFound(f"Group '{group_id}' does not exist")
-    run = sched.replace_apps(delete_group(current, group_id), force=flag(request, "force"))
+    run = sched.writes.replace_apps(delete_group(current, group_id), force=flag(request, "force"))
     sched.events.publish("group_change_success", groupId=group_id, version=run.plan.version)
     return json_response(deployment_result(run.id, run.plan.version), 200, {"Marathon-Deployment-Id": run.id})
 

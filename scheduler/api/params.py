@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from app_definitions import ValidationFailed, canonical_path_id, parse_json_body
 
-from scheduler.engine.core import Scheduler
-from scheduler.errors import BadRequest, NotFound
+from scheduler.engine.events import EventBus
+from scheduler.engine.read_view import SchedulerView
+from scheduler.engine.writes import AppWrites
+from scheduler.errors import InvalidRequest, NotFound
 
 
-SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+class SchedulerApi(Protocol):
+    """What the API needs of a scheduler: a read-only view, the write path and the event bus."""
+
+    view: SchedulerView
+    writes: AppWrites
+    events: EventBus
+
+
+SCHEDULER_KEY = web.AppKey("scheduler", SchedulerApi)
 LEADER_KEY = web.AppKey("leader", str)
 
 
-def scheduler_of(request: web.Request) -> Scheduler:
+def scheduler_of(request: web.Request) -> SchedulerApi:
     return request.app[SCHEDULER_KEY]
 
 
@@ -36,7 +46,7 @@ def flag(request: web.Request, name: str, default: bool = False) -> bool:
         return True
     if value in ("false", "0", "no"):
         return False
-    raise BadRequest(f"Query parameter '{name}' must be true or false, not '{raw}'")
+    raise InvalidRequest(f"Query parameter '{name}' must be true or false, not '{raw}'")
 
 
 def embeds(request: web.Request) -> set[str]:

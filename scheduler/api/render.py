@@ -11,13 +11,13 @@ from typing import Any
 from scheduler.decide import backoff as backoff_math
 from scheduler.state.apps import AppRecord
 from scheduler.state.clock import iso_timestamp
-from scheduler.engine.core import QueueEntry, Scheduler
+from scheduler.api.params import SchedulerApi
+from scheduler.state.cluster import QueueEntry
 from scheduler.deploy.runs import DeploymentRun
-from scheduler.health.checker import render_results
 from scheduler.state.model import RUNNING, STAGING, STARTING, Instance
 
 
-def render_task(inst: Instance, sched: Scheduler | None = None) -> dict[str, Any]:
+def render_task(inst: Instance, sched: SchedulerApi | None = None) -> dict[str, Any]:
     return {
         "id": inst.instance_id,
         "appId": inst.app_id,
@@ -30,14 +30,14 @@ def render_task(inst: Instance, sched: Scheduler | None = None) -> dict[str, Any
         "startedAt": iso_timestamp(inst.started_at) if inst.started_at else None,
         "version": inst.version,
         "ipAddresses": [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
-        "healthCheckResults": render_results(sched.health.records, inst.instance_id) if sched else [],
+        "healthCheckResults": sched.view.health_results(inst.instance_id) if sched else [],
         "localVolumes": [],
         "role": "*",
     }
 
 
-def task_counts(sched: Scheduler, insts: list[Instance]) -> dict[str, int]:
-    health = [sched.healthy(i) for i in insts]
+def task_counts(sched: SchedulerApi, insts: list[Instance]) -> dict[str, int]:
+    health = [sched.view.healthy(i) for i in insts]
     return {
         "tasksStaged": sum(1 for i in insts if i.state in (STAGING, STARTING)),
         "tasksRunning": sum(1 for i in insts if i.state == RUNNING),
@@ -50,22 +50,22 @@ def render_deployment_ref(deployments: list[DeploymentRun]) -> list[dict[str, st
     return [{"id": d.id} for d in deployments]
 
 
-def render_app(sched: Scheduler, record: AppRecord, embed: set[str]) -> dict[str, Any]:
+def render_app(sched: SchedulerApi, record: AppRecord, embed: set[str]) -> dict[str, Any]:
     """AppInfo: counts and deployments always, tasks/lastTaskFailure when embedded."""
-    insts = sched.instances_of(record.app_id)
+    insts = sched.view.instances_of(record.app_id)
     body = dict(record.json)
     body.update(task_counts(sched, insts))
-    body["deployments"] = render_deployment_ref(sched.deployments_of(record.app_id))
+    body["deployments"] = render_deployment_ref(sched.view.deployments_of(record.app_id))
     if "tasks" in embed:
         body["tasks"] = [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]
-    if "lastTaskFailure" in embed and record.app_id in sched.last_failures:
-        body["lastTaskFailure"] = sched.last_failures[record.app_id]
+    if "lastTaskFailure" in embed and record.app_id in sched.view.last_failures:
+        body["lastTaskFailure"] = sched.view.last_failures[record.app_id]
     return body
 
 
-def render_queue_entry(sched: Scheduler, app_id: str, entry: QueueEntry, now: float) -> dict[str, Any]:
-    record = sched.apps[app_id]
-    b = sched.backoffs.get(app_id)
+def render_queue_entry(sched: SchedulerApi, app_id: str, entry: QueueEntry, now: float) -> dict[str, Any]:
+    record = sched.view.apps[app_id]
+    b = sched.view.backoffs.get(app_id)
     left = backoff_math.time_left(b, now)
     return {
         "app": render_app(sched, record, set()),

@@ -37,7 +37,7 @@ async def info(request: web.Request) -> web.Response:
         "buildref": "unknown",
         "elected": True,
         "leader": leader,
-        "frameworkId": sched.framework_id,
+        "frameworkId": sched.view.framework_id,
         "marathon_config": {
             "master": "local",
             "hostname": host,
@@ -51,7 +51,7 @@ async def info(request: web.Request) -> web.Response:
         },
         "zookeeper_config": {},
         "http_config": {"http_port": int(port) if port.isdigit() else None, "https_port": None},
-        "pacer_config": {"home": str(sched.store.path.parent), "agents": len(sched.backend.describe())},
+        "pacer_config": {"home": str(Path(sched.view.location).parent), "agents": len(sched.view.agents())},
     })
 
 
@@ -60,7 +60,7 @@ async def leader(request: web.Request) -> web.Response:
 
 
 async def agents(request: web.Request) -> web.Response:
-    return json_response({"agents": scheduler_of(request).backend.describe()})
+    return json_response({"agents": scheduler_of(request).view.agents()})
 
 
 _UI_PAGE = Path(__file__).with_name("static") / "index.html"

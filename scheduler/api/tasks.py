@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from app_definitions import ValidationFailed
 
-from scheduler.state.clock import now
 from scheduler.state.model import RUNNING, STAGING, STARTING
 from scheduler.api.params import deployment_result, flag, json_body, json_response, path_app_id, scheduler_of
 from scheduler.api.render import render_queue_entry, render_task
@@ -24,7 +25,7 @@ async def list_tasks(request: web.Request) -> web.Response:
             raise ValidationFailed([("/status", 
                 f"unknown status '{value}': use running or staging")])
         wanted |= states
-    insts = [i for i in sched.instances.values() if not wanted or i.state in wanted]
+    insts = [i for i in sched.view.instances.values() if not wanted or i.state in wanted]
     return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
 
 
@@ -34,7 +35,7 @@ async def delete_tasks(request: web.Request) -> web.Response:
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValidationFailed([("/ids", "expected a list of task ids")])
-    killed, deployment = sched.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"),
+    killed, deployment = sched.writes.kill_instances(ids, scale=flag(request, "scale"), wipe=flag(request, "wipe"),
                                               force=flag(request, "force"))
     if deployment is not None:
         return json_response(deployment_result(deployment.id, deployment.plan.version), 200,
@@ -44,28 +45,27 @@ async def delete_tasks(request: web.Request) -> web.Response:
 
 async def get_queue(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    t = now()
+    t = time.time()
     return json_response({"queue": [render_queue_entry(sched, app_id, entry, t)
-                            for app_id, entry in sorted(sched.queue.items()) if app_id in sched.apps]})
+                            for app_id, entry in sorted(sched.view.queue.items()) if app_id in sched.view.apps]})
 
 
 async def reset_delay(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    sched.reset_delay(path_app_id(request.match_info["tail"]))
+    sched.writes.reset_delay(path_app_id(request.match_info["tail"]))
     return web.Response(status=204)
 
 
 async def list_deployments(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    readiness = {app_id: [sched.health.readiness[i.instance_id] for i in sched.instances_of(app_id)
-                          if i.instance_id in sched.health.readiness]
-                 for run in sched.deployments.values() for app_id in run.plan.affected_app_ids}
-    return json_response([run.to_json(readiness) for run in sched.deployments.values()])
+    readiness = {app_id: [r for i in sched.view.instances_of(app_id) if (r := sched.view.readiness(i.instance_id))]
+                 for run in sched.view.deployments.values() for app_id in run.plan.affected_app_ids}
+    return json_response([run.to_json(readiness) for run in sched.view.deployments.values()])
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    rollback = sched.cancel_deployment(request.match_info["id"], force=flag(request, "force"))
+    rollback = sched.writes.cancel_deployment(request.match_info["id"], force=flag(request, "force"))
     if rollback is None:
         return web.Response(status=202)
     return json_response(deployment_result(rollback.id, rollback.plan.version), 200, {"Marathon-Deployment-Id": rollback.id})

@@ -7,11 +7,12 @@ agents (`local`) and a Mesos cluster (`mesos`) are interchangeable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from app_definitions import AppDefinition
+from executor import ResourceUsage
 
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer
@@ -52,6 +53,9 @@ class ClusterBackend(Protocol):
 
     async def recover(self, instances: Sequence[Instance]) -> Recovery:
         """After a scheduler restart: re-adopt live tasks, report dead ones, kill strays."""
+
+    async def usages(self) -> Mapping[str, ResourceUsage]:
+        """Resource usage of every running task, by task id (for the metrics sampler)."""
 
     def describe(self) -> list[dict[str, object]]:
         """Agents as the API shows them."""

@@ -17,8 +17,10 @@ from app_definitions import parse_app_definition
 from scheduler.deploy.plan import DeploymentAction, DeploymentPlan, DeploymentStep
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeploymentRun:
+    """A plan being carried out; a value: the engine replaces it as it moves on."""
+
     plan: DeploymentPlan
     started_at: float
     last_progress_at: float

@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scheduler.backends.local import LocalBackend, build_agents, detected_resources
 from scheduler.engine.core import Scheduler
-from scheduler.state.sqlite_store import StateStore
+from scheduler.state.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +65,11 @@ def resolve_docker_host(option: str | None, environ: Mapping[str, str],
 
 def make_scheduler(options: ServeOptions) -> Scheduler:
     home = options.home.resolve()
-    store = StateStore(home / "state.sqlite")
+    store = SqliteStore(home / "state.sqlite")
     resources = {**detected_resources(home), **options.resources}
     agents = build_agents(options.agents, resources, options.attributes.get("*", {}), options.networks)
     agents = [a if a.agent_id not in options.attributes else
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
     docker_host = resolve_docker_host(options.docker_host, os.environ)
-    scheduler = Scheduler(store, lambda on_status: LocalBackend(agents, home, on_status, docker_host=docker_host))
-    framework_id = store.get_meta("framework-id")
-    if framework_id is None:
-        framework_id = str(uuid.uuid4())
-        store.put_meta("framework-id", framework_id)
-    scheduler.framework_id = framework_id
-    return scheduler
+    return Scheduler(store, lambda on_status: LocalBackend(agents, home, on_status, docker_host=docker_host))

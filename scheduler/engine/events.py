@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.state.clock import iso_timestamp, now
+from scheduler.state.clock import Clock, SystemClock, iso_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(self, clock: Clock | None = None, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._clock = clock or SystemClock()
         self._subscribers: set[Subscription] = set()
         self._queue_size = queue_size
         self.published = 0
@@ -61,7 +62,7 @@ class EventBus:
         return len(self._subscribers)
 
     def publish(self, event_type: str, **fields: Any) -> None:
-        payload = {"eventType": event_type, "timestamp": iso_timestamp(now()), **fields}
+        payload = {"eventType": event_type, "timestamp": iso_timestamp(self._clock.now()), **fields}
         event = Event(event_type, json.dumps(payload, separators=(",", ":"), default=str))
         self.published += 1
         for sub in list(self._subscribers):

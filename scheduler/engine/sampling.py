@@ -1,6 +1,6 @@
 """`TaskSampler`: every `interval` seconds, each running task's usage into the metrics sink.
 
-Reads ``scheduler.instances`` (running instances with a pid) and ``scheduler.state.apps``
+Reads the state's ``instances`` (running instances with a pid) and ``apps``
 (allocations, configured instances), measures every task's process group with one scan of
 /proc (``executor.process_group_usages``, in a worker thread so the event loop never waits
 on /proc), and writes cAdvisor-schema points plus per-app ``instances`` points to the sink.
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ RUNNING = "TASK_RUNNING"
 
 
 class _SchedulerView(Protocol):
-    """What the sampler reads of the scheduler (duck-typed: `Scheduler` has both)."""
+    """What the sampler reads of the scheduler (`ClusterState` has both)."""
 
     instances: Mapping[str, Any]
     apps: Mapping[str, Any]
@@ -84,8 +84,9 @@ def build_points(scheduler: _SchedulerView, usages: Mapping[str, ResourceUsage],
 
 
 class TaskSampler:
-    def __init__(self, scheduler: Any, sink: MetricsSink, interval: float, *,
-                 machine: str | None = None, read_usage: UsageReader | None = None) -> None:
+    def __init__(self, scheduler: _SchedulerView, sink: MetricsSink, interval: float, *,
+                 machine: str | None = None, read_usage: UsageReader | None = None,
+                 usages: Callable[[], Awaitable[dict[str, ResourceUsage]]] | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.scheduler = scheduler
@@ -93,6 +94,7 @@ class TaskSampler:
         self.interval = interval
         self.machine = machine or socket.gethostname()
         self._custom_reader = read_usage
+        self._backend_usages = usages
         self._read_usage: UsageReader = read_usage or process_group_usages
         self._previous: dict[str, _Previous] = {}
         self.passes = 0
@@ -102,9 +104,8 @@ class TaskSampler:
 
     async def _usages_by_task(self) -> dict[str, ResourceUsage]:
         """The backend's own view when it has one (processes and containers), else by pid."""
-        backend_usages = getattr(getattr(self.scheduler, "backend", None), "usages", None)
-        if self._custom_reader is None and backend_usages is not None:
-            return await backend_usages()
+        if self._custom_reader is None and self._backend_usages is not None:
+            return await self._backend_usages()
         running = [inst for inst in list(self.scheduler.instances.values()) if inst.state == RUNNING and inst.pid]
         by_pid = await asyncio.to_thread(self._read_usage, [inst.pid for inst in running]) if running else {}
         return {inst.instance_id: by_pid[inst.pid] for inst in running if inst.pid in by_pid}

@@ -1,42 +1,50 @@
-"""Changes to desired state: apps, groups, task kills and deployments, as the API asks for them.
+"""The write path: changes to desired state (apps, groups, task kills, deployments) as the
+API asks for them.
 
-Each change validates everything first, then plans (pure `build_plan`), refuses with 409 when
-another deployment holds one of the apps (unless forced), writes the store, and only then
-changes memory and starts the deployment. A rejected request leaves no trace.
+Each change validates everything first, then plans (pure `build_plan`), refuses with
+`AppLocked` when another deployment holds one of the apps (unless forced), commits through
+`ClusterState` (durable before visible), and only then starts the deployment. A rejected
+request leaves no trace. It depends on small seams, not on the scheduler: the state, an event
+publisher, a task killer, the clocks and a wake-up callback.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from app_definitions import ValidationFailed, apply_app_update, is_rollback_request, \
     parse_app_definition
 
-from scheduler.state.apps import AppRecord, finalize_app
-from scheduler.state.clock import now
-from scheduler.deploy.runs import DeploymentRun, run_record
-from scheduler.errors import BadRequest, Conflict, NotFound, app_not_found
-from scheduler.state.model import Instance
 from scheduler.deploy.plan import DeploymentPlan, build_plan, conflicting_deployments
+from scheduler.deploy.runs import DeploymentRun
+from scheduler.engine.tasks import EventPublisher, TaskKiller
+from scheduler.errors import AppLocked, Conflict, InvalidRequest, NotFound
+from scheduler.state.apps import AppRecord, finalize_app
+from scheduler.state.clock import Clock, VersionClock
+from scheduler.state.cluster import ClusterState
+from scheduler.state.model import Instance
 
-if TYPE_CHECKING:
-    from scheduler.engine.core import Scheduler
 
-_Base: Any = object
+class AppWrites:
+    def __init__(self, state: ClusterState, events: EventPublisher, killer: TaskKiller, clock: Clock,
+                 wake: Callable[[], None]) -> None:
+        self.state = state
+        self.events = events
+        self._killer = killer
+        self._clock = clock
+        self._versions = VersionClock(clock)
+        self._wake = wake
 
-
-class AppMutations(_Base):
-    """Mixed into Scheduler; kept apart so the loop and the write path each read on their own."""
 
     # -- deployments --------------------------------------------------------------------
-    def _locked_by(self: "Scheduler", app_ids: list[str]) -> list[str]:
-        return conflicting_deployments([run.plan for run in self.deployments.values()], app_ids)
+    def _locked_by(self, app_ids: list[str]) -> list[str]:
+        return conflicting_deployments([run.plan for run in self.state.deployments.values()], app_ids)
 
-    def _plan(self: "Scheduler", changes: Mapping[str, AppRecord | None],
+    def _plan(self, changes: Mapping[str, AppRecord | None],
               restart: frozenset[str] = frozenset()) -> DeploymentPlan:
-        original = {app_id: rec.definition for app_id, rec in self.apps.items()}
+        original = {app_id: rec.definition for app_id, rec in self.state.apps.items()}
         target = dict(original)
         for app_id, record in changes.items():
             if record is None:
@@ -46,71 +54,49 @@ class AppMutations(_Base):
         version = next((r.version for r in changes.values() if r is not None), None) or self._versions.next()
         return build_plan(original, target, plan_id=str(uuid.uuid4()), version=version, restart=restart)
 
-    def _deploy(self: "Scheduler", changes: Mapping[str, AppRecord | None], *, force: bool,
+    def _deploy(self, changes: Mapping[str, AppRecord | None], *, force: bool,
                 restart: frozenset[str] = frozenset()) -> DeploymentRun:
         """Plan, check locks, persist, apply: the one path every app change takes."""
         plan = self._plan(changes, restart)
         locked = self._locked_by(list(changes))
         if locked and not force:
-            raise Conflict(
-                "App is locked by one or more deployments. Override with the option '?force=true'. "
-                f"View details at '/v2/deployments/{locked[0]}'.", deployments=[{"id": d} for d in locked])
-        self._persist(changes)
+            raise AppLocked(locked)
+        self.state.commit_apps(changes)
+        for app_id, record in changes.items():
+            if record is None:
+                self.events.publish("app_terminated_event", appId=app_id)
         for dep_id in locked:
             self._cancel(dep_id, "canceled by a forced deployment")
         return self._start_run(plan)
 
-    def _persist(self: "Scheduler", changes: Mapping[str, AppRecord | None]) -> None:
-        stored = [r for r in changes.values() if r is not None]
-        if stored:
-            self.store.put_apps((r.app_id, r.version, r.json) for r in stored)
-        for app_id, record in changes.items():
-            if record is None:
-                self.store.delete_app(app_id)
-                self.apps.pop(app_id, None)
-                self.backoffs.pop(app_id, None)
-                self.queue.pop(app_id, None)
-                self.events.publish("app_terminated_event", appId=app_id)
-            else:
-                previous = self.apps.get(app_id)
-                if previous is not None and previous.config_version != record.config_version:
-                    self.backoffs.pop(app_id, None)     # a new config starts with a clean backoff
-                    self.store.put_backoff(app_id, None)
-                self.apps[app_id] = record
-            self._touched.add(app_id)
-
-    def _start_run(self: "Scheduler", plan: DeploymentPlan) -> DeploymentRun:
-        t = now()
+    def _start_run(self, plan: DeploymentPlan) -> DeploymentRun:
+        t = self._clock.now()
         run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t)
         if plan.steps:
-            self.deployments[plan.id] = run
-            self.store.put_deployment(plan.id, run_record(run))
+            self.state.save_deployment(run)
             self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
         else:
             self.events.publish("deployment_success", id=plan.id, plan=plan.to_json())
-        self.wake()
+        self._wake()
         return run
 
-    def _forget_run(self: "Scheduler", deployment_id: str) -> None:
-        self.deployments.pop(deployment_id, None)
-        self.store.delete_deployment(deployment_id)
-
-    def _cancel(self: "Scheduler", deployment_id: str, reason: str) -> DeploymentRun:
-        run = self.deployments.get(deployment_id)
+    def _cancel(self, deployment_id: str, reason: str) -> DeploymentRun:
+        run = self.state.forget_deployment(deployment_id)
         if run is None:
             raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
-        self._forget_run(deployment_id)
         self.events.publish("deployment_failed", id=run.id, plan=run.plan.to_json(), reason=reason)
-        for app_id in run.plan.affected_app_ids:
-            self._touched.add(app_id)
         return run
 
-    def cancel_deployment(self: "Scheduler", deployment_id: str, *, force: bool) -> DeploymentRun | None:
+    def resume_restarts(self, app_ids: frozenset[str]) -> DeploymentRun:
+        """A fresh rolling restart of apps left mixed by a crash no stored plan covers."""
+        return self._start_run(self._plan({}, restart=app_ids))
+
+    def cancel_deployment(self, deployment_id: str, *, force: bool) -> DeploymentRun | None:
         """DELETE /v2/deployments/{id}: force cancels only; otherwise a rollback deployment starts."""
         run = self._cancel(deployment_id, "canceled by request" if force else "rolled back by request")
         return None if force else self.rollback(run)
 
-    def rollback(self: "Scheduler", run: DeploymentRun) -> DeploymentRun:
+    def rollback(self, run: DeploymentRun) -> DeploymentRun:
         """Put the original definitions back as new versions and deploy them (forced)."""
         changes: dict[str, AppRecord | None] = {}
         for app_id in run.plan.affected_app_ids:
@@ -118,7 +104,7 @@ class AppMutations(_Base):
             changes[app_id] = None if original is None else self._restored(original.to_json())
         return self._deploy(changes, force=True)
 
-    def _restored(self: "Scheduler", stored: dict[str, Any]) -> AppRecord:
+    def _restored(self, stored: dict[str, Any]) -> AppRecord:
         """A stored version brought back as a new version with its original config identity,
         so instances still running that config are kept, not restarted."""
         version = self._versions.next()
@@ -127,24 +113,24 @@ class AppMutations(_Base):
                                     "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": config}})
 
     # -- apps ---------------------------------------------------------------------------
-    def _used_service_ports(self: "Scheduler", except_app: str) -> dict[int, str]:
-        return {port: rec.app_id for rec in self.apps.values() if rec.app_id != except_app
+    def _used_service_ports(self, except_app: str) -> dict[int, str]:
+        return {port: rec.app_id for rec in self.state.apps.values() if rec.app_id != except_app
                 for port in rec.service_ports if port}
 
-    def create_app(self: "Scheduler", data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+    def create_app(self, data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
         app = parse_app_definition(data)
-        if app.id in self.apps:
+        if app.id in self.state.apps:
             raise Conflict(f"An app with id [{app.id}] already exists.")
         record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
         return record, self._deploy({app.id: record}, force=force)
 
-    def _prepare_update(self: "Scheduler", app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
+    def _prepare_update(self, app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
         if not isinstance(body, dict):
             raise ValidationFailed([("/", "error.expected.jsobject")])
-        existing = self.apps.get(app_id)
+        existing = self.state.apps.get(app_id)
         rollback_to = is_rollback_request(body)
         if rollback_to is not None:
-            stored = self.store.app_version(app_id, rollback_to)
+            stored = self.state.app_version(app_id, rollback_to)
             if stored is None:
                 raise NotFound(f"App '{app_id}' does not exist in version {rollback_to}")
             return self._restored(stored), existing is None
@@ -157,7 +143,7 @@ class AppMutations(_Base):
         record = finalize_app(app, existing, self._versions.next(), self._used_service_ports(app_id))
         return record, existing is None
 
-    def update_apps(self: "Scheduler", updates: list[tuple[str, Any]], *, partial: bool = True,
+    def update_apps(self, updates: list[tuple[str, Any]], *, partial: bool = True,
                     must_exist: bool = False, force: bool = False) -> tuple[list[AppRecord], DeploymentRun, bool]:
         """PUT/PATCH for one or many apps: all are validated before any is stored.
 
@@ -166,29 +152,29 @@ class AppMutations(_Base):
         """
         if must_exist:
             for app_id, _ in updates:
-                self.app(app_id)
+                self.state.app(app_id)
         prepared = [self._prepare_update(app_id, body, partial) for app_id, body in updates]
         records = [record for record, _ in prepared]
         run = self._deploy({r.app_id: r for r in records}, force=force)
         return records, run, bool(prepared) and prepared[0][1]
 
-    def restart_app(self: "Scheduler", app_id: str, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
-        existing = self.app(app_id)
+    def restart_app(self, app_id: str, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+        existing = self.state.app(app_id)
         version = self._versions.next()
         record = AppRecord.from_json({**existing.json, "version": version,
                                       "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": version}})
         return record, self._deploy({app_id: record}, force=force, restart=frozenset({app_id}))
 
-    def delete_app(self: "Scheduler", app_id: str, *, force: bool = True) -> DeploymentRun:
-        self.app(app_id)
+    def delete_app(self, app_id: str, *, force: bool = True) -> DeploymentRun:
+        self.state.app(app_id)
         return self._deploy({app_id: None}, force=force)
 
-    def _changes_to(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]]) -> dict[str, AppRecord | None]:
+    def _changes_to(self, new_apps: Mapping[str, dict[str, Any]]) -> dict[str, AppRecord | None]:
         """Group writes give the full desired app-JSON map; keep only what differs."""
-        changes: dict[str, AppRecord | None] = {a: None for a in self.apps if a not in new_apps}
+        changes: dict[str, AppRecord | None] = {a: None for a in self.state.apps if a not in new_apps}
         version = self._versions.next()     # one group change, one version for all its apps
         for app_id, data in sorted(new_apps.items()):
-            existing = self.apps.get(app_id)
+            existing = self.state.apps.get(app_id)
             clean = {k: v for k, v in data.items() if k not in ("version", "versionInfo")}
             if existing is not None and clean == {k: v for k, v in existing.json.items()
                                                   if k not in ("version", "versionInfo")}:
@@ -202,33 +188,22 @@ class AppMutations(_Base):
             changes[app_id] = finalize_app(app, existing, version, used)
         return changes
 
-    def apps_as_of(self: "Scheduler", timestamp: str) -> dict[str, dict[str, Any]]:
-        """Each app's newest stored version not after `timestamp` (group rollback by version)."""
-        snapshot = {}
-        for app_id in self.apps:
-            versions = [v for v in self.store.app_versions(app_id) if v <= timestamp]
-            if versions:
-                stored = self.store.app_version(app_id, versions[0])
-                if stored is not None:
-                    snapshot[app_id] = stored
-        return snapshot
-
-    def plan_replace(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]]) -> DeploymentPlan:
+    def plan_replace(self, new_apps: Mapping[str, dict[str, Any]]) -> DeploymentPlan:
         """The plan a group write would run, without running it (`dryRun=true`)."""
         return self._plan(self._changes_to(new_apps))
 
-    def replace_apps(self: "Scheduler", new_apps: Mapping[str, dict[str, Any]], *, force: bool) -> DeploymentRun:
+    def replace_apps(self, new_apps: Mapping[str, dict[str, Any]], *, force: bool) -> DeploymentRun:
         return self._deploy(self._changes_to(new_apps), force=force)
 
     # -- tasks --------------------------------------------------------------------------
-    def kill_instances(self: "Scheduler", ids: list[str], *, scale: bool, wipe: bool,
+    def kill_instances(self, ids: list[str], *, scale: bool, wipe: bool,
                        force: bool = False) -> tuple[list[Instance], DeploymentRun | None]:
         if scale and wipe:
-            raise BadRequest("You cannot use scale and wipe at the same time.")
-        unknown = [i for i in ids if i not in self.instances]
+            raise InvalidRequest("You cannot use scale and wipe at the same time.")
+        unknown = [i for i in ids if i not in self.state.instances]
         if unknown:
-            raise BadRequest(f"Invalid task ids: {', '.join(unknown)}")
-        targets = [self.instances[i] for i in ids]
+            raise InvalidRequest(f"Invalid task ids: {', '.join(unknown)}")
+        targets = [self.state.instances[i] for i in ids]
         run = None
         if scale:
             per_app: dict[str, int] = {}
@@ -237,24 +212,23 @@ class AppMutations(_Base):
                     per_app[inst.app_id] = per_app.get(inst.app_id, 0) + 1
             changes: dict[str, AppRecord | None] = {}
             for app_id, n in per_app.items():
-                if app_id in self.apps:
-                    current = self.apps[app_id]
+                if app_id in self.state.apps:
+                    current = self.state.apps[app_id]
                     app = parse_app_definition({**current.json, "instances": max(0, current.definition.instances - n)})
                     changes[app_id] = finalize_app(app, current, self._versions.next(),
                                                    self._used_service_ports(app_id))
             run = self._deploy(changes, force=True) if changes else None
         for inst in targets:
-            self._kill(inst)
-        self.wake()
+            self._killer.kill(inst)
+        self._wake()
         return targets, run
 
-    def reset_delay(self: "Scheduler", app_id: str) -> None:
-        self.app(app_id)
-        if app_id not in self.backoffs and app_id not in self.queue:
+    def reset_delay(self, app_id: str) -> None:
+        self.state.app(app_id)
+        if app_id not in self.state.backoffs and app_id not in self.state.queue:
             raise NotFound(f"Application {app_id} not found in tasks queue.")
-        self.backoffs.pop(app_id, None)
-        self.store.put_backoff(app_id, None)
-        self.wake()
+        self.state.set_backoff(app_id, None)
+        self._wake()
 
 
-__all__ = ["AppMutations", "app_not_found"]
+__all__ = ["AppWrites"]

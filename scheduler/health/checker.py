@@ -12,20 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import aiohttp
 
-from app_definitions import HealthCheck
+from periodic import run_periodically
 
-from scheduler.state.clock import iso_timestamp, now
-from scheduler.health.state import CheckPolicy, HealthRecord, record_check
-from scheduler.state.model import RUNNING, Instance
+from app_definitions import AppDefinition, HealthCheck
+
 from scheduler.health.probes import Probe, ProbeThread
-
-if TYPE_CHECKING:
-    from scheduler.engine.core import Scheduler
+from scheduler.health.state import CheckOutcome, CheckPolicy, HealthRecord, record_check
+from scheduler.state.clock import Clock, iso_timestamp
+from scheduler.state.model import RUNNING, Instance
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +61,22 @@ def probe_for(inst: Instance, index: int, check: HealthCheck) -> Probe:
                  command=command, env=tuple(sorted(env.items())) if command else ())
 
 
+class HealthSubject(Protocol):
+    """What the checker needs of the scheduler: the instances, their checks, and where verdicts go."""
+
+    def instances(self) -> Iterable[Instance]: ...
+    def instance(self, instance_id: str) -> Instance | None: ...
+    def checks_of(self, inst: Instance) -> list[HealthCheck]: ...
+    def readiness_of(self, inst: Instance) -> AppDefinition | None:
+        """The definition whose readiness check gates this instance, or None when none does."""
+    def on_health(self, inst: Instance, check: dict[str, Any], outcome: CheckOutcome) -> None: ...
+    def on_ready(self, inst: Instance) -> None: ...
+
+
 class HealthChecker:
-    def __init__(self, scheduler: "Scheduler", concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
-        self.scheduler = scheduler
+    def __init__(self, subject: HealthSubject, clock: Clock, concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
+        self.subject = subject
+        self._clock = clock
         self.records: dict[str, list[HealthRecord]] = {}
         self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
         self._next_due: dict[str, dict[int, float]] = {}   # instance id -> check index -> due
@@ -80,16 +92,17 @@ class HealthChecker:
         await asyncio.to_thread(self._prober.start)
         self._session = aiohttp.ClientSession()
         try:
-            while True:
-                self.collect_verdicts()
-                self.start_due_checks(now())
-                await asyncio.sleep(POLL_SECONDS)
+            await run_periodically("health checks", self._round, POLL_SECONDS, log=log)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._session.close()
             await asyncio.to_thread(self._prober.stop)
+
+    def _round(self) -> None:
+        self.collect_verdicts()
+        self.start_due_checks(self._clock.now())
 
     def is_ready(self, instance_id: str) -> bool:
         return bool(self.readiness.get(instance_id, {}).get("ready"))
@@ -106,19 +119,16 @@ class HealthChecker:
         return t + (zlib.crc32(instance_id.encode()) % 1000) / 1000 * min(interval, 1.0)
 
     def start_due_checks(self, t: float) -> None:
-        sched = self.scheduler
         live: set[str] = set()
         batch: list[Probe] = []
-        for inst in list(sched.instances.values()):
-            if inst.state != RUNNING or inst.killing or inst.app_id not in sched.apps:
+        for inst in list(self.subject.instances()):
+            if inst.state != RUNNING or inst.killing:
                 continue
-            record = sched.apps[inst.app_id]
-            app = record.definition
-            if app.readiness_checks and inst.config_version == record.config_version \
-                    and not self.is_ready(inst.instance_id):
+            ready_app = self.subject.readiness_of(inst)
+            if ready_app is not None and not self.is_ready(inst.instance_id):
                 live.add(inst.instance_id)
-                self._start_readiness(inst, app, t)
-            checks = sched.health_checks_of(inst)
+                self._start_readiness(inst, ready_app, t)
+            checks = self.subject.checks_of(inst)
             if not checks:
                 continue
             live.add(inst.instance_id)
@@ -146,8 +156,8 @@ class HealthChecker:
             verdict = verdicts.popleft()
             self._in_flight.discard(verdict.key)
             instance_id, index = verdict.key
-            inst = self.scheduler.instances.get(instance_id)
-            checks = self.scheduler.health_checks_of(inst) if inst is not None else []
+            inst = self.subject.instance(instance_id)
+            checks = self.subject.checks_of(inst) if inst is not None else []
             if inst is None or index >= len(checks):
                 continue
             self._record(inst, index, checks[index], verdict.ok, verdict.status, verdict.cause)
@@ -159,13 +169,13 @@ class HealthChecker:
         records = self.records.setdefault(inst.instance_id, [])
         while len(records) <= index:
             records.append(HealthRecord(inst.instance_id))
-        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=now(),
+        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=self._clock.now(),
                                started_at=inst.started_at or inst.staged_at)
         records[index] = outcome.record
-        self.scheduler.on_health(inst, check_json(check), outcome)
+        self.subject.on_health(inst, check_json(check), outcome)
 
     # -- readiness (deployments only; few, so on this loop) -----------------------------
-    def _start_readiness(self, inst: Instance, app: Any, t: float) -> None:
+    def _start_readiness(self, inst: Instance, app: AppDefinition, t: float) -> None:
         key = ("ready", inst.instance_id)
         if key in self._in_flight or self._ready_due.get(inst.instance_id, 0.0) > t:
             return
@@ -182,7 +192,7 @@ class HealthChecker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _readiness(self, inst: Instance, app: Any) -> None:
+    async def _readiness(self, inst: Instance, app: AppDefinition) -> None:
         """HTTP GET on the port named by the check until it answers an accepted status."""
         check = app.readiness_checks[0]
         names = [spec.name for spec in app.port_specs() if spec.host_port is not None]
@@ -201,10 +211,10 @@ class HealthChecker:
                                               "body": body}
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
                 pass
-        if self.scheduler.instances.get(inst.instance_id) is not None:
+        if self.subject.instance(inst.instance_id) is not None:
             self.readiness[inst.instance_id] = result
             if result["ready"]:
-                self.scheduler.wake()
+                self.subject.on_ready(inst)
 
 
 def render_results(records: Mapping[str, list[HealthRecord]], instance_id: str) -> list[dict[str, Any]]:

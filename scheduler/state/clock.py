@@ -1,13 +1,21 @@
-"""Time as the scheduler sees it: one place that reads the clock, so decisions can take `now`."""
+"""Time as the scheduler sees it: an injected `Clock`, so every decision takes `now` and
+scenario tests drive time by hand instead of sleeping."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Protocol
 
 
-def now() -> float:
-    return time.time()
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
 
 
 def iso_timestamp(ts: float) -> str:
@@ -28,10 +36,11 @@ class VersionClock:
     version history (and rollback by version) would silently merge them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._last = 0.0
 
     def next(self) -> str:
-        ts = max(now(), self._last + 0.001)
+        ts = max(self._clock.now(), self._last + 0.001)
         self._last = ts
         return iso_timestamp(ts)

@@ -1,0 +1,82 @@
+"""The scheduling loop: view → `decide` → `apply_pass`, then the instance writes in one go.
+
+A pass runs when something changed (a write, a status update, a health verdict wakes it),
+at least every `TICK_SECONDS`, and covers only the apps that changed or still wait in the
+queue; every `FULL_PASS_SECONDS` a pass covers every app (and instances whose app is gone),
+which is the loop's own reconciliation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from periodic import LoopStats, run_periodically
+from scheduler.backends import ClusterBackend
+from scheduler.decide.scheduling import Pass, decide
+from scheduler.deploy.runs import DeploymentRun
+from scheduler.engine.apply import apply_pass
+from scheduler.engine.tasks import EventPublisher, TaskRunner
+from scheduler.engine.view import build_view
+from scheduler.health.checker import HealthChecker
+from scheduler.state.clock import Clock
+from scheduler.state.cluster import ClusterState
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+FULL_PASS_SECONDS = 5.0
+
+
+class SchedulingLoop:
+    def __init__(self, state: ClusterState, tasks: TaskRunner, checker: HealthChecker, events: EventPublisher,
+                 clock: Clock, rollback: Callable[[DeploymentRun], object]) -> None:
+        self._state = state
+        self._tasks = tasks
+        self._checker = checker
+        self._events = events
+        self._clock = clock
+        self._rollback = rollback
+        self._wake = asyncio.Event()
+        self._touched: set[str] = set()
+        self._last_full_pass = 0.0
+        self._seed = 0
+        self.stats = LoopStats()
+
+    @property
+    def backend(self) -> ClusterBackend:
+        return self._tasks.backend
+
+    def wake(self, app_id: str | None = None) -> None:
+        if app_id is not None:
+            self._touched.add(app_id)
+        self._wake.set()
+
+    def run_pass(self, app_ids: Iterable[str] | None = None) -> Pass:
+        """One pass over the given apps (None: every app, and orphaned instances)."""
+        now = self._clock.now()
+        self._seed += 1
+        view = build_view(self._state, self._checker, self.backend, app_ids, self._seed)
+        decided = decide(view, now)
+        self._seed += len(decided.launches)
+        apply_pass(decided, now, state=self._state, tasks=self._tasks, events=self._events, rollback=self._rollback)
+        return decided
+
+    def round(self) -> None:
+        """What the loop does each time it wakes: a pass, then the store writes it caused."""
+        try:
+            now = self._clock.now()
+            touched = self._touched | self._state.drain_changed_apps()
+            self._touched = set()
+            if now - self._last_full_pass >= FULL_PASS_SECONDS:
+                self._last_full_pass = now
+                self.run_pass(None)
+            else:
+                self.run_pass(touched | set(self._state.queue))
+        finally:
+            self._state.flush()
+
+    async def run(self) -> None:
+        await run_periodically("scheduling pass", self.round, TICK_SECONDS, log=log, wake=self._wake,
+                               stats=self.stats)

@@ -1,0 +1,101 @@
+"""`SchedulerView`: the read-only face the API renders from.
+
+It joins what the state knows (apps, instances, deployments, queue) with what the health
+checker knows (check results, readiness) and the backend describes (agents), so API handlers
+never reach into the objects that own them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scheduler.backends import ClusterBackend
+from scheduler.decide.backoff import Backoff
+from scheduler.deploy.runs import DeploymentRun
+from scheduler.engine.view import healthy
+from scheduler.errors import app_not_found
+from scheduler.health.checker import HealthChecker, render_results
+from scheduler.state.apps import AppRecord
+from scheduler.state.cluster import ClusterState, QueueEntry
+from scheduler.state.model import Instance
+
+
+class SchedulerView:
+    def __init__(self, state: ClusterState, checker: HealthChecker, backend: ClusterBackend) -> None:
+        self._state = state
+        self._checker = checker
+        self._backend = backend
+
+    @property
+    def apps(self) -> Mapping[str, AppRecord]:
+        return self._state.apps
+
+    @property
+    def instances(self) -> Mapping[str, Instance]:
+        return self._state.instances
+
+    @property
+    def deployments(self) -> Mapping[str, DeploymentRun]:
+        return self._state.deployments
+
+    @property
+    def queue(self) -> Mapping[str, QueueEntry]:
+        return self._state.queue
+
+    @property
+    def backoffs(self) -> Mapping[str, Backoff]:
+        return self._state.backoffs
+
+    @property
+    def last_failures(self) -> Mapping[str, Mapping[str, Any]]:
+        return self._state.last_failures
+
+    @property
+    def framework_id(self) -> str:
+        return self._state.framework_id
+
+    @property
+    def location(self) -> str:
+        return self._state.location
+
+    def app(self, app_id: str) -> AppRecord:
+        record = self._state.apps.get(app_id)
+        if record is None:
+            raise app_not_found(app_id)
+        return record
+
+    def instances_of(self, app_id: str) -> list[Instance]:
+        return self._state.instances_of(app_id)
+
+    def deployments_of(self, app_id: str) -> list[DeploymentRun]:
+        return self._state.deployments_of(app_id)
+
+    def app_versions(self, app_id: str) -> list[str]:
+        return self._state.app_versions(app_id)
+
+    def app_version(self, app_id: str, version: str) -> dict[str, Any] | None:
+        return self._state.app_version(app_id, version)
+
+    def apps_as_of(self, timestamp: str) -> dict[str, dict[str, Any]]:
+        """Each app's newest stored version not after `timestamp` (group rollback by version)."""
+        snapshot = {}
+        for app_id in self._state.apps:
+            versions = [v for v in self._state.app_versions(app_id) if v <= timestamp]
+            if versions:
+                stored = self._state.app_version(app_id, versions[0])
+                if stored is not None:
+                    snapshot[app_id] = stored
+        return snapshot
+
+    def healthy(self, inst: Instance) -> bool | None:
+        return healthy(self._state, self._checker, inst)
+
+    def health_results(self, instance_id: str) -> list[dict[str, Any]]:
+        return render_results(self._checker.records, instance_id)
+
+    def readiness(self, instance_id: str) -> dict[str, Any] | None:
+        return self._checker.readiness.get(instance_id)
+
+    def agents(self) -> list[dict[str, object]]:
+        return self._backend.describe()

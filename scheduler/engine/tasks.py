@@ -1,0 +1,136 @@
+"""`TaskRunner`: starts and kills tasks through the backend and records how they end.
+
+It is the only place that calls the backend for a task: launches run concurrently under a
+bound (`LAUNCH_CONCURRENCY`) so a large deployment cannot open thousands of launches at once;
+a kill marks the instance as killing first (it stops counting toward `instances` at once) and
+publishes TASK_KILLING. Status updates from the backend are judged by the pure
+`judge_status` and written to the state here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from app_definitions import AppDefinition
+
+from scheduler.backends import ClusterBackend, StatusUpdate
+from scheduler.decide.status import judge_status
+from scheduler.state.clock import Clock
+from scheduler.state.cluster import ClusterState
+from scheduler.state.model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of
+
+log = logging.getLogger(__name__)
+
+LAUNCH_CONCURRENCY = 32
+DEFAULT_GRACE_SECONDS = 3.0
+
+
+class EventPublisher(Protocol):
+    def publish(self, event_type: str, **fields: Any) -> None: ...
+
+
+class TaskKiller(Protocol):
+    """What the write path and the health checker need to end a task."""
+
+    def kill(self, inst: Instance, reason: str = "") -> None: ...
+
+
+class TaskRunner:
+    def __init__(self, state: ClusterState, backend_factory: Callable[[Callable[[StatusUpdate], None]], ClusterBackend],
+                 events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
+                 on_ended: Callable[[str], None]) -> None:
+        self._state = state
+        self.backend = backend_factory(self.on_status)
+        self._events = events
+        self._clock = clock
+        self._on_change = on_change      # wakes the scheduling loop
+        self._on_ended = on_ended        # an instance ended: forget its health records
+        self._slots = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- bookkeeping of background work -------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.backend.close()
+
+    def _grace(self, inst: Instance) -> float:
+        record = self._state.apps.get(inst.app_id)
+        return record.definition.task_kill_grace_seconds if record is not None else DEFAULT_GRACE_SECONDS
+
+    # -- kills and launches -------------------------------------------------------------
+    def kill(self, inst: Instance, reason: str = "") -> None:
+        if inst.killing:
+            return
+        self._state.put_instance(inst.with_(killing=True, kill_reason=reason))
+        self.publish_status(inst, "TASK_KILLING")
+        self._spawn(self.backend.kill(inst, self._grace(inst)))
+
+    def rekill(self, inst: Instance) -> None:
+        """A kill that died with an earlier run of the scheduler: ask the backend again."""
+        self._spawn(self.backend.kill(inst, self._grace(inst)))
+
+    def launch(self, inst: Instance, app: AppDefinition) -> None:
+        self._state.put_instance(inst)
+        self._spawn(self._start(inst, app))
+
+    async def _start(self, inst: Instance, app: AppDefinition) -> None:
+        async with self._slots:
+            if self._state.instances.get(inst.instance_id) is None:
+                return
+            try:
+                launched = await self.backend.launch(inst, app)
+            except Exception as exc:  # launch failures are task failures, never scheduler crashes
+                self.on_status(StatusUpdate(inst.instance_id, "TASK_FAILED", f"launch failed: {exc}"))
+                return
+            current = self._state.instances.get(inst.instance_id)
+            if current is None or current.state != STAGING:
+                return
+            running = launched.with_(state=RUNNING, started_at=self._clock.now(), killing=current.killing)
+            self._state.put_instance(running)
+            self.publish_status(running, RUNNING)
+            self._on_change()
+
+    # -- status updates -----------------------------------------------------------------
+    def publish_status(self, inst: Instance, state: str, message: str = "") -> None:
+        self._events.publish(
+            "status_update_event", slaveId=inst.agent_id, taskId=inst.instance_id, taskStatus=state,
+            message=message, appId=inst.app_id, host=inst.host,
+            ipAddresses=[{"ipAddress": "127.0.0.1", "protocol": "IPv4"}],
+            ports=list(inst.ports), version=inst.version)
+        self._events.publish(
+            "instance_changed_event", instanceId=inst.instance_id, condition=condition_of(state),
+            runSpecId=inst.app_id, agentId=inst.agent_id, host=inst.host, runSpecVersion=inst.version)
+
+    def on_status(self, update: StatusUpdate) -> None:
+        inst = self._state.instances.get(update.instance_id)
+        if inst is None:
+            return
+        self.publish_status(inst, update.state, update.message)
+        record = self._state.apps.get(inst.app_id)
+        now = self._clock.now()
+        verdict = judge_status(inst, update.state, update.message,
+                               record.definition if record is not None else None,
+                               self._state.backoffs.get(inst.app_id), now)
+        if verdict.instance is not None:
+            self._state.put_instance(verdict.instance)
+            return
+        if update.state in TERMINAL_STATES:
+            self._state.remove_instance(inst.instance_id)
+            self._on_ended(inst.instance_id)
+        if verdict.backoff is not None:
+            self._state.set_backoff(inst.app_id, verdict.backoff)
+        if verdict.failure is not None:
+            self._state.record_failure(inst.app_id, verdict.failure)
+            log.info("task %s of %s ended: %s %s", inst.instance_id, inst.app_id, verdict.failure["state"],
+                     verdict.failure["message"])
+        self._on_change()

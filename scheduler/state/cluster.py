@@ -1,0 +1,285 @@
+"""`ClusterState`: the one owner of what the scheduler knows, and the only caller of the store.
+
+Apps, instances, running deployments, backoff and the launch queue live here, in memory for
+the hot paths and in the `Store` for crash safety. Every change goes through a method of this
+class, which writes the store first (so anything acknowledged is durable) and memory second,
+so the two can never drift apart. Instance changes are frequent and cheap to lose for a
+moment (a restarted scheduler reconciles them with its backend), so they are buffered and
+written in one transaction per scheduling pass (`flush`); app, deployment and backoff
+changes are written at once.
+
+`ReadView` is the read-only face of this class that the API and the health checker use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app_definitions import HealthCheck, parse_app_definition
+
+from scheduler.decide.backoff import Backoff
+from scheduler.deploy.runs import DeploymentRun, run_from_record, run_record
+from scheduler.errors import app_not_found
+from scheduler.state.apps import AppRecord
+from scheduler.state.model import Instance
+from scheduler.state.store import (
+    DeleteApp,
+    DeleteDeployment,
+    DeleteInstance,
+    Fence,
+    PutAppVersion,
+    PutBackoff,
+    PutDeployment,
+    PutInstance,
+    PutMeta,
+    Store,
+    Write,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKS_CACHE_SIZE = 256
+
+
+@dataclass
+class QueueEntry:
+    """Why an app still has instances waiting: shown by /v2/queue."""
+
+    count: int
+    since: float
+    message: str | None = None
+    rejections: dict[str, int] = field(default_factory=dict)
+    processed_offers: int = 0
+    unused_offers: int = 0
+    last_unused_offer_at: float | None = None
+
+
+class ReadView(Protocol):
+    """What readers (the API, the health checker, the sampler) may see of the state."""
+
+    @property
+    def apps(self) -> Mapping[str, AppRecord]: ...
+    @property
+    def instances(self) -> Mapping[str, Instance]: ...
+    @property
+    def deployments(self) -> Mapping[str, DeploymentRun]: ...
+    @property
+    def queue(self) -> Mapping[str, QueueEntry]: ...
+    @property
+    def backoffs(self) -> Mapping[str, Backoff]: ...
+    @property
+    def last_failures(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def framework_id(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+
+    def app(self, app_id: str) -> AppRecord: ...
+    def instances_of(self, app_id: str) -> list[Instance]: ...
+    def deployments_of(self, app_id: str) -> list[DeploymentRun]: ...
+    def app_versions(self, app_id: str) -> list[str]: ...
+    def app_version(self, app_id: str, version: str) -> dict[str, Any] | None: ...
+    def health_checks_of(self, inst: Instance) -> list[HealthCheck]: ...
+
+
+class ClusterState:
+    def __init__(self, store: Store, fence: Fence | None = None) -> None:
+        self._store = store
+        self._fence = fence
+        self.apps: dict[str, AppRecord] = {}
+        self.instances: dict[str, Instance] = {}
+        self._by_app: dict[str, dict[str, Instance]] = {}
+        self.deployments: dict[str, DeploymentRun] = {}
+        self.backoffs: dict[str, Backoff] = {}
+        self.queue: dict[str, QueueEntry] = {}
+        self.last_failures: dict[str, dict[str, Any]] = {}
+        self.framework_id = ""
+        self.changed_apps: set[str] = set()     # apps whose state changed since the loop last looked
+        self._dirty: dict[str, Instance | None] = {}
+        self._checks_by_version: OrderedDict[tuple[str, str], list[HealthCheck] | None] = OrderedDict()
+
+    @property
+    def location(self) -> str:
+        return self._store.location
+
+    def _commit(self, writes: Sequence[Write]) -> None:
+        self._store.commit(writes, self._fence)
+
+    # -- loading ------------------------------------------------------------------------
+    def load(self, new_framework_id: str) -> list[Instance]:
+        """Read the store; returns the instances it remembers (the backend decides which live)."""
+        stored = self._store.load()
+        for app_id, _version, data in stored.apps:
+            self.apps[app_id] = AppRecord.from_json(dict(data))
+        for app_id, record in stored.backoffs.items():
+            self.backoffs[app_id] = Backoff(**record)
+        for record in stored.deployments:
+            run = run_from_record(record)
+            self.deployments[run.id] = run
+        framework_id = stored.meta.get("framework-id")
+        if framework_id is None:
+            framework_id = new_framework_id
+            self._commit([PutMeta("framework-id", framework_id)])
+        self.framework_id = framework_id
+        return list(stored.instances)
+
+    # -- reads --------------------------------------------------------------------------
+    def app(self, app_id: str) -> AppRecord:
+        record = self.apps.get(app_id)
+        if record is None:
+            raise app_not_found(app_id)
+        return record
+
+    def instances_of(self, app_id: str) -> list[Instance]:
+        return list(self._by_app.get(app_id, {}).values())
+
+    def app_ids_with_instances(self) -> set[str]:
+        return set(self._by_app)
+
+    def deployments_of(self, app_id: str) -> list[DeploymentRun]:
+        return [d for d in self.deployments.values() if app_id in d.plan.affected_app_ids]
+
+    def run_for(self, app_id: str) -> DeploymentRun | None:
+        return next((run for run in self.deployments.values() if app_id in run.plan.affected_app_ids), None)
+
+    def app_versions(self, app_id: str) -> list[str]:
+        return self._store.app_versions(app_id)
+
+    def app_version(self, app_id: str, version: str) -> dict[str, Any] | None:
+        return self._store.app_version(app_id, version)
+
+    def health_checks_of(self, inst: Instance) -> list[HealthCheck]:
+        """The health checks of the version the instance runs, as Marathon does: a new version's
+        checks (perhaps broken) must not judge, and get killed, the old version's instances."""
+        record = self.apps.get(inst.app_id)
+        if record is None:
+            return []
+        if inst.config_version == record.config_version:
+            return record.definition.health_checks
+        key = (inst.app_id, inst.version)
+        if key in self._checks_by_version:
+            self._checks_by_version.move_to_end(key)
+        else:
+            stored = self._store.app_version(inst.app_id, inst.version)
+            self._checks_by_version[key] = parse_app_definition(stored).health_checks if stored else None
+            if len(self._checks_by_version) > CHECKS_CACHE_SIZE:
+                self._checks_by_version.popitem(last=False)
+        checks = self._checks_by_version[key]
+        return record.definition.health_checks if checks is None else checks
+
+    # -- apps ---------------------------------------------------------------------------
+    def commit_apps(self, changes: Mapping[str, AppRecord | None]) -> None:
+        """New versions (or deletions) of apps, durable before they are visible. A new config
+        starts with a clean backoff; a deleted app leaves the queue."""
+        writes: list[Write] = []
+        cleared_backoffs = []
+        for app_id, record in changes.items():
+            if record is None:
+                writes.append(DeleteApp(app_id))
+                continue
+            writes.append(PutAppVersion(app_id, record.version, record.json))
+            previous = self.apps.get(app_id)
+            if previous is not None and previous.config_version != record.config_version \
+                    and app_id in self.backoffs:
+                writes.append(PutBackoff(app_id, None))
+                cleared_backoffs.append(app_id)
+        self._commit(writes)
+        for app_id in cleared_backoffs:
+            self.backoffs.pop(app_id, None)
+        for app_id, record in changes.items():
+            if record is None:
+                self.apps.pop(app_id, None)
+                self.backoffs.pop(app_id, None)
+                self.queue.pop(app_id, None)
+            else:
+                self.apps[app_id] = record
+            self.changed_apps.add(app_id)
+
+    # -- instances ----------------------------------------------------------------------
+    def put_instance(self, inst: Instance) -> None:
+        self.instances[inst.instance_id] = inst
+        self._by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
+        self.changed_apps.add(inst.app_id)
+        self._dirty[inst.instance_id] = inst
+
+    def remove_instance(self, instance_id: str) -> Instance | None:
+        old = self.instances.pop(instance_id, None)
+        if old is not None:
+            self._by_app.get(old.app_id, {}).pop(instance_id, None)
+            self.changed_apps.add(old.app_id)
+        self._dirty[instance_id] = None
+        return old
+
+    def forget_app_index(self, app_id: str) -> None:
+        """An app with no record and no instances left: drop its empty index entry."""
+        if not self._by_app.get(app_id):
+            self._by_app.pop(app_id, None)
+
+    def forget_instances(self, instance_ids: Sequence[str]) -> None:
+        """Instances the backend no longer has, removed from the store at once."""
+        self._commit([DeleteInstance(i) for i in instance_ids])
+
+    def flush(self) -> None:
+        """Write buffered instance changes in one transaction."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, {}
+        try:
+            self._commit([PutInstance(i) if i is not None else DeleteInstance(k) for k, i in dirty.items()])
+        except Exception:
+            for key, value in dirty.items():     # keep them for the next flush
+                self._dirty.setdefault(key, value)
+            raise
+
+    def adopt(self, instances: Sequence[Instance]) -> None:
+        """Instances a backend re-adopted after a restart: in memory, already in the store."""
+        for inst in instances:
+            self.put_instance(inst)
+        for inst in instances:
+            self._dirty.pop(inst.instance_id, None)
+
+    # -- deployments --------------------------------------------------------------------
+    def save_deployment(self, run: DeploymentRun) -> None:
+        self._commit([PutDeployment(run.id, run_record(run))])
+        self.deployments[run.id] = run
+        self.changed_apps.update(a.app_id for a in run.current_actions())
+
+    def note_progress(self, run: DeploymentRun) -> None:
+        """Progress bookkeeping that need not survive a crash (the deadline restarts then)."""
+        if run.id in self.deployments:
+            self.deployments[run.id] = run
+
+    def forget_deployment(self, deployment_id: str) -> DeploymentRun | None:
+        run = self.deployments.get(deployment_id)
+        if run is not None:
+            self._commit([DeleteDeployment(deployment_id)])
+            del self.deployments[deployment_id]
+            self.changed_apps.update(run.plan.affected_app_ids)
+        return run
+
+    # -- backoff, failures, queue -------------------------------------------------------
+    def set_backoff(self, app_id: str, backoff: Backoff | None) -> None:
+        record = None if backoff is None else {"delay": backoff.delay, "next_launch_at": backoff.next_launch_at,
+                                               "last_failure_at": backoff.last_failure_at}
+        self._commit([PutBackoff(app_id, record)])
+        if backoff is None:
+            self.backoffs.pop(app_id, None)
+        else:
+            self.backoffs[app_id] = backoff
+
+    def record_failure(self, app_id: str, failure: dict[str, Any]) -> None:
+        self.last_failures[app_id] = failure
+
+    def set_queue(self, app_id: str, entry: QueueEntry | None) -> None:
+        if entry is None:
+            self.queue.pop(app_id, None)
+        else:
+            self.queue[app_id] = entry
+
+    def drain_changed_apps(self) -> set[str]:
+        changed, self.changed_apps = self.changed_apps, set()
+        return changed
