@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import dataclasses
 import logging
 import random
 import statistics
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from haproxy_bridge.model import build_model  # noqa: E402
 from haproxy_bridge.options import BridgeOptions  # noqa: E402
+from haproxy_bridge.outcomes import Reloaded, ServersUpdated, Started  # noqa: E402
 from haproxy_bridge.render import RenderSettings, render_haproxy_config  # noqa: E402
 from haproxy_bridge.service import HaproxyBridge  # noqa: E402
 from tests.haproxy_support import HAPROXY, free_port  # noqa: E402
@@ -60,32 +62,33 @@ async def reload_vs_runtime(n_apps: int, rounds: int, workdir: Path) -> None:
     apps = [make_app(i, free_port(), 4) for i in range(n_apps)]
     try:
         await bridge.start()
-        outcome = await bridge.apply(apps)
-        assert outcome["kind"] in ("reload", "started"), outcome
+        outcome = (await bridge.apply(apps)).outcome
+        assert isinstance(outcome, (Reloaded, Started)), outcome
         runtime, reload, runtime_haproxy, reload_haproxy = [], [], [], []
         for r in range(rounds):
             k = r % n_apps
             fresh = make_app(k, apps[k]["portDefinitions"][0]["port"], 4, gen=r + 1)   # every task replaced
             apps[k] = {**apps[k], "tasks": fresh["tasks"]}
             started = time.perf_counter()
-            outcome = await bridge.apply(apps)
+            outcome = (await bridge.apply(apps)).outcome
             runtime.append(time.perf_counter() - started)
-            assert outcome["kind"] == "runtime", outcome
-            runtime_haproxy.append(outcome["runtimeSeconds"])
+            assert isinstance(outcome, ServersUpdated), outcome
+            runtime_haproxy.append(outcome.runtime_seconds)
             apps[k] = copy.deepcopy(apps[k])
             labels = apps[k]["labels"]
             labels["HAPROXY_0_BALANCE"] = "source" if labels.get("HAPROXY_0_BALANCE") == "leastconn" else "leastconn"
             started = time.perf_counter()
-            outcome = await bridge.apply(apps)
+            reloaded = (await bridge.apply(apps)).outcome
             reload.append(time.perf_counter() - started)
-            assert outcome["kind"] == "reload", outcome
-            reload_haproxy.append(outcome["reloadSeconds"])
+            assert isinstance(reloaded, Reloaded), reloaded
+            reload_haproxy.append(reloaded.reload_seconds)
         rt, rl = statistics.median(runtime), statistics.median(reload)
         print(f"apply a server change, {n_apps} apps x 4 tasks, median of {rounds}:")
         print(f"  Runtime API (4 servers added, 4 drained, no reload): {ms(rt)}")
         print(f"  full reload (haproxy -c + reload + new worker up):   {ms(rl)}")
-        print(f"  ratio reload / runtime: {rl / rt:.1f}x   (counters: {bridge.counters['reloads']} reloads, "
-              f"{bridge.counters['runtimeUpdates']} runtime updates, {bridge.counters['runtimeCommands']} commands)")
+        print(f"  ratio reload / runtime: {rl / rt:.1f}x   (counters: {bridge.state.counters.reloads} reloads, "
+              f"{bridge.state.counters.runtime_updates} runtime updates, "
+              f"{bridge.state.counters.runtime_commands} commands)")
         hr, hl = statistics.median(runtime_haproxy), statistics.median(reload_haproxy)
         print(f"  HAProxy's part alone: 12 Runtime API commands {ms(hr)} vs reload until the new worker is up "
               f"{ms(hl)} ({hl / hr:.1f}x); the rest is fetch-free build + render of all {n_apps} apps")
@@ -141,7 +144,7 @@ async def scale_storm(n_apps: int, events: int, batch: int, workdir: Path) -> No
         await bridge.start()
         gens = [4] * n_apps
         await bridge.apply(apps_now(0))
-        base = dict(bridge.counters)
+        base = dataclasses.replace(bridge.state.counters)
         extra = 0
         started = time.perf_counter()
         for e in range(events):
@@ -156,12 +159,12 @@ async def scale_storm(n_apps: int, events: int, batch: int, workdir: Path) -> No
             if (e + 1) % batch == 0 or e == events - 1:
                 await bridge.apply(apps_now(extra))
         took = time.perf_counter() - started
-        c = bridge.counters
+        c = bridge.state.counters
         print(f"scale storm: {events} scale events over {n_apps} apps + 2 new apps, applied in batches of {batch} "
               f"({took:.1f} s):")
-        print(f"  {c['reloads'] - base['reloads']} reloads, {c['runtimeUpdates'] - base['runtimeUpdates']} "
-              f"Runtime API updates ({c['runtimeCommands'] - base['runtimeCommands']} commands), "
-              f"{c['failedReloads']} failed reloads")
+        print(f"  {c.reloads - base.reloads} reloads, {c.runtime_updates - base.runtime_updates} "
+              f"Runtime API updates ({c.runtime_commands - base.runtime_commands} commands), "
+              f"{c.failed_reloads} failed reloads")
     finally:
         await bridge.close()
 

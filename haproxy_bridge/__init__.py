@@ -8,22 +8,29 @@ master socket.
 
 Decide in pure functions, act at the edges:
 
-    labels.py   pure   label vocabulary and value checks (a bad value rejects one app, with a reason)
-    model.py    pure   build_model(apps, group) -> Model: services, servers, per-app verdicts
-    servers.py  pure   which tasks serve, as which servers (model.py's per-task half)
-    render.py   pure   render_haproxy_config(model, settings) -> str (deterministic)
-    plan.py     pure   runtime-API plan between two models (None: a reload is needed)
-    narrow.py   pure   attribute `haproxy -c` errors to apps; bisect when it cannot
-    validate.py pure   narrow a failing config to the apps to leave out; keep those exclusions
-    sse.py      pure   Marathon SSE frame parser
-    haproxy.py  edge   haproxy -c, the master-worker process, master CLI and Runtime API sockets
-    watch.py    edge   event stream consumer with polling fallback, periodic resync, debounce
-    service.py  edge   HaproxyBridge: the loops, the apply step
-    netprobe.py edge   task host resolution cache, bind probes
-    draining.py edge   servers draining after a Runtime API update, and their reaping
-    status_view.py     the status document
-    status_api.py      aiohttp sub-application (/v2/haproxy)
-    cli.py, __main__   `pacer haproxy-bridge` / `python -m haproxy_bridge`
+    labels.py       pure   label vocabulary and value checks (a bad value rejects one app, with a reason)
+    model.py        pure   build_model(apps, group) -> Model: services, servers, per-app verdicts
+    servers.py      pure   which tasks serve, as which servers (model.py's per-task half)
+    render.py       pure   render_haproxy_config(model, settings) -> str (deterministic)
+    plan.py         pure   runtime-API plan between two models (None: a reload is needed)
+    narrow.py       pure   attribute `haproxy -c` errors to apps; bisect when it cannot
+    validate.py     pure   narrow a failing config to the apps to leave out; keep those exclusions
+    outcomes.py     pure   what one refresh did (Unchanged, ServersUpdated, Reloaded, ...)
+    state.py        pure   BridgeState: live config, verdicts, counters, last error, history
+    sse.py          pure   Marathon SSE frame parser
+    haproxy.py      edge   haproxy -c, the master-worker process, master CLI and Runtime API sockets
+    config_files.py edge   haproxy.cfg and its siblings, written atomically; `haproxy -c` over them
+    netprobe.py     edge   task host resolution cache, bind probes
+    targets.py      edge   apps -> the model HAProxy should run (resolution, health memory, exclusions)
+    applier.py      edge   HaproxyApplier: the one place that changes HAProxy (runtime API or reload)
+    draining.py     edge   servers draining after a Runtime API update, and their reaping
+    watch.py        loop   event stream consumer with polling fallback and periodic resync
+    refresh.py      loop   change notices -> serial, spaced refreshes
+    supervisor.py   loop   restart a dead HAProxy, reap drained servers
+    service.py      wiring HaproxyBridge: the parts above, started, run and stopped as one
+    status_view.py         the status document
+    status_api.py          aiohttp sub-application (/v2/haproxy)
+    cli.py, __main__       `pacer haproxy-bridge` / `python -m haproxy_bridge`
 
 Exceptions (errors.py):
 

@@ -1,7 +1,7 @@
 """`pacer haproxy-bridge` (and `python -m haproxy_bridge`): the bridge as its own process.
 
-The lead's `pacer` CLI calls `add_arguments(subparser)` and `options_from_args(args)`, then
-`asyncio.run(run_standalone(options))`.
+`pacer haproxy-bridge` hands its arguments to `main`. HAProxy is stopped by its pid on the
+way out, whatever ends the process (SIGTERM, SIGINT, an error), so no master outlives it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Servers on their way out of a backend: set to `drain` through the Runtime API (no new
 sessions, running ones finish), deleted once idle or after `drain_seconds`.
 
-Split out of service.py because draining is its own small lifecycle with its own state: a
-Runtime API update starts or cancels drains, the housekeeping loop reaps them, and a reload or
-restart hands them all to the old worker (`clear`). HaproxyBridge calls these at those three
-points; the plan for which servers drain comes from plan.py.
+Draining is a small lifecycle of its own: a Runtime API update starts or cancels drains
+(`applied`), the supervisor reaps them (`reap`), and a reload or restart hands them all to the
+old worker, which finishes their sessions itself (`clear`). Which servers drain is plan.py's
+decision.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import ItemsView
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .model import Server
 from .plan import RuntimePlan, ServerRef, reap_commands, runtime_answer_ok
+from .servers import Server
 
 if TYPE_CHECKING:
     from .haproxy import HaproxyProcess
@@ -55,10 +55,11 @@ class Draining:
         for backend, srv in plan.drain:
             self._drains[(backend, srv.name)] = Drain(srv, now, now + self.seconds)
 
-    async def reap(self, process: "HaproxyProcess", counters: dict[str, int]) -> None:
-        """Delete the servers that are idle or past their deadline, counting them in `drained`."""
+    async def reap(self, process: HaproxyProcess) -> int:
+        """Delete the servers that are idle or past their deadline; how many were deleted."""
         sessions = await process.server_sessions()
         now = time.monotonic()
+        deleted = 0
         for ref, drain in list(self._drains.items()):
             if ref not in sessions:
                 del self._drains[ref]
@@ -68,4 +69,5 @@ class Draining:
             answers = [await process.runtime(c) for c in reap_commands(ref)]
             if runtime_answer_ok(f"del server {ref[0]}/{ref[1]}", answers[-1]) or now > drain.deadline + 10:
                 del self._drains[ref]
-                counters["drained"] += 1
+                deleted += 1
+        return deleted

@@ -23,9 +23,10 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from .outcomes import ReloadResult
 from .errors import HaproxyError, SocketError
 
 log = logging.getLogger(__name__)
@@ -125,15 +126,6 @@ def parse_show_proc(text: str) -> ProcInfo:
     if not master_pid:
         raise SocketError(f"unexpected `show proc` answer: {text[:200]!r}")
     return ProcInfo(master_pid, reloads, tuple(workers), tuple(old))
-
-
-@dataclass
-class ReloadResult:
-    ok: bool
-    message: str
-    seconds: float
-    worker_pid: int | None = None
-    at: float = field(default_factory=time.time)
 
 
 def _short_run_dir(config_dir: Path) -> Path:

@@ -14,7 +14,7 @@ Rules:
 - Servers: TASK_RUNNING tasks only. When the app has health checks, a task is a server only
   when Pacer reports every result alive; a task without results (Pacer just restarted, or the
   first check has not run) keeps its place if it was seen alive before (`known_healthy`),
-  so a scheduler failover never empties a backend (marathon-lb's pain point 5).
+  so a scheduler failover never empties a backend (as it did with marathon-lb).
 - Address: the task's `host` when it is an IP literal or resolves (`host_addresses`, filled by
   the edge); otherwise `ipAddresses[0].ipAddress` (embedded agents are named agent-1, agent-2…
   and all run on this machine). Container (IP-per-task) networking uses `ipAddresses[0]` and the
@@ -26,7 +26,7 @@ Rules:
 
 This module turns each app into services and settles what apps compete for (ports, backend
 names, vhosts). The Servers and Address rules are per task and need nothing else of the app
-but its tasks, so they live in servers.py (as does `Server`, re-exported here).
+but its tasks, so they live in servers.py (as does `Server`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 
 from .labels import PortLabels, bridge_groups, group_matches, parse_labels
 from .servers import Server, routable_tasks, servers_for
-from .servers import server_name, task_address  # noqa: F401  (re-exported: they were defined here)
 
 _APP_ID = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _HC_PATH = re.compile(r"/[A-Za-z0-9._~%/:@+=,!*?&;-]{0,1023}")

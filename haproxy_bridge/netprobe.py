@@ -1,9 +1,8 @@
 """The bridge's two questions to the host's network stack: what address does a task host name
 have, and can HAProxy bind a port.
 
-Split out of service.py so that everything touching `socket` (and the resolver's background
-lookups) sits in one small edge module, away from the apply step that uses the answers:
-HaproxyBridge passes the resolved addresses to the pure `build_model`, and leaves out the apps
+Everything touching `socket` (and the resolver's background lookups) sits here, so the model
+stays pure: targets.py passes the resolved addresses to `build_model`, and leaves out the apps
 whose new binds `blocked_binds` reports (a port another process holds rejects that app, not
 the whole configuration).
 """

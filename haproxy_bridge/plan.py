@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .model import Model, Server, Service
+from .model import Model, Service
 from .render import dynamic_servers_ok, server_options
+from .servers import Server
 
 ServerRef = tuple[str, str]      # (backend, server name)
 

@@ -1,11 +1,10 @@
 """Which of an app's tasks serve, and as which HAProxy servers (pure; part of `build_model`).
 
-Split out of model.py because this is the per-task half of the model: the Servers and Address
-rules in model.py's docstring are implemented here, and nothing here knows about labels,
-services or other apps. model.py turns one app into services and settles the conflicts between
-apps; for each service port it asks this module for the servers. `Server` lives here (and is
-re-exported by model.py, where callers import it) so that this module needs nothing from model.py.
-No I/O: host names arrive already resolved in `host_addresses` (the edge resolves them).
+This is the per-task half of the model: the Servers and Address rules in model.py's docstring
+are implemented here, and nothing here knows about labels, services or other apps. model.py
+turns one app into services and settles the conflicts between apps; for each service port it
+asks this module for the servers. `Server` lives here so that this module needs nothing from
+model.py. No I/O: host names arrive already resolved in `host_addresses` (the edge resolves them).
 """
 
 from __future__ import annotations

@@ -32,12 +32,12 @@ async def status(request: web.Request) -> web.Response:
 
 async def apps(request: web.Request) -> web.Response:
     wanted = request.query.get("state")
-    verdicts = [a.as_json() for a in _bridge(request).model.apps if wanted in (None, a.state)]
+    verdicts = [a.as_json() for a in _bridge(request).state.model.apps if wanted in (None, a.state)]
     return web.json_response({"apps": verdicts})
 
 
 async def config(request: web.Request) -> web.Response:
-    text = _bridge(request).live_config
+    text = _bridge(request).state.live_config
     if text is None:
         raise web.HTTPServiceUnavailable(text="HAProxy has no configuration yet\n")
     return web.Response(text=text, content_type="text/plain")

@@ -1,14 +1,12 @@
 """Before a reload: a configuration HAProxy accepts, and the apps left out to get it.
 
-Split out of service.py because the narrowing path is a unit of its own: it renders, asks an
-awaited checker (`haproxy -c`, supplied by the bridge) and blames apps, and what it leaves
-behind is one piece of state, the exclusions (app id -> the app's fingerprint, reason). An app
-stays excluded until its definition changes (a new fingerprint) or a full resync. The bridge
-decides when to check and reload and owns the files and the process; this module decides which
-apps are left out. Pure in the same sense as narrow.py: no I/O of its own, only the awaited
-checker (it logs each new exclusion).
-
-Also the home of `fingerprint`, which exists only to key the exclusions.
+One bad app must not keep every other app's change from HAProxy, so a failing configuration is
+narrowed: the apps `haproxy -c` (or a refused reload) names, else the ones bisection finds, are
+left out and the rest is loaded. What remains between refreshes is the exclusions (app id ->
+the app's fingerprint, reason): an app stays out until its definition changes (a new
+fingerprint) or a full resync, so a broken app costs one narrowing, not one per event.
+Pure in the same sense as narrow.py: no I/O of its own, only the awaited checker it is given
+(it logs each new exclusion). The applier decides when to check and reload.
 """
 
 from __future__ import annotations
@@ -52,8 +50,11 @@ class Fingerprints:
 
 
 class CheckOutcome(Protocol):
-    ok: bool
-    output: str
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def output(self) -> str: ...
 
 
 class ConfigValidator:

@@ -1,6 +1,6 @@
 """Following the cluster: the event stream, the polling fallback and the periodic resync.
 
-Marathon-lb's stream stalled silently (pain point 8). Here:
+marathon-lb's event stream could stall silently and leave routes stale. Here:
 - `/v2/events` is read with a read timeout (`stream_idle_seconds`): Pacer sends a heartbeat
   comment every 10 s, so silence means a dead connection, and the stream is reopened.
 - Every (re)connection asks for a full refresh, since events may have been missed meanwhile.
@@ -18,12 +18,13 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
 
 import aiohttp
+
+from periodic import LoopStats, run_periodically
 
 from .sse import SseParser
 
@@ -35,12 +36,6 @@ RELEVANT_EVENTS = (
     "deployment_success", "deployment_step_success", "deployment_info", "deployment_failed",
     "group_change_success", "unhealthy_instance_kill_event", "unhealthy_task_kill_event",
 )
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StreamUnavailable(Exception):
@@ -61,16 +56,10 @@ class StreamState:
     events: int = 0
     heartbeats: int = 0
     next_attempt_at: float | None = None
+    retry_delays: deque[float] = field(default_factory=lambda: deque(maxlen=20))   # the latest waits, seconds
     polls: int = 0
     resyncs: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "connected": self.connected, "connectedAt": _iso(self.connected_at),
-                "lastEventAt": _iso(self.last_event_at), "lastByteAt": _iso(self.last_byte_at),
-                "lastError": self.last_error, "reconnects": self.reconnects, "events": self.events,
-                "heartbeats": self.heartbeats, "nextAttemptAt": _iso(self.next_attempt_at),
-                "polls": self.polls, "resyncs": self.resyncs, "eventsByType": dict(self.by_type)}
 
 
 class Watcher:
@@ -83,6 +72,8 @@ class Watcher:
         self.idle_seconds = idle_seconds
         self.max_backoff = max_backoff
         self.state = StreamState()
+        self.poll_stats = LoopStats()
+        self.resync_stats = LoopStats()
         self._stream_up = asyncio.Event()
 
     async def run(self) -> None:
@@ -113,6 +104,7 @@ class Watcher:
                 self.state.reconnects += 1
                 delay = backoff * random.uniform(0.8, 1.2)
                 self.state.next_attempt_at = time.time() + delay
+                self.state.retry_delays.append(delay)
                 log.log(logging.INFO if backoff == first_backoff else logging.DEBUG,
                         "event stream unavailable (%s); polling every %.1fs, retrying the stream in %.1fs",
                         self.state.last_error, self.poll_seconds, delay)
@@ -147,14 +139,18 @@ class Watcher:
                 self.state.heartbeats += parser.comments - before
 
     async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            if not self._stream_up.is_set():
-                self.state.polls += 1
-                self.on_change("poll", False)
+        await run_periodically("haproxy-bridge-poll", self._poll, self.poll_seconds, log=log,
+                               stats=self.poll_stats, first_delay=True)
+
+    def _poll(self) -> None:
+        if not self._stream_up.is_set():
+            self.state.polls += 1
+            self.on_change("poll", False)
 
     async def _resync_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.resync_seconds)
-            self.state.resyncs += 1
-            self.on_change("periodic resync", True)
+        await run_periodically("haproxy-bridge-resync", self._resync, self.resync_seconds, log=log,
+                               stats=self.resync_stats, first_delay=True)
+
+    def _resync(self) -> None:
+        self.state.resyncs += 1
+        self.on_change("periodic resync", True)

@@ -109,8 +109,8 @@ async def _run_bridge(bridge: HaproxyBridge) -> None:
     try:
         await bridge.start()
     except Exception as exc:
-        bridge.last_error = f"HAProxy bridge did not start: {exc}"
-        log.error("%s", bridge.last_error)
+        bridge.state.last_error = f"HAProxy bridge did not start: {exc}"
+        log.error("%s", bridge.state.last_error)
         return
     await bridge.run()
 

@@ -48,19 +48,3 @@ def api(tmp_path_factory) -> Iterator[InProcessApi]:
     server.stop()
     kill_task_processes(home)
 
-
-_NEEDS_HAPROXY = ("test_haproxy_process", "test_haproxy_e2e", "test_haproxy_cli", "test_haproxy_render",
-                  "test_haproxy_properties", "test_pacer_serve_haproxy")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Without the haproxy binary (a non-root `make test` cannot install it), the tests that
-    drive a real HAProxy are skipped, saying why; everything else still runs."""
-    import shutil
-
-    if shutil.which("haproxy") is not None:
-        return
-    skip = pytest.mark.skip(reason="haproxy is not installed (apt-get install haproxy)")
-    for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1] in _NEEDS_HAPROXY:
-            item.add_marker(skip)

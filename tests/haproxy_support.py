@@ -2,6 +2,9 @@
 event loop thread, and a bounded request loop. Everything listens on 127.0.0.1 free ports and
 every process started here is stopped by its pid.
 
+`needs_haproxy` marks the tests that run the haproxy binary: without it (a non-root `make test`
+cannot install it) they are skipped, saying why, and every other test still runs.
+
 Run as a script it is a tiny HTTP backend: `python haproxy_support.py serve PORT [NAME]` answers
 `GET /...` with `name=<NAME or $MESOS_TASK_ID> app=<$MARATHON_APP_ID> port=<PORT>`.
 """
@@ -13,6 +16,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 THIS = Path(__file__).resolve()
 HAPROXY = "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else "haproxy"
+
+needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None,
+                                   reason="haproxy is not installed (apt-get install haproxy)")
 
 
 def free_port() -> int:

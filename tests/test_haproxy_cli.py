@@ -15,7 +15,7 @@ import pytest
 from haproxy_bridge.cli import add_arguments, options_from_args
 from haproxy_bridge.options import BridgeOptions
 
-from .haproxy_support import HAPROXY, Backends, RecordedMaster, app_json, free_port, get, wait_for
+from .haproxy_support import HAPROXY, Backends, RecordedMaster, app_json, free_port, get, needs_haproxy, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,7 @@ def test_bad_flags_name_themselves(argv: list[str], message: str) -> None:
     assert message in str(err.value)
 
 
+@needs_haproxy
 def test_standalone_process_serves_and_stops_haproxy_by_pid(tmp_path: Path) -> None:
     backends = Backends()
     master = RecordedMaster().start()

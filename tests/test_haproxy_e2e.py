@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from .haproxy_support import (BridgeThread, LoadLoop, backend_cmd, bridge_options, free_port, get, running_bridge,
-                              wait_for)
+from .haproxy_support import (BridgeThread, LoadLoop, backend_cmd, bridge_options, free_port, get, needs_haproxy,
+                              running_bridge, wait_for)
 from .support import PacerServer
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.timeout(150), needs_haproxy]
 
 HEALTH = [{"protocol": "HTTP", "path": "/", "portIndex": 0, "intervalSeconds": 1, "timeoutSeconds": 2,
            "gracePeriodSeconds": 10, "maxConsecutiveFailures": 3}]
@@ -94,11 +94,11 @@ def test_routes_follow_the_cluster(pacer: PacerServer, bridge_dir: Path) -> None
         assert verdicts["/badcert"]["state"] == "rejected"
         assert "haproxy -c rejected" in verdicts["/badcert"]["reasons"][0]
         assert status_view["counters"]["failedReloads"] == 0 and status_view["lastReload"]["ok"]
-        assert "/nonexistent/" not in bt.bridge.live_config
+        assert "/nonexistent/" not in bt.bridge.state.live_config
         assert all(verdicts[a]["state"] == "included" for a in ("/alpha", "/beta", "/svc", "/sticky"))
         # never bound for the evil app (probing the port itself would race with other free_port() picks)
-        assert f":{sp_evil}" not in bt.bridge.live_config
-        assert ":22" not in bt.bridge.live_config
+        assert f":{sp_evil}" not in bt.bridge.state.live_config
+        assert ":22" not in bt.bridge.state.live_config
 
         # a task killed is gone from the backend within 2 s
         backend = f"alpha_{sp_alpha}"

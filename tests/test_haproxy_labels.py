@@ -1,4 +1,4 @@
-"""Label grammar, model rules, runtime plans and error narrowing (all pure)."""
+"""Label grammar, model rules, runtime plans, HAProxy's answers and error narrowing (all pure)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import asyncio
 
 import pytest
 
+from haproxy_bridge.haproxy import parse_show_proc
 from haproxy_bridge.labels import LabelError, parse_labels
 from haproxy_bridge.labels import (parse_balance, parse_bind_addr, parse_bind_options, parse_bool, parse_certs,
                                    parse_groups, parse_mode, parse_paths, parse_port, parse_vhosts, parse_weight)
-from haproxy_bridge.model import Server, build_model
+from haproxy_bridge.model import build_model
 from haproxy_bridge.narrow import apps_blamed, find_bad_apps
 from haproxy_bridge.plan import plan_commands, plan_runtime, runtime_answer_ok
 from haproxy_bridge.render import RenderSettings, render_lines
+from haproxy_bridge.servers import Server
 
 from .test_haproxy_render import app, task
 
@@ -184,6 +186,15 @@ def test_runtime_commands_for_checked_sticky_backend() -> None:
 ])
 def test_runtime_answers(command: str, answer: str, ok: bool) -> None:
     assert runtime_answer_ok(command, answer) is ok
+
+
+def test_parse_show_proc() -> None:
+    text = ("#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
+            "9148            master          4 [failed: 1]   0d00h00m41s     2.6.12\n# workers\n"
+            "11588           worker          1               0d00h00m05s     2.6.12\n# old workers\n"
+            "11000           worker          2               0d00h01m05s     2.6.12\n# programs\n\n")
+    assert parse_show_proc(text).__dict__ == {"master_pid": 9148, "reloads": 4, "workers": (11588,),
+                                              "old_workers": (11000,)}
 
 
 def test_haproxy_errors_are_pinned_to_apps() -> None:

@@ -17,7 +17,7 @@ from haproxy_bridge.model import build_model
 from haproxy_bridge.narrow import apps_blamed
 from haproxy_bridge.render import RenderSettings, render_haproxy_config, render_lines
 
-from .haproxy_support import HAPROXY
+from .haproxy_support import HAPROXY, needs_haproxy
 from .test_haproxy_render import app, task
 
 SETTINGS = RenderSettings(http_port=18080, https_port=18443, stats_port=19090, admin_socket="/run/pacer-test/admin.sock")
@@ -84,6 +84,7 @@ def haproxy_check(text: str, check_dir: Path) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout + result.stderr
 
 
+@needs_haproxy
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lbls=labels, service_ports=ports)
 def test_haproxy_never_rejects_other_apps(check_dir: Path, lbls: dict[str, str], service_ports: list[int]) -> None:

@@ -19,7 +19,7 @@ import pytest
 from haproxy_bridge.model import build_model
 from haproxy_bridge.render import RenderSettings, render_haproxy_config
 
-from .haproxy_support import HAPROXY
+from .haproxy_support import HAPROXY, needs_haproxy
 
 GOLDEN = Path(__file__).parent / "golden" / "haproxy"
 SETTINGS = RenderSettings(bind_address="127.0.0.1", http_port=18080, https_port=18443, stats_port=19090,
@@ -181,6 +181,7 @@ def make_cert(path: Path, cn: str) -> None:
     path.write_text(path.read_text() + Path(str(path) + ".crt").read_text())
 
 
+@needs_haproxy
 def test_every_golden_passes_haproxy_check(tmp_path: Path, certs: Path) -> None:
     """One `haproxy -c` over all cases at once would hide which one fails: check each."""
     failures = []

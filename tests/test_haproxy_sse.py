@@ -1,8 +1,9 @@
 """The event stream consumer: Marathon's SSE frames, against small real aiohttp SSE servers.
 
-Covers the failures marathon-lb had (pain point 8): a missing stream (404/405/406) falls back
+Covers the ways marathon-lb's stream went stale: a missing stream (404/405/406) falls back
 to polling, a dropped stream reconnects with backoff, a silent (stalled) stream is noticed by
-its read timeout and reopened; every (re)connection asks for a full refresh.
+its read timeout and reopened; every (re)connection asks for a full refresh. Timing is checked
+through the watcher's own state (counters, the backoff delays it chose), never by the clock.
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ class Recorder:
         await asyncio.wait_for(wait(), timeout)
 
 
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """A bounded wait for a condition no callback announces (a loop's round counter)."""
+    async def wait() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(wait(), timeout)
+
+
 @contextlib.asynccontextmanager
 async def watching(url: str, rec: Recorder, **kw: Any) -> AsyncIterator[Watcher]:
     opts = dict(poll_seconds=0.1, resync_seconds=60.0, idle_seconds=5.0, max_backoff=0.4)
@@ -110,25 +119,30 @@ async def test_events_trigger_refreshes_and_heartbeats_keep_it_alive() -> None:
         await rec.until(lambda: "status_update_event" in rec.reasons())
         assert "event_stream_attached" not in rec.reasons()
         assert w.state.mode == "sse" and w.state.connected and w.state.heartbeats >= 2
-        await asyncio.sleep(0.3)
-        assert "poll" not in rec.reasons(), "no polling while the stream is up"
+        rounds = w.poll_stats.rounds
+        await eventually(lambda: w.poll_stats.rounds >= rounds + 3)
+        assert w.state.polls == 0 and "poll" not in rec.reasons(), "no polling while the stream is up"
 
 
 @pytest.mark.parametrize("status", [404, 405, 406])
 async def test_missing_stream_falls_back_to_polling_with_backoff(status: int) -> None:
-    attempts: list[float] = []
+    attempts = 0
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        attempts.append(asyncio.get_running_loop().time())
+        nonlocal attempts
+        attempts += 1
         return web.Response(status=status, text="no event stream here")
 
     rec = Recorder()
     async with sse_server(handler) as url, watching(url, rec, max_backoff=0.4) as w:
-        await rec.until(lambda: rec.reasons().count("poll") >= 5 and len(attempts) >= 4, timeout=6)
+        await rec.until(lambda: rec.reasons().count("poll") >= 5 and w.state.reconnects >= 4, timeout=10)
         assert w.state.mode == "polling" and not w.state.connected
         assert str(status) in (w.state.last_error or "")
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
-    assert gaps[0] < gaps[-1] and max(gaps) < 0.4 * 1.2 + 0.15, gaps     # grows, then capped
+        assert attempts >= 4
+        first, *later = w.state.retry_delays
+    # the first retry comes soon (0.25 s ± 20 % jitter), the next ones double up to the cap (0.4 s)
+    assert 0.25 * 0.8 <= first <= 0.25 * 1.2 and later, (first, later)
+    assert all(0.4 * 0.8 <= d <= 0.4 * 1.2 for d in later), (first, later)
 
 
 async def test_dropped_stream_reconnects_and_resyncs() -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import urllib.request
 
-import pytest
-
+from .haproxy_support import needs_haproxy
 from .support import free_port, wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+pytestmark = needs_haproxy
 
 
 def fetch(port: int, host: str = "localhost") -> str | None:

@@ -1,0 +1,81 @@
+"""From the apps Pacer reports to the model HAProxy should run.
+
+Besides the pure `build_model`, three memories decide it: task host names resolved to
+addresses (cached, so a slow resolver never delays a routing change), the tasks seen healthy
+before (a task without a health result yet keeps its place, so a scheduler failover never
+empties a backend), and the apps left out because HAProxy refused them (the validator's).
+A port another process already holds rejects its app here, before any configuration is
+written, because HAProxy would otherwise fail the whole reload over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Model, build_model
+from .netprobe import HostResolver, bind_problem, blocked_binds
+from .options import BridgeOptions
+from .servers import track_known_healthy
+from .validate import ConfigValidator
+
+BindProbe = Callable[[str, int], str | None]     # (address, port) -> why it cannot be bound
+
+
+def reserved_binds(options: BridgeOptions) -> dict[tuple[str, int], str]:
+    """The bridge's own listeners: an app asking for one of these is rejected."""
+    out = {(options.bind_address, options.http_port): "the bridge's HTTP frontend",
+           (options.bind_address, options.https_port): "the bridge's HTTPS frontend",
+           (options.bind_address, options.stats_port): "the bridge's stats page"}
+    if options.status_port:
+        out[("127.0.0.1", options.status_port)] = "the bridge's status server"
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    model: Model
+    rebuild: Callable[[], Model]    # the same apps again, honouring exclusions made since
+
+
+class TargetBuilder:
+    def __init__(self, options: BridgeOptions, validator: ConfigValidator, *,
+                 resolver: HostResolver | None = None, probe: BindProbe = bind_problem) -> None:
+        self.options = options
+        self.validator = validator
+        self.resolver = resolver or HostResolver()
+        self.probe = probe                          # replaceable: tests make every port free
+        self._known_healthy: set[str] = set()
+        self._reserved = reserved_binds(options)
+
+    async def build(self, apps: list[dict[str, Any]], *, full: bool, live: Model | None,
+                    haproxy_running: bool) -> Target:
+        """`live` is the model HAProxy runs: its apps keep contested ports, and while HAProxy
+        runs, its own binds are not probed (HAProxy holds them, of course)."""
+        hosts = await self.resolver.resolve(_task_hosts(apps))
+        known_healthy = self._known_healthy = track_known_healthy(self._known_healthy, apps)
+        self.validator.start_refresh(apps, full=full)
+
+        def rebuild() -> Model:
+            return build_model(apps, self.options.group, reserved=self._reserved, host_addresses=hosts,
+                               known_healthy=known_healthy, default_bind=self.options.bind_address,
+                               exclude=self.validator.reasons(), previous=live)
+
+        model = rebuild()
+        blocked = blocked_binds(model, self._held_binds(live) if haproxy_running else set(),
+                                self.options.bind_address, self.probe)
+        if blocked:
+            for app_id, why in blocked.items():
+                self.validator.exclude(app_id, why)
+            model = rebuild()
+        return Target(model, rebuild)
+
+    def _held_binds(self, live: Model | None) -> set[tuple[str, int]]:
+        if live is None:
+            return set()
+        return {(s.bind_addr or self.options.bind_address, s.port) for s in live.services}
+
+
+def _task_hosts(apps: list[dict[str, Any]]) -> list[str]:
+    return [t["host"] for a in apps for t in a.get("tasks") or [] if isinstance(t.get("host"), str)]
