@@ -24,7 +24,7 @@ The pipeline of ``desired_instances`` (HPA's order):
    half of ``current`` down; then clamp to [min, max] again.
 
 ``decide_all`` runs the same decision for many apps, observing all their samples in one numpy
-pass (2,000 apps × 10 tasks × 30 samples in well under 100 ms; see bench/metrics_store.py).
+pass (2,000 apps × 10 tasks × 30 samples in well under 100 ms; see bench/autoscaler.py).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from metrics.base import MetricsSink, MetricsSource
 from metrics.schema import NS_PER_S, decision_point
 from metrics.usage import Series, allocation_units
 from pacer_client import ClientError, PacerClient
+from periodic import run_periodically
 
 from .decision import AppInputs, AppState, Decision, decide_all
 from .policy import Policy, PolicyError, canonical_app_id, policy_from_labels
@@ -92,23 +93,35 @@ class Autoscaler:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Cycle every `interval` seconds until cancelled; never raises anything else."""
+        """Cycle every `interval` seconds until cancelled; never raises anything else.
+
+        The guarded loop logs a failing cycle once per distinct error; `errors` and
+        `last_error` still count every one, since `/v2/autoscaler/status` serves them.
+        """
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:   # a bug in one cycle must not end autoscaling
-                self.errors += 1
-                self.last_error = repr(exc)
-                log.exception("autoscaler cycle failed")
-            next_at += self.interval
+
+        def until_next_cycle() -> float:
+            # a fixed beat, not a fixed pause: cycles start `interval` apart however long each
+            # takes; one that overran restarts the beat rather than firing a burst to catch up
+            nonlocal next_at
             now = loop.time()
+            next_at += self.interval
             if next_at < now:
                 next_at = now + self.interval
-            await asyncio.sleep(next_at - now)
+            return next_at - now
+
+        await run_periodically("autoscaler", self._cycle, until_next_cycle, log=log)
+
+    async def _cycle(self) -> None:
+        """One round of `run`: a failure is counted where `status()` serves it, then re-raised
+        for the loop to log and survive."""
+        try:
+            await self.run_once()
+        except Exception as exc:   # a bug in one cycle must not end autoscaling: count, then retry
+            self.errors += 1
+            self.last_error = repr(exc)
+            raise
 
     async def run_once(self) -> list[Decision]:
         now = self._clock()

@@ -85,6 +85,7 @@ from executor.docker_spec import (
     usage_from_stats,
 )
 from executor.errors import ExecutorError, LaunchFailed, RuntimeClosed, TaskAlreadyRunning
+from periodic import run_periodically
 
 __all__ = ["DockerRuntime", "EngineUnavailable", "ImageUnavailable"]
 
@@ -498,21 +499,17 @@ class DockerRuntime:
         self._begin_collect(watch)
 
     async def _reconcile_forever(self) -> None:
+        """Reconcile every ``reconcile_seconds``, or soon after ``request_reconcile``."""
         assert self._reconcile_soon is not None
-        # the flag, not only cancellation, ends the loop: Python 3.11's wait_for can swallow a
-        # cancellation that lands in the same pass as the event it waits for
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._reconcile_soon.wait(), timeout=self._reconcile_seconds)
-            except TimeoutError:
-                pass
-            self._reconcile_soon.clear()
-            try:
-                await self.reconcile()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("docker reconcile failed: %s", explain(exc))
+        await run_periodically("docker reconcile", self._reconcile_round, self._reconcile_seconds,
+                               log=log, wake=self._reconcile_soon, first_delay=True)
+
+    async def _reconcile_round(self) -> None:
+        # `close` cancels the reconciler; the flag also ends it should a cancellation be lost
+        # in an engine call on the way
+        if self._stopping.is_set():
+            raise asyncio.CancelledError
+        await self.reconcile()
 
     # -- internals: event stream (its own thread) --------------------------------------
 

@@ -1,6 +1,6 @@
 """The one exception tree of the executor package.
 
-Callers (the scheduler's local backend, the Mesos executor entry point) catch
+Callers (the scheduler's embedded backend, for processes and containers) catch
 ``ExecutorError`` to handle anything this package raises, or a leaf when they
 react differently: a ``LaunchFailed`` becomes a TASK_FAILED status for the
 instance, while ``InvalidTaskSpec`` is a bug upstream (validation should have

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from periodic import run_periodically
+
 from .lineprotocol import encode_points
 from .schema import Point
 
@@ -109,22 +111,26 @@ class BatchingSink:
 
     # -- the background side ---------------------------------------------------------------
     async def _run(self) -> None:
-        assert self._wake is not None
-        while not self._closed:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                ok = await self._send_buffered()
-            except Exception as exc:  # a bug here must not kill the flusher
-                log.exception("metrics sink %s: unexpected error", self.transport.name)
-                self.errors += 1
-                self.last_error = repr(exc)
-                ok = False
-            if not ok:
-                await asyncio.sleep(self._backoff)
+        """Flush every `flush_interval` seconds, or at once when `write` fills a batch."""
+        await run_periodically(f"metrics sink {self.transport.name}", self._flush_round,
+                               lambda: self.flush_interval, log=log, wake=self._wake, first_delay=True)
+
+    async def _flush_round(self) -> None:
+        """One round of the flusher; after a retryable failure it holds off for the backoff.
+
+        The backoff is slept here, not added to the loop's interval, so that a `write` that
+        fills a batch cannot cut it short and hammer a server that is down.
+        """
+        if self._closed:   # `close` cancels the task; this also ends it if a cancel went astray
+            raise asyncio.CancelledError
+        try:
+            ok = await self._send_buffered()
+        except Exception as exc:  # a bug here must not kill the flusher: count, the loop logs it
+            self.errors += 1
+            self.last_error = repr(exc)
+            raise
+        if not ok:
+            await asyncio.sleep(self._backoff)
 
     async def _send_buffered(self) -> bool:
         """Send batches until the buffer is empty; False after a retryable failure."""

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,7 +109,7 @@ async def test_tasks_survive_a_sigkilled_scheduler_and_are_adopted(
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert old.stdout is not None
-    line = await asyncio.wait_for(old.stdout.readline(), timeout=10)
+    line = await asyncio.wait_for(old.stdout.readline(), timeout=60)
     handles = {task_id: ProcessHandle(task_id, pid, start) for task_id, pid, start in json.loads(line)}
     cleanup.extend(handles.values())
     old.send_signal(signal.SIGKILL)
@@ -128,9 +127,9 @@ async def test_tasks_survive_a_sigkilled_scheduler_and_are_adopted(
             TASK_FAILED, None, None, ADOPTED_EXIT_MESSAGE,
         )
 
-        began = time.monotonic()
-        await runtime.kill("long", grace_seconds=2)
-        assert time.monotonic() - began < 2
+        # SIGTERM ends `sleep`: with a grace period no test outlives, kill() returning within
+        # the safety net proves it noticed the death of a process that is not its child
+        await asyncio.wait_for(runtime.kill("long", grace_seconds=3600), 60)
         long = exits.reports_for("long")
         assert [(r.state, r.exit_code, r.message) for r in long] == [
             (TASK_KILLED, None, ADOPTED_KILL_MESSAGE)

@@ -31,6 +31,9 @@ from executor import (
 )
 from executor.testing import ExitRecorder
 
+GRACE_NEVER_REACHED = 3600.0   # a kill grace period no test waits out
+SAFETY_SECONDS = 60.0          # bound on waits for things that do happen: a safety net, not a check
+
 
 class Harness:
     """A runtime plus the bookkeeping to kill, by pid, everything a test started."""
@@ -67,7 +70,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     await harness.runtime.close(kill=True)
 
 
-async def wait_for_file(path: Path, timeout: float = 5.0) -> str:
+async def wait_for_file(path: Path, timeout: float = SAFETY_SECONDS) -> str:
     deadline = time.monotonic() + timeout
     while not path.exists() or not path.read_text().strip():
         if time.monotonic() > deadline:
@@ -95,7 +98,7 @@ async def test_task_sees_marathon_env_in_its_sandbox(
         " print('out'); print('err', file=sys.stderr)"
     )
     handle = await harness.launch("web.1", ["/bin/sh", "-c", f'python3 -c "{script}"'], env=env)
-    report = await harness.exits.wait("web.1", timeout=10)
+    report = await harness.exits.wait("web.1", timeout=SAFETY_SECONDS)
     assert report.state == TASK_FINISHED, harness.sandbox("web.1").joinpath("stderr").read_text()
     seen = json.loads(harness.sandbox("web.1").joinpath("env.json").read_text())
     assert seen["PORT0"] == seen["PORT"] == seen["PORT_HTTP"] == "31005"
@@ -133,7 +136,10 @@ async def test_death_by_a_foreign_signal_is_failed(harness: Harness) -> None:
 
 
 async def test_kill_escalates_to_sigkill_for_the_whole_group(harness: Harness) -> None:
-    script = 'trap "" TERM; sleep 60 & echo $! > grandchild.pid; wait'
+    # the leader notes the SIGTERM and keeps waiting; the grandchild ignores it: only the
+    # SIGKILL after the grace period can end them (the grandchild names itself once it ignores it)
+    script = ('trap "echo TERM >> signals" TERM; '
+              'sh -c \'trap "" TERM; echo $$ > grandchild.pid; exec sleep 60\' & while :; do wait; done')
     handle = await harness.launch("stubborn", ["/bin/sh", "-c", script], kill_grace_seconds=0.3)
     grandchild = int(await wait_for_file(harness.sandbox("stubborn") / "grandchild.pid"))
     grandchild_start = read_start_time(grandchild)
@@ -145,7 +151,8 @@ async def test_kill_escalates_to_sigkill_for_the_whole_group(harness: Harness) -
 
     report = harness.exits.reports_for("stubborn")
     assert len(report) == 1
-    assert (report[0].state, report[0].signal) == (TASK_KILLED, 9)
+    assert harness.sandbox("stubborn").joinpath("signals").read_text() == "TERM\n"   # SIGTERM first
+    assert (report[0].state, report[0].signal) == (TASK_KILLED, 9)                       # then SIGKILL
     assert report[0].message == "Command terminated with signal SIGKILL"
     assert reaped(handle)
     assert not process_alive(grandchild, grandchild_start)  # the whole group, not just the leader
@@ -153,11 +160,11 @@ async def test_kill_escalates_to_sigkill_for_the_whole_group(harness: Harness) -
 
 
 async def test_cooperative_process_dies_on_sigterm_without_waiting(harness: Harness) -> None:
-    await harness.launch("polite", ["sleep", "60"], kill_grace_seconds=10)
-    began = time.monotonic()
-    await harness.runtime.kill("polite")
-    assert time.monotonic() - began < 2
-    report = await harness.exits.wait("polite")
+    # a grace period no test outlives: kill() can only return within the safety net if it
+    # returns at the death, not at the end of the grace period
+    await harness.launch("polite", ["sleep", "60"], kill_grace_seconds=GRACE_NEVER_REACHED)
+    await asyncio.wait_for(harness.runtime.kill("polite"), SAFETY_SECONDS)
+    [report] = harness.exits.reports_for("polite")     # reported by the time kill() returns
     assert (report.state, report.signal) == (TASK_KILLED, 15)
 
 
@@ -171,7 +178,7 @@ async def test_kill_is_idempotent_and_reports_once(harness: Harness) -> None:
 
 async def test_kill_racing_with_the_exit_touches_no_stale_pidfd(harness: Harness) -> None:
     handle = await harness.launch("racy", ["true"])
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + SAFETY_SECONDS
     while process_alive(handle.pid, handle.start_time):  # no await: the exit stays uncollected
         assert time.monotonic() < deadline
         time.sleep(0.001)
@@ -237,7 +244,7 @@ async def test_a_failing_callback_does_not_stop_other_reports(tmp_path: Path) ->
     runtime = ProcessRuntime(on_exit)
     for task_id in ("a", "b"):
         await runtime.launch(TaskLaunch(task_id, ["true"], {}, tmp_path / task_id))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + SAFETY_SECONDS
     while len(seen) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     await runtime.close(kill=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -140,23 +142,101 @@ def test_usage_query_is_influxql():
                  'AND "app_id" =~ /^(?:\\/x\\/y)$/ GROUP BY "app_id", "task_id"')
 
 
-async def test_unreachable_influxdb_buffers_up_to_a_bound_then_drops_and_never_blocks():
+async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for `condition`; the deadline is a safety net against a hang, not the assertion."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.01)
+
+
+class HeldWrites:
+    """An InfluxDB stand-in that holds every ``/write`` until released (``/query`` answers at once).
+
+    It runs in its own thread, not on the test's loop: a sink whose ``write`` waited on the
+    network would then get its answer after ``SAFETY`` seconds (and every later one at once)
+    and be caught by ``answered``, where a server on the blocked loop would only deadlock.
+    """
+
+    SAFETY = 20.0
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.answered = 0
+        held = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/write"):
+                    held.arrived.set()
+                    if not held.release.wait(held.SAFETY):
+                        held.release.set()      # answer the rest at once: fail, do not hang
+                    held.answered += 1
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b'{"results": [{}]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_unreachable_influxdb_buffers_up_to_a_bound_then_drops():
     sink = InfluxV1Sink(f"http://127.0.0.1:{free_port()}", "db", timeout=1, max_buffer=500,
                         batch_size=100, flush_interval=0.05, max_backoff=0.2)
     points = task_points(sample("/a", "t", time.time(), 1.0))
-    started = time.perf_counter()
     for _ in range(200):
         sink.write(points)                      # 200 × 11 points
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, elapsed               # encoding only: the caller never waits on the network
     assert sink.buffered == 500
     assert sink.dropped == 200 * len(points) - 500
-    await asyncio.sleep(0.5)                    # the flusher keeps failing, retrying, not growing
+    await eventually(lambda: sink.stats()["errors"] >= 2)   # the flusher fails, backs off, retries
     stats = sink.stats()
-    assert stats["buffered"] == 500 and stats["written"] == 0 and stats["errors"] >= 1
+    assert stats["buffered"] == 500 and stats["written"] == 0 and stats["dropped"] == 200 * len(points) - 500
     assert "unreachable" in stats["last_error"]
     await sink.close(timeout=0.5)
     assert sink.stats()["dropped"] == 200 * len(points)
+
+
+async def test_writes_never_wait_on_a_batch_the_server_holds():
+    server = HeldWrites()
+    sink = InfluxV1Sink(server.url, "db", timeout=120, max_buffer=500, batch_size=100, flush_interval=0.05)
+    points = task_points(sample("/a", "t", time.time(), 1.0))
+    try:
+        sink.write(points * 10)                 # over 100 lines: a full batch wakes the flusher
+        left = 10 * len(points) - 100           # what stays buffered while that batch is in flight
+        assert await asyncio.to_thread(server.arrived.wait, 30), "the flusher never sent the batch"
+        for _ in range(200):
+            sink.write(points)
+        # all 200 writes returned while the server still held the first batch: none waited on it
+        assert server.answered == 0
+        assert sink.buffered == 500 and sink.written == 0
+        assert sink.dropped == left + 200 * len(points) - 500
+        server.release.set()
+        await eventually(lambda: sink.written == 100 + 500)
+        assert sink.buffered == 0 and sink.dropped == left + 200 * len(points) - 500
+    finally:
+        server.release.set()
+        await sink.close(timeout=5)
+        server.stop()
 
 
 async def test_a_failing_then_recovering_server_gets_the_buffered_batches():
