@@ -6,6 +6,14 @@ the upgrade strategy on the single-instance label and on persistent volumes.
 They are filled in here, on typed models, using ``model_fields_set`` to tell
 "absent" from "given" (``portMappings: []`` means "no ports", absent means
 "the default one"). Ids are canonicalised here too.
+
+Outside host networking, ``portDefinitions`` (and the deprecated ``ports`` they
+were translated from) are dropped and the port mappings kept, as Marathon's
+``AppNormalization`` does: definitions exported from Marathon carry both for
+bridged Docker apps. When there were more port definitions than mappings,
+plain mappings are appended until the counts match (Marathon's
+``maybeAddPortMappings``), so ``$PORT1`` still exists for an app that declared
+two ports.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from .checks import HTTP_PATH_PROTOCOLS, HealthCheck, ReadinessCheck
 from .container import Container
 from .errors import Violation
 from .networking import DEFAULT_NETWORK_NAME, DEFAULT_PORT_NAME, Network, PortDefinition, PortMapping
-from .path_id import parent_of, path_id_violations
+from .path_id import app_id_violations, parent_of, path_id_violations
 from .strategies import Residency, UnreachableStrategy, UpgradeStrategy
 
 __all__ = ["complete"]
@@ -36,7 +44,8 @@ def _container(app: AppDefinition, mode: str) -> Container | None:
     """The container with its port mappings completed for ``mode``.
 
     Non-host networking without a container gets an empty MESOS container (as
-    in Marathon) so the port mappings have a home.
+    in Marathon) so the port mappings have a home; it also gets at least as
+    many mappings as the (dropped) port definitions declared ports.
     """
     container = app.container
     if container is None:
@@ -47,6 +56,7 @@ def _container(app: AppDefinition, mode: str) -> Container | None:
     if mode != "host":
         if "port_mappings" not in container.model_fields_set:
             mappings = [PortMapping(name=DEFAULT_PORT_NAME)]
+        mappings += [PortMapping() for _ in range(len(app.port_definitions) - len(mappings))]
         if mode == "container/bridge":
             mappings = [m.model_copy(update={"host_port": 0}) if m.host_port is None else m for m in mappings]
     return container.model_copy(update={"port_mappings": mappings})
@@ -74,7 +84,7 @@ def _readiness_checks(checks: list[ReadinessCheck]) -> list[ReadinessCheck]:
 def _ids(app: AppDefinition, parent: str) -> tuple[dict[str, Any], list[Violation]]:
     """Canonical ``id`` and ``dependencies`` (dependencies resolve against the app's group)."""
     update: dict[str, Any] = {}
-    app_id, violations = path_id_violations(app.id, parent)
+    app_id, violations = app_id_violations(app.id, parent)
     if app_id is not None:
         update["id"] = app_id
     group = parent_of(app_id) if app_id else parent
@@ -96,7 +106,9 @@ def complete(app: AppDefinition, parent: str = "/") -> tuple[AppDefinition, list
     container = _container(app, mode)
     mappings = container.port_mappings if container else []
     port_definitions = list(app.port_definitions)
-    if mode == "host" and "port_definitions" not in given:
+    if mode != "host":
+        port_definitions = []     # the port mappings declare the ports here
+    elif "port_definitions" not in given:
         port_definitions = [PortDefinition(name=DEFAULT_PORT_NAME)]
     resident = container is not None and container.is_resident
     update.update(

@@ -8,6 +8,12 @@ One deliberate departure from Marathon: segments may contain upper-case
 letters. Marathon allows only ``[a-z0-9-.]``, but real definitions that
 Pacer must accept unchanged (``"id": "/appName"``) use mixed case, so case is
 allowed and kept as written.
+
+One addition: an app id is at most :data:`MAX_APP_ID_LENGTH` characters.
+Each task runs in a sandbox directory named after its task id,
+``<id without the leading / and with / as _>.instance-<uuid>._app.<n>``, and
+a file name holds at most 255 bytes; an app with a longer id would be stored
+and then fail every launch with "File name too long".
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import re
 from .errors import ValidationFailed, Violation
 
 __all__ = [
+    "APP_ID_LENGTH_MESSAGE",
+    "MAX_APP_ID_LENGTH",
     "RESERVED_LAST_SEGMENTS",
     "SEGMENT_PATTERN",
+    "app_id_violations",
     "canonical_path_id",
     "parent_of",
     "path_id_violations",
@@ -28,6 +37,15 @@ _LABEL = r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])"
 SEGMENT_PATTERN = rf"^({_LABEL}\.)*{_LABEL}|(\.|\.\.)$"
 _SEGMENT = re.compile(SEGMENT_PATTERN)
 RESERVED_LAST_SEGMENTS = ("restart", "tasks", "versions", ".", "..")
+
+_TASK_ID_SUFFIX = len(".instance-") + 36 + len("._app.")   # 36: a UUID's text form
+_INCARNATION_DIGITS = 4
+MAX_APP_ID_LENGTH = 255 - _TASK_ID_SUFFIX - _INCARNATION_DIGITS + 1   # +1: the leading / is not in the name
+"""200: the sandbox name of any task of the app, up to its 9999th incarnation, fits in 255 bytes."""
+APP_ID_LENGTH_MESSAGE = (
+    f"must be at most {MAX_APP_ID_LENGTH} characters long, so that the name of each task's sandbox "
+    "directory ('<id with / as _>.instance-<uuid>._app.1') fits in the 255 bytes a file name may have"
+)
 
 
 def _split(raw: str) -> list[str]:
@@ -79,6 +97,17 @@ def path_id_violations(
     if problems:
         return None, [Violation(path, message) for message in problems]
     return "/" + "/".join(resolved), []
+
+
+def app_id_violations(raw: object, parent: str = "/", *, path: str = "/id") -> tuple[str | None, list[Violation]]:
+    """:func:`path_id_violations` for the id of an app, which must also fit :data:`MAX_APP_ID_LENGTH`.
+
+    The length is that of the canonical id: a relative id grows by its group's path.
+    """
+    canonical, violations = path_id_violations(raw, parent, path=path)
+    if canonical is not None and len(canonical) > MAX_APP_ID_LENGTH:
+        return None, [Violation(path, f"{APP_ID_LENGTH_MESSAGE} (got {len(canonical)})")]
+    return canonical, violations
 
 
 def canonical_path_id(raw: str, parent: str = "/") -> str:

@@ -113,15 +113,16 @@ def network_rule(app: AppDefinition) -> Iterable[Violation]:
 def port_rule(app: AppDefinition) -> Iterable[Violation]:
     """Ports are declared where the networking mode reads them, with unique names and numbers.
 
-    Stricter than Marathon, which silently drops port declarations the mode
-    cannot use: a port a user wrote and Pacer ignored would be a surprise.
+    Port definitions outside host networking never get here: normalisation
+    drops them in favour of the port mappings, as Marathon does. Port mappings
+    under host networking are refused, where Marathon drops them silently:
+    mappings are what a user writes to choose container ports, and a port a
+    user wrote and Pacer ignored would be a surprise.
     """
     mode = app.networking_mode
     mappings = app.container.port_mappings if app.container else []
     if mode == "host" and mappings:
         yield Violation("/", "portMappings are not allowed with host-networking")
-    if mode != "host" and app.port_definitions:
-        yield Violation("/", "portDefinitions are only allowed with host-networking")
     if _duplicates(d.name for d in app.port_definitions if d.name):
         yield Violation("/portDefinitions", "Port names must be unique.")
     if _duplicates(d.port for d in app.port_definitions if d.port != 0):

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from .app import AppDefinition
+from .depth import MAX_DEFINITION_DEPTH, TOO_DEEP_DEFINITION_MESSAGE, too_deep_at
 from .errors import ValidationFailed, Violation
 from .strategies import is_timestamp
 
@@ -113,7 +114,13 @@ def apply_app_update(current: dict | None, update: dict) -> dict:
     update that switches the networking mode drops current port declarations
     the new mode cannot use (port mappings in host mode, port definitions
     otherwise) unless it gives new ones.
+
+    Raises :class:`ValidationFailed` when ``update`` nests deeper than any
+    definition may (checked before anything recursive copies it).
     """
+    where = too_deep_at(update, MAX_DEFINITION_DEPTH)
+    if where is not None:
+        raise ValidationFailed([Violation(where, TOO_DEEP_DEFINITION_MESSAGE)])
     merged = {k: copy.deepcopy(v) for k, v in (current or {}).items() if k not in SERVER_FIELDS}
     changes = {k: v for k, v in update.items() if k not in SERVER_FIELDS}
     for key in changes:

@@ -116,3 +116,15 @@ def test_queue_delay_reset_needs_a_queued_app(api):
     assert status == 404 and "queue" in body["message"]
     status, body, _ = http("DELETE", api.url, "/v2/queue/unknown-app/delay")
     assert status == 404
+
+
+def test_batch_put_gives_each_new_app_its_own_service_port(api):
+    batch = [{"id": f"/batchports/a{i}", "cmd": "sleep 1000", "instances": 0, "portDefinitions": [{"port": 0}]}
+             for i in range(3)]
+    status, body, _ = http("PUT", api.url, "/v2/apps", batch)
+    assert status == 200, body
+    ports = [http("GET", api.url, f"/v2/apps/batchports/a{i}")[1]["app"]["portDefinitions"][0]["port"]
+             for i in range(3)]
+    assert len(set(ports)) == 3 and all(ports), ports
+    status, body, _ = http("PUT", api.url, "/v2/apps/batchports/a1?force=true", {"cmd": "sleep 999"})
+    assert status == 200, body

@@ -1,9 +1,10 @@
-"""/v2/events over real HTTP: Marathon frames, filters, and slow clients dropped."""
+"""/v2/events over real HTTP: Marathon frames, filters, slow clients dropped, heartbeats."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import aiohttp
 import pytest
@@ -64,3 +65,109 @@ async def test_slow_subscriber_is_dropped_and_publisher_never_waits():
     assert bus.slow_clients_dropped == 1
     received = [e async for e in slow.events()]
     assert received == []          # its stream ended; it must reconnect and re-sync
+
+
+# --- heartbeats: a quiet stream stays open and loses nothing ------------------------------------
+
+HEARTBEAT = 0.2
+
+
+class StreamReader:
+    """Reads one /v2/events response in the background: events in order, heartbeats counted."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+        self.events: list[tuple[str | None, dict]] = []
+        self.heartbeats = 0
+        self.ended = False
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        event_type = None
+        async for raw in self.resp.content:
+            line = raw.decode().rstrip("\n")
+            if line == ": heartbeat":
+                self.heartbeats += 1
+            elif line.startswith("event: "):
+                event_type = line[7:]
+            elif line.startswith("data: "):
+                self.events.append((event_type, json.loads(line[6:])))
+        self.ended = True
+
+    async def until(self, predicate, timeout: float, what: str) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                assert not self.ended, f"the stream ended while waiting for {what}"
+                await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def quick_heartbeat_api(tmp_path):
+    """The real API and scheduler on 127.0.0.1 (port 0), heartbeats every HEARTBEAT seconds."""
+    from aiohttp import web
+
+    from scheduler.api import build_api
+    from scheduler.engine.build import ServeOptions, make_scheduler
+
+    sched = make_scheduler(ServeOptions(home=tmp_path / "home", resources={"cpus": 0, "mem": 0, "disk": 0}))
+    await sched.start()
+    runner = web.AppRunner(build_api(sched, "127.0.0.1:0", heartbeat_seconds=HEARTBEAT))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield sched, f"http://{host}:{port}"
+    finally:
+        sched.events.close()
+        await runner.cleanup()
+        await sched.close()
+
+
+async def open_stream(session: aiohttp.ClientSession, url: str, query: str = "?event_type=probe") -> StreamReader:
+    resp = await session.get(f"{url}/v2/events{query}", headers={"Accept": "text/event-stream"})
+    assert resp.status == 200
+    return StreamReader(resp)
+
+
+def test_heartbeat_interval_defaults_to_ten_seconds():
+    from scheduler.api import build_api
+    from scheduler.api.events import HEARTBEAT_KEY
+
+    assert build_api(object(), "127.0.0.1:1")[HEARTBEAT_KEY] == 10.0   # type: ignore[arg-type]
+
+
+async def test_idle_stream_stays_open_with_heartbeats_and_then_delivers(quick_heartbeat_api):
+    sched, url = quick_heartbeat_api
+    async with aiohttp.ClientSession() as session:
+        stream = await open_stream(session, url)
+        started = asyncio.get_running_loop().time()
+        await stream.until(lambda: stream.heartbeats >= 6, timeout=5, what="six heartbeats")
+        assert asyncio.get_running_loop().time() - started >= 5 * HEARTBEAT * 0.9
+        assert stream.events == [] and not stream.ended
+
+        sched.events.publish("probe", n=1)
+        await stream.until(lambda: stream.events, timeout=2, what="the event published after the quiet period")
+        assert [(kind, body["n"]) for kind, body in stream.events] == [("probe", 1)]
+        await stream.until(lambda: stream.heartbeats >= 8, timeout=2, what="heartbeats after the event")
+        stream.task.cancel()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_events_published_around_heartbeats_all_arrive_in_order(quick_heartbeat_api, seed):
+    sched, url = quick_heartbeat_api
+    rng = random.Random(seed)
+    async with aiohttp.ClientSession() as session:
+        stream = await open_stream(session, url)
+        await stream.until(lambda: stream.heartbeats >= 1, timeout=2, what="the first heartbeat")
+        count = 0
+        for spell in range(12):                # quiet spells of up to 1.5 heartbeats, then a burst;
+            longest = 1.5 * HEARTBEAT          # every fourth spell outlasts a heartbeat for sure
+            await asyncio.sleep(rng.uniform(1.2 * HEARTBEAT if spell % 4 == 3 else 0, longest))
+            for _ in range(rng.randint(1, 3)):
+                sched.events.publish("probe", n=count)
+                count += 1
+        await stream.until(lambda: len(stream.events) >= count, timeout=5, what=f"all {count} events")
+        assert [body["n"] for _, body in stream.events] == list(range(count))
+        assert stream.heartbeats >= 3 and not stream.ended
+        stream.task.cancel()

@@ -72,8 +72,6 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("port mappings with host networking",
      {"networks": [{"mode": "host"}], **docker_with(portMappings=[{"containerPort": 80}])},
      "/", "portMappings are not allowed with host-networking"),
-    ("port definitions with bridge", {**BRIDGE, "portDefinitions": [{"port": 80}]},
-     "/", "portDefinitions are only allowed with host-networking"),
     ("ports and port definitions differ", {"ports": [80], "portDefinitions": [{"port": 81}]},
      "/", "cannot specify both ports and port definitions"),
     ("duplicate ports", {"ports": [80, 80]}, "/", "ports must be unique"),

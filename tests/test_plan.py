@@ -162,24 +162,20 @@ def test_self_dependency_and_two_cycles():
     assert caught.value.cycles == [("/p", "/q"), ("/x",)]
 
 
-def test_missing_dependency_of_a_new_or_changed_app_is_a_422():
-    with pytest.raises(ValidationFailed) as caught:
-        plan({}, apps(app("/web", deps=("/db", "/cache"))))
-    assert caught.value.messages("/dependencies") == [
-        "App /web depends on /db, which does not exist", "App /web depends on /cache, which does not exist"]
+def test_missing_dependency_of_a_new_app_is_accepted_and_ignored_for_ordering():
+    """Marathon accepts a dependency on an app that does not exist yet (its batch PUT example does)."""
+    p = plan({}, apps(app("/web", deps=("/db", "/cache"))))
+    assert shape(p) == [[("StartApplication", "/web", 0)], [("ScaleApplication", "/web", 1)]]
 
 
-def test_missing_dependency_declared_by_a_changed_app_is_a_422():
-    with pytest.raises(ValidationFailed) as caught:
-        plan(apps(app("/web")), apps(app("/web", deps=("db",))))
-    assert caught.value.messages("/dependencies") == ["App /web depends on /db, which does not exist"]
+def test_missing_dependency_declared_by_a_changed_app_does_not_block_its_restart():
+    p = plan(apps(app("/web")), apps(app("/web", cmd="y", deps=("db",))))
+    assert shape(p) == [[("RestartApplication", "/web", None)]]
 
 
-def test_missing_relative_dependency_is_named_by_its_absolute_id():
-    web = AppDefinition(id="/prod/web", cmd="x", dependencies=["db"])
-    with pytest.raises(ValidationFailed) as caught:
-        plan({}, {"/prod/web": web})
-    assert caught.value.messages("/dependencies") == ["App /prod/web depends on /prod/db, which does not exist"]
+def test_missing_dependency_orders_once_it_exists():
+    p = plan({}, apps(app("/prod/web", deps=("db",)), app("/prod/db")))
+    assert [s for s in shape(p)[1:]] == [[("ScaleApplication", "/prod/db", 1)], [("ScaleApplication", "/prod/web", 1)]]
 
 
 def test_revert_keeps_group_dependency_order():

@@ -18,8 +18,8 @@ dropped. Inside a step, actions are sorted by app id, so equal inputs give equal
 a plan rebuilt from stored ``original``/``target`` after a crash is the same plan.
 
 A dependency names an app or a group (every app beneath it), absolute or relative to the
-app's group. A cycle is a 422 (:class:`DependencyCycle`); so is a new or changed app
-depending on something that does not exist (Marathon accepts it and then waits forever).
+app's group. A cycle is a 422 (:class:`DependencyCycle`). A dependency naming nothing is
+accepted, as in Marathon, and ignored for ordering until it exists.
 """
 
 from __future__ import annotations
@@ -120,8 +120,7 @@ class DeploymentPlan:
         """
         restarted = frozenset(a.app_id for step in self.steps for a in step.actions
                               if a.action == "RestartApplication")
-        return _build(self.target, self.original, new_id, version, restarted, group_dependencies,
-                      check_missing=False)
+        return _build(self.target, self.original, new_id, version, restarted, group_dependencies)
 
 
 class DependencyCycle(ValidationFailed):
@@ -242,26 +241,18 @@ def build_plan(original: Mapping[str, AppDefinition], target: Mapping[str, AppDe
     (``POST /v2/apps/{id}/restart``). ``group_dependencies``: group-level dependencies
     (``GroupUpdate.dependencies``), see :func:`dependency_graph`.
 
-    Raises :class:`DependencyCycle` on a cycle, and :class:`ValidationFailed` at
-    ``/dependencies`` when an app that is new or whose ``dependencies`` changed names
-    something missing from ``target``. A dependency that went missing later (its app was
-    deleted) is only ignored for ordering, so it never blocks restarts or rollbacks.
+    Raises :class:`DependencyCycle` on a cycle. A dependency on something missing from
+    ``target`` is accepted, as Marathon accepts it, and ignored for ordering until it
+    exists, so it never blocks a deployment, a restart or a rollback.
     """
-    return _build(original, target, plan_id, version, restart, group_dependencies, check_missing=True)
+    return _build(original, target, plan_id, version, restart, group_dependencies)
 
 
 def _build(original: Mapping[str, AppDefinition], target: Mapping[str, AppDefinition], plan_id: str,
-           version: str, restart: frozenset[str], group_dependencies: Mapping[str, Sequence[str]], *,
-           check_missing: bool) -> DeploymentPlan:
-    edges, missing = dependency_graph(target, group_dependencies)
+           version: str, restart: frozenset[str], group_dependencies: Mapping[str, Sequence[str]]) -> DeploymentPlan:
+    edges, _missing = dependency_graph(target, group_dependencies)
     actions = {app_id: _action(original.get(app_id), app, app_id in restart)
                for app_id, app in target.items()}
-    if check_missing:
-        declared = {a for a in missing if a not in original or original[a].dependencies != target[a].dependencies}
-        problems = [("/dependencies", f"App {app_id} depends on {raw}, which does not exist")
-                    for app_id in sorted(declared) for raw in missing[app_id]]
-        if problems:
-            raise ValidationFailed(problems)
     level = dependency_levels(edges)
 
     stop = DeploymentStep(tuple(DeploymentAction("StopApplication", a)

@@ -124,7 +124,10 @@ class AppWrites:
         record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
         return record, self._deploy({app.id: record}, force=force)
 
-    def _prepare_update(self, app_id: str, body: Any, partial: bool) -> tuple[AppRecord, bool]:
+    def _prepare_update(self, app_id: str, body: Any, partial: bool,
+                        batch: Mapping[int, str]) -> tuple[AppRecord, bool]:
+        """The new record of one app of a PUT/PATCH; `batch` holds the service ports the
+        batch's earlier apps took, so two new apps of one batch never get the same port."""
         if not isinstance(body, dict):
             raise ValidationFailed([("/", "error.expected.jsobject")])
         existing = self.state.apps.get(app_id)
@@ -140,7 +143,8 @@ class AppWrites:
             data = dict(body)
         data["id"] = app_id
         app = parse_app_definition(data)
-        record = finalize_app(app, existing, self._versions.next(), self._used_service_ports(app_id))
+        used = {**self._used_service_ports(app_id), **{p: a for p, a in batch.items() if a != app_id}}
+        record = finalize_app(app, existing, self._versions.next(), used)
         return record, existing is None
 
     def update_apps(self, updates: list[tuple[str, Any]], *, partial: bool = True,
@@ -153,7 +157,12 @@ class AppWrites:
         if must_exist:
             for app_id, _ in updates:
                 self.state.app(app_id)
-        prepared = [self._prepare_update(app_id, body, partial) for app_id, body in updates]
+        prepared: list[tuple[AppRecord, bool]] = []
+        batch: dict[int, str] = {}
+        for app_id, body in updates:
+            record, created = self._prepare_update(app_id, body, partial, batch)
+            prepared.append((record, created))
+            batch.update({port: record.app_id for port in record.service_ports if port})
         records = [record for record, _ in prepared]
         run = self._deploy({r.app_id: r for r in records}, force=force)
         return records, run, bool(prepared) and prepared[0][1]
