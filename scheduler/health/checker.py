@@ -156,16 +156,19 @@ class HealthChecker:
             verdict = verdicts.popleft()
             self._in_flight.discard(verdict.key)
             instance_id, index = verdict.key
-            inst = self.subject.instance(instance_id)
-            checks = self.subject.checks_of(inst) if inst is not None else []
-            if inst is None or index >= len(checks):
-                continue
-            self._record(inst, index, checks[index], verdict.ok, verdict.status, verdict.cause)
+            self.record_verdict(instance_id, index, verdict.ok, verdict.status, verdict.cause)
 
-    def _record(self, inst: Instance, index: int, check: HealthCheck, ok: bool | None, status: int | None,
-                cause: str | None) -> None:
-        if inst.killing:
+    def record_verdict(self, instance_id: str, index: int, ok: bool | None, status: int | None = None,
+                       cause: str | None = None) -> None:
+        """Fold one probe result (of check `index` of the instance's version) into its record.
+
+        The probe thread's results arrive here; scenario tests call it directly to play the
+        part of the probes."""
+        inst = self.subject.instance(instance_id)
+        checks = self.subject.checks_of(inst) if inst is not None else []
+        if inst is None or index >= len(checks) or inst.killing:
             return
+        check = checks[index]
         records = self.records.setdefault(inst.instance_id, [])
         while len(records) <= index:
             records.append(HealthRecord(inst.instance_id))
@@ -211,6 +214,10 @@ class HealthChecker:
                                               "body": body}
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
                 pass
+        self.record_readiness(inst, result)
+
+    def record_readiness(self, inst: Instance, result: dict[str, Any]) -> None:
+        """Keep a readiness result (Marathon's readinessCheckResults entry) for a live instance."""
         if self.subject.instance(inst.instance_id) is not None:
             self.readiness[inst.instance_id] = result
             if result["ready"]:
