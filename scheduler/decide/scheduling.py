@@ -108,8 +108,10 @@ def converge_app(record: AppRecord, insts: Sequence[Instance], action: Deploymen
     plan = plan_convergence(target=target, instances=insts, kill_selection=app.kill_selection,
                             constraints=record.task_request.constraints, agents=agents)
     active = [i for i in insts if i.active]
+    # readiness is probed for the current config's instances only, and gates them as in Marathon
     complete = (not plan.launch and not plan.kill and len(active) == len(insts) == target
-                and all(_healthy(health, i) for i in active))
+                and all(_healthy(health, i) and (_ready(health, i) or i.config_version != record.config_version)
+                        for i in active))
     return plan, complete
 
 

@@ -18,6 +18,7 @@ mix of configs that no stored deployment covers (the crash fell between the two 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,9 @@ class Scheduler:
     async def start(self) -> None:
         """Load state, re-adopt what still runs, and replace what died while we were away."""
         remembered = self.state.load(new_framework_id=str(uuid.uuid4()))
+        now = self.clock.now()
+        for run in list(self.state.deployments.values()):   # the progress deadline restarts with us
+            self.state.note_progress(dataclasses.replace(run, last_progress_at=now))
         recovery = await self.backend.recover(remembered)
         self.state.adopt([inst.with_(state=RUNNING) if inst.state == STAGING else inst for inst in recovery.alive])
         for inst in recovery.alive:
