@@ -76,12 +76,16 @@ class FakeBackend:
     killed: list[str] = field(default_factory=list)              # instance ids, in kill order
     held_kills: dict[str, Instance] = field(default_factory=dict)
     strays_killed: list[str] = field(default_factory=list)
+    passes_finished: list[tuple[str, ...]] = field(default_factory=list)   # what each pass launched
     _failures: list[str] = field(default_factory=list)
     _next_pid: int = 1000
 
     # -- ClusterBackend ---------------------------------------------------------------
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         return compute_offers(self.agents, active)
+
+    def pass_finished(self, launched: Sequence[Instance]) -> None:
+        self.passes_finished.append(tuple(i.instance_id for i in launched))
 
     def unsupported_reason(self, app: AppDefinition) -> str | None:
         return self.unsupported.get(app.id)
@@ -143,7 +147,7 @@ def build_scheduler(db: Path, clock: FakeClock, agents: Sequence[AgentSpec], *,
                     running: Mapping[str, Instance] | None = None) -> tuple[Scheduler, FakeBackend]:
     """A scheduler on a real SQLite store at `db` and a fresh fake backend (running `running`)."""
     sched = Scheduler(SqliteStore(db),
-                      lambda on_status: FakeBackend(agents, on_status, running=dict(running or {})), clock=clock)
+                      lambda listener: FakeBackend(agents, listener.on_status, running=dict(running or {})), clock=clock)
     backend = sched.backend
     assert isinstance(backend, FakeBackend)
     return sched, backend

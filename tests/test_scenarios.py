@@ -294,3 +294,15 @@ async def test_kill_without_scale_is_replaced(core: Core):
     assert backend.killed == [three[0].instance_id] and len(backend.launched) == launched + 1
     assert sched.state.apps["/pool"].definition.instances == 3
     assert "/pool" not in sched.state.backoffs          # a kill asked for is no failure
+
+
+async def test_each_pass_tells_the_backend_what_it_launched(core: Core):
+    """A backend holding pushed offers (Mesos) declines what a pass left unused: it must hear,
+    once per pass, exactly which instances the pass placed."""
+    sched, backend = core.sched, core.backend
+    await deployed(sched, service("/told", 2))
+    placed = [set(p) for p in backend.passes_finished if p]
+    assert placed == [set(backend.launched)]
+    before = len(backend.passes_finished)
+    await step(sched)
+    assert len(backend.passes_finished) == before + 1 and backend.passes_finished[-1] == ()

@@ -1,8 +1,11 @@
 """Cluster backends: where tasks actually run.
 
 A backend turns placement decisions into running tasks and reports how they end. The
-scheduler core talks to every backend through the `ClusterBackend` protocol, so the embedded
-agents (`local`) and a Mesos cluster (`mesos`) are interchangeable.
+scheduler core talks to every backend through the `ClusterBackend` protocol and hears from it
+through a `BackendListener`, so a backend that computes its offers (the embedded agents,
+`local`) and one that is pushed offers (a Mesos master) fit the same seam: a pushed backend
+keeps the offers it holds, returns them from `offers`, says `on_offers` when new ones arrive,
+launches on them, and declines the rest in `pass_finished`.
 """
 
 from __future__ import annotations
@@ -38,9 +41,23 @@ class Recovery:
 StatusCallback = Callable[[StatusUpdate], None]
 
 
+class BackendListener(Protocol):
+    """What a backend tells the scheduler."""
+
+    def on_status(self, update: StatusUpdate) -> None:
+        """A task changed state."""
+
+    def on_offers(self) -> None:
+        """Resources arrived (a pushed offer, a freed agent): worth a scheduling pass."""
+
+
 class ClusterBackend(Protocol):
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         """Free resources of every agent, given the instances that hold resources now."""
+
+    def pass_finished(self, launched: Sequence[Instance]) -> None:
+        """A scheduling pass placed `launched` on this pass's offers (their launches are under
+        way). A backend holding pushed offers declines what no launch used."""
 
     def unsupported_reason(self, app: AppDefinition) -> str | None:
         """Why no agent of this backend can run `app` at all (shown in /v2/queue), or None."""

@@ -121,6 +121,9 @@ class LocalBackend:
             offers = [replace(o, networks=o.networks | self._engine_networks) for o in offers]
         return offers
 
+    def pass_finished(self, launched: Sequence[Instance]) -> None:
+        """Offers are computed from the agents each pass: nothing is held, nothing to decline."""
+
     def unsupported_reason(self, app: AppDefinition) -> str | None:
         if not is_docker_app(app):
             return None

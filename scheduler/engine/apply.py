@@ -29,6 +29,7 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
         if inst is not None:
             tasks.kill(inst, kill.reason)
     _apply_queue(p, now, state)
+    launched: list[Instance] = []
     for launch in p.launches:
         record = state.apps[launch.app_id]
         app = record.definition
@@ -38,6 +39,8 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
             ports=launch.ports, service_ports=record.service_ports, state=STAGING, staged_at=now,
             resources={"cpus": app.cpus, "mem": app.mem, "disk": app.disk})
         tasks.launch(inst, app)
+        launched.append(inst)
+    tasks.backend.pass_finished(launched)
     for app_id in p.forgotten_apps:
         state.forget_app_index(app_id)
     for verdict in p.runs:

@@ -72,4 +72,4 @@ def make_scheduler(options: ServeOptions) -> Scheduler:
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
     docker_host = resolve_docker_host(options.docker_host, os.environ)
-    return Scheduler(store, lambda on_status: LocalBackend(agents, home, on_status, docker_host=docker_host))
+    return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host))

@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from scheduler.backends import ClusterBackend, StatusUpdate
+from scheduler.backends import BackendListener, ClusterBackend
 from scheduler.engine.events import EventBus
 from scheduler.engine.health_link import StateHealthSubject
 from scheduler.engine.loop import SchedulingLoop
@@ -38,7 +38,7 @@ from scheduler.state.store import Store
 
 log = logging.getLogger(__name__)
 
-BackendFactory = Callable[[Callable[[StatusUpdate], None]], ClusterBackend]
+BackendFactory = Callable[[BackendListener], ClusterBackend]
 
 
 class Scheduler:

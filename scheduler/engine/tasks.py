@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from app_definitions import AppDefinition
 
-from scheduler.backends import ClusterBackend, StatusUpdate
+from scheduler.backends import BackendListener, ClusterBackend, StatusUpdate
 from scheduler.decide.status import judge_status
 from scheduler.state.clock import Clock
 from scheduler.state.cluster import ClusterState
@@ -39,11 +39,11 @@ class TaskKiller(Protocol):
 
 
 class TaskRunner:
-    def __init__(self, state: ClusterState, backend_factory: Callable[[Callable[[StatusUpdate], None]], ClusterBackend],
+    def __init__(self, state: ClusterState, backend_factory: Callable[[BackendListener], ClusterBackend],
                  events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
                  on_ended: Callable[[str], None]) -> None:
         self._state = state
-        self.backend = backend_factory(self.on_status)
+        self.backend = backend_factory(self)
         self._events = events
         self._clock = clock
         self._on_change = on_change      # wakes the scheduling loop
@@ -80,6 +80,7 @@ class TaskRunner:
         self._spawn(self.backend.kill(inst, self._grace(inst)))
 
     def launch(self, inst: Instance, app: AppDefinition) -> None:
+        """Record the new instance (STAGING) and start it in the background."""
         self._state.put_instance(inst)
         self._spawn(self._start(inst, app))
 
@@ -100,7 +101,10 @@ class TaskRunner:
             self.publish_status(running, RUNNING)
             self._on_change()
 
-    # -- status updates -----------------------------------------------------------------
+    # -- what the backend tells us ------------------------------------------------------
+    def on_offers(self) -> None:
+        self._on_change()
+
     def publish_status(self, inst: Instance, state: str, message: str = "") -> None:
         self._events.publish(
             "status_update_event", slaveId=inst.agent_id, taskId=inst.instance_id, taskStatus=state,
