@@ -36,7 +36,7 @@ from metrics.base import MetricsSink, MetricsSource
 from metrics.schema import NS_PER_S, decision_point
 from metrics.usage import Series, allocation_units
 from pacer_client import ClientError, PacerClient
-from periodic import run_periodically
+from periodic import FixedBeat, run_periodically
 
 from .decision import AppInputs, AppState, Decision, decide_all
 from .policy import Policy, PolicyError, canonical_app_id, policy_from_labels
@@ -98,20 +98,8 @@ class Autoscaler:
         The guarded loop logs a failing cycle once per distinct error; `errors` and
         `last_error` still count every one, since `/v2/autoscaler/status` serves them.
         """
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-
-        def until_next_cycle() -> float:
-            # a fixed beat, not a fixed pause: cycles start `interval` apart however long each
-            # takes; one that overran restarts the beat rather than firing a burst to catch up
-            nonlocal next_at
-            now = loop.time()
-            next_at += self.interval
-            if next_at < now:
-                next_at = now + self.interval
-            return next_at - now
-
-        await run_periodically("autoscaler", self._cycle, until_next_cycle, log=log)
+        beat = FixedBeat(self.interval, asyncio.get_running_loop().time)
+        await run_periodically("autoscaler", self._cycle, beat, log=log)
 
     async def _cycle(self) -> None:
         """One round of `run`: a failure is counted where `status()` serves it, then re-raised

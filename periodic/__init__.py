@@ -82,4 +82,22 @@ async def _wait(seconds: float, wake: asyncio.Event | None) -> None:
         pass
 
 
-__all__ = ["LoopStats", "Step", "run_periodically"]
+class FixedBeat:
+    """An `interval` for `run_periodically` that starts rounds `seconds` apart however long
+    each takes (a fixed beat, not a fixed pause); a round that overran restarts the beat
+    rather than firing a burst to catch up."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._next_at = clock()
+
+    def __call__(self) -> float:
+        now = self._clock()
+        self._next_at += self._seconds
+        if self._next_at < now:
+            self._next_at = now + self._seconds
+        return self._next_at - now
+
+
+__all__ = ["FixedBeat", "LoopStats", "Step", "run_periodically"]

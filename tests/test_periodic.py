@@ -201,3 +201,16 @@ async def test_without_first_delay_the_first_round_runs_at_once() -> None:
     task = asyncio.create_task(run_periodically("t", steps, HUGE, log=LOG))
     await until(lambda: steps.calls == 1)
     await stop(task)
+
+
+def test_fixed_beat_keeps_rounds_apart_by_the_interval_and_restarts_after_an_overrun() -> None:
+    from periodic import FixedBeat
+
+    now = [100.0]
+    beat = FixedBeat(10.0, lambda: now[0])
+    now[0] = 103.0                      # a round took 3 s: wait the rest of the beat
+    assert beat() == 7.0
+    now[0] = 110.5                      # the next round started on the beat and took 0.5 s
+    assert beat() == 9.5
+    now[0] = 145.0                      # a round overran by far: no burst, a fresh beat
+    assert beat() == 10.0

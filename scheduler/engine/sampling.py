@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from executor import ResourceUsage, process_group_usages
 from metrics.base import MetricsSink
+from periodic import FixedBeat, run_periodically
 from metrics.schema import Point, TaskSample, cpu_utilization, instances_point, task_points
 
 log = logging.getLogger(__name__)
@@ -120,23 +121,19 @@ class TaskSampler:
         return len(points)
 
     async def run(self) -> None:
-        """Sample every `interval` seconds until cancelled; never raises anything else."""
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            try:
-                await self.sample_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.errors += 1
-                self.last_error = repr(exc)
-                log.exception("task sampling pass failed (%d so far)", self.errors)
-            next_at += self.interval
-            now = loop.time()
-            if next_at < now:          # fell behind (slow /proc, suspended machine): skip, don't burst
-                next_at = now + self.interval
-            await asyncio.sleep(next_at - now)
+        """Sample every `interval` seconds (a fixed beat) until cancelled; never raises anything else."""
+        beat = FixedBeat(self.interval, asyncio.get_running_loop().time)
+        await run_periodically("task sampler", self._round, beat, log=log)
+
+    async def _round(self) -> None:
+        """One pass; a failure is counted where `stats()` serves it, then re-raised for the
+        loop to log (once per distinct error) and survive."""
+        try:
+            await self.sample_once()
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = repr(exc)
+            raise
 
     def stats(self) -> dict[str, Any]:
         return {"passes": self.passes, "errors": self.errors, "last_error": self.last_error,
