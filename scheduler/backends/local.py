@@ -46,6 +46,7 @@ from executor import (
     task_command,
 )
 from executor.docker_spec import ContainerHandle, ContainerInfo
+from periodic import run_periodically
 
 if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load only when Docker is configured
     from executor.docker_runtime import DockerRuntime
@@ -181,9 +182,8 @@ class LocalBackend:
 
     async def _refresh_networks_forever(self, runtime: DockerRuntime) -> None:
         """Named container networks come and go with `docker network create/rm`: offer what exists."""
-        while True:
-            await asyncio.sleep(NETWORK_REFRESH_SECONDS)
-            await self._refresh_networks(runtime)
+        await run_periodically("docker networks", lambda: self._refresh_networks(runtime), NETWORK_REFRESH_SECONDS,
+                               log=log, first_delay=True)
 
     async def _retry_docker(self) -> None:
         """Connect once the engine answers; clear away what an earlier run left there, then run DOCKER apps."""
