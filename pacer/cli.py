@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--docker-host", default=None,
                    help="Docker engine for container.type DOCKER apps: unix:///path or tcp://host:port; 'none' "
                         "disables Docker (default: $DOCKER_HOST, else /var/run/docker.sock if it answers)")
+    s.add_argument("--kill-drain-seconds", type=float, default=2.0, metavar="SECONDS",
+                   help="a running task of an app with HAPROXY_* labels leaves the load balancer this long "
+                        "before it is signalled, so no response is cut (default 2; 0 kills at once)")
     s.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS",
                    help="seconds between autoscaler decisions (default 15)")
     s.add_argument("--no-autoscaler", action="store_true", help="do not run the built-in autoscaler")
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             options = ServeOptions(host=host, port=port, home=Path(args.home), agents=args.agents,
                                    resources=_resources(args.agent_resources),
                                    attributes=_attributes(args.attribute), networks=tuple(args.network),
-                                   docker_host=args.docker_host)
+                                   docker_host=args.docker_host,
+                                   kill_drain_seconds=max(0.0, args.kill_drain_seconds))
             asyncio.run(run_pacer(PacerOptions(serve=options, metrics=metrics_options_from_args(args),
                                                autoscale_interval=_positive(args.autoscale_interval),
                                                autoscaler=not args.no_autoscaler,

@@ -144,10 +144,13 @@ class FakeBackend:
 
 
 def build_scheduler(db: Path, clock: FakeClock, agents: Sequence[AgentSpec], *,
-                    running: Mapping[str, Instance] | None = None) -> tuple[Scheduler, FakeBackend]:
-    """A scheduler on a real SQLite store at `db` and a fresh fake backend (running `running`)."""
+                    running: Mapping[str, Instance] | None = None,
+                    drain_seconds: float = 0.0) -> tuple[Scheduler, FakeBackend]:
+    """A scheduler on a real SQLite store at `db` and a fresh fake backend (running `running`).
+    Kills of HAProxy-routed tasks are not delayed unless `drain_seconds` says so."""
     sched = Scheduler(SqliteStore(db),
-                      lambda listener: FakeBackend(agents, listener.on_status, running=dict(running or {})), clock=clock)
+                      lambda listener: FakeBackend(agents, listener.on_status, running=dict(running or {})), clock=clock,
+                      drain_seconds=drain_seconds)
     backend = sched.backend
     assert isinstance(backend, FakeBackend)
     return sched, backend

@@ -9,6 +9,7 @@ events a client of /v2/events would have seen. Crash recovery lives in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,3 +307,34 @@ async def test_each_pass_tells_the_backend_what_it_launched(core: Core):
     before = len(backend.passes_finished)
     await step(sched)
     assert len(backend.passes_finished) == before + 1 and backend.passes_finished[-1] == ()
+
+
+async def test_a_routed_task_leaves_the_load_balancer_before_it_is_signalled(tmp_path: Path):
+    """TASK_KILLING goes out at once (the bridge drains the server on it); the backend's kill
+    follows only after the drain, for apps with HAPROXY_* labels, on scale-down and delete."""
+    clock = FakeClock()
+    sched, backend = build_scheduler(tmp_path / "state.db", clock, AGENTS, drain_seconds=0.3)
+    await sched.start()
+    try:
+        events = EventLog(sched)
+        routed = await deployed(sched, service("/routed", 2, labels={"HAPROXY_0_VHOST": "r.test"},
+                                               portDefinitions=[{"port": 0}]))
+        plain = await deployed(sched, service("/plain", 1, portDefinitions=[{"port": 0}]))
+        sched.writes.update_apps([("/routed", {"instances": 1})])
+        sched.writes.delete_app("/plain")
+        sched.loop.round()                                      # not `step`: a drain is in flight
+        for _ in range(10):
+            await asyncio.sleep(0)
+        killing = {e["taskId"] for e in events.of("status_update_event") if e["taskStatus"] == "TASK_KILLING"}
+        assert set(ids(plain)) <= killing and len(killing & set(ids(routed))) == 1
+        assert set(backend.killed) == set(ids(plain))          # the unrouted task went at once
+        victim = (killing & set(ids(routed))).pop()
+        for _ in range(100):                                   # the drain is real time: 0.3 s
+            if victim in backend.killed:
+                break
+            await asyncio.sleep(0.05)
+        assert victim in backend.killed
+        await step(sched)
+        assert sched.state.instances.get(victim) is None
+    finally:
+        await shutdown(sched)

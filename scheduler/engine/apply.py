@@ -37,7 +37,7 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
             instance_id=new_instance_id(app.id), app_id=app.id, version=record.version,
             config_version=record.config_version, agent_id=launch.agent_id, host=launch.host,
             ports=launch.ports, service_ports=record.service_ports, state=STAGING, staged_at=now,
-            resources={"cpus": app.cpus, "mem": app.mem, "disk": app.disk})
+            resources={"cpus": app.cpus, "mem": app.mem, "disk": app.disk}, drain_seconds=tasks.drain_for(app))
         tasks.launch(inst, app)
         launched.append(inst)
     tasks.backend.pass_finished(launched)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scheduler.backends.local import LocalBackend, build_agents, detected_resources
 from scheduler.engine.core import Scheduler
+from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS
 from scheduler.state.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class ServeOptions:
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # "*" or agent id -> attrs
     networks: tuple[str, ...] = ()
     docker_host: str | None = None   # None: detect (see resolve_docker_host); "none" or "": no Docker
+    kill_drain_seconds: float = DEFAULT_DRAIN_SECONDS   # HAProxy-routed tasks: time to leave the LB before a kill
 
 
 DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -72,4 +74,5 @@ def make_scheduler(options: ServeOptions) -> Scheduler:
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
     docker_host = resolve_docker_host(options.docker_host, os.environ)
-    return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host))
+    return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host),
+                     drain_seconds=options.kill_drain_seconds)

@@ -28,7 +28,7 @@ from scheduler.engine.events import EventBus
 from scheduler.engine.health_link import StateHealthSubject
 from scheduler.engine.loop import SchedulingLoop
 from scheduler.engine.read_view import SchedulerView
-from scheduler.engine.tasks import TaskRunner
+from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS, TaskRunner
 from scheduler.engine.writes import AppWrites
 from scheduler.health.checker import HealthChecker
 from scheduler.state.clock import Clock, SystemClock
@@ -42,13 +42,15 @@ BackendFactory = Callable[[BackendListener], ClusterBackend]
 
 
 class Scheduler:
-    def __init__(self, store: Store, backend_factory: BackendFactory, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, backend_factory: BackendFactory, clock: Clock | None = None, *,
+                 drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
         self.clock = clock or SystemClock()
         self.store = store
         self.events = EventBus(self.clock)
         self.state = ClusterState(store)
         self.tasks = TaskRunner(self.state, backend_factory, self.events, self.clock,
-                                on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid))
+                                on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid),
+                                drain_seconds=drain_seconds)
         subject = StateHealthSubject(self.state, self.events, self.tasks, wake=lambda app_id: self.loop.wake(app_id))
         self.health = HealthChecker(subject, self.clock)
         self.writes = AppWrites(self.state, self.events, self.tasks, self.clock, wake=lambda: self.loop.wake())

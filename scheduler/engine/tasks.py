@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 LAUNCH_CONCURRENCY = 32
 DEFAULT_GRACE_SECONDS = 3.0
+DEFAULT_DRAIN_SECONDS = 2.0
+HAPROXY_LABEL_PREFIX = "HAPROXY_"
+
+
+def routed_by_haproxy(app: AppDefinition | None) -> bool:
+    """Apps with marathon-lb labels get traffic through the HAProxy bridge."""
+    return app is not None and any(key.startswith(HAPROXY_LABEL_PREFIX) for key in app.labels)
 
 
 class EventPublisher(Protocol):
@@ -41,13 +48,14 @@ class TaskKiller(Protocol):
 class TaskRunner:
     def __init__(self, state: ClusterState, backend_factory: Callable[[BackendListener], ClusterBackend],
                  events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
-                 on_ended: Callable[[str], None]) -> None:
+                 on_ended: Callable[[str], None], drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
         self._state = state
         self.backend = backend_factory(self)
         self._events = events
         self._clock = clock
         self._on_change = on_change      # wakes the scheduling loop
         self._on_ended = on_ended        # an instance ended: forget its health records
+        self._drain_seconds = drain_seconds
         self._slots = asyncio.Semaphore(LAUNCH_CONCURRENCY)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -69,11 +77,31 @@ class TaskRunner:
 
     # -- kills and launches -------------------------------------------------------------
     def kill(self, inst: Instance, reason: str = "") -> None:
+        """Stop counting the instance at once; signal it after it had time to leave HAProxy.
+
+        TASK_KILLING takes a routed task out of the load balancer (the bridge drains it),
+        but the bridge needs a moment to hear of it: signalling at once would cut responses
+        in flight. A running task of a routed app therefore gets its `drain_seconds` before
+        the backend kills it; anything else is killed at once."""
         if inst.killing:
             return
         self._state.put_instance(inst.with_(killing=True, kill_reason=reason))
         self.publish_status(inst, "TASK_KILLING")
-        self._spawn(self.backend.kill(inst, self._grace(inst)))
+        self._spawn(self._kill_after(inst, self._drain_delay(inst)))
+
+    def drain_for(self, app: AppDefinition) -> float:
+        """The drain a new instance of `app` gets, decided at launch (the app may be gone by
+        the time the instance is killed)."""
+        return self._drain_seconds if routed_by_haproxy(app) else 0.0
+
+    @staticmethod
+    def _drain_delay(inst: Instance) -> float:
+        return inst.drain_seconds if inst.state == RUNNING and inst.ports else 0.0
+
+    async def _kill_after(self, inst: Instance, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self.backend.kill(inst, self._grace(inst))
 
     def rekill(self, inst: Instance) -> None:
         """A kill that died with an earlier run of the scheduler: ask the backend again."""

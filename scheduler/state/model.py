@@ -61,6 +61,7 @@ class Instance:
     message: str = ""
     resources: dict[str, float] = field(default_factory=dict)
     container_id: str | None = None   # Docker tasks: the engine's container id (None for processes)
+    drain_seconds: float = 0.0   # how long a kill waits for the load balancer to let go of it
 
     @property
     def active(self) -> bool:
