@@ -7,6 +7,7 @@
     |   +-- AppLocked       a deployment holds one of the apps (the caller may force)
     +-- InvalidRequest      a request that cannot mean anything (scale and wipe together)
     +-- StoreError          the durable store could not be read or written
+        +-- StoreFull       no space left where the store lives (deletions still go through)
         +-- FencedOut       this writer no longer holds the store's fence (another leads)
 """
 
@@ -45,6 +46,10 @@ class InvalidRequest(SchedulerError):
 
 class StoreError(SchedulerError):
     """The store failed; the change it carried was not acknowledged."""
+
+
+class StoreFull(StoreError):
+    """The disk holding the store is full; the change was not stored."""
 
 
 class FencedOut(StoreError):

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 
-from scheduler.errors import AppLocked, Conflict, InvalidRequest, NotFound, StoreError
+from scheduler.errors import AppLocked, Conflict, InvalidRequest, NotFound, StoreError, StoreFull
 
 INTERNAL_ERROR = {"message": "Internal error; see the scheduler log"}
 
@@ -36,6 +36,8 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
             return 404, {"message": exc.message}
         case InvalidRequest():
             return 400, {"message": exc.message}
+        case StoreFull():
+            return 507, {"message": exc.message}
         case StoreError():
             return 503, {"message": f"the state store cannot take the change: {exc.message}"}
         case InvalidJSON():

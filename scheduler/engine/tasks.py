@@ -160,7 +160,7 @@ class TaskRunner:
             self._state.remove_instance(inst.instance_id)
             self._on_ended(inst.instance_id)
         if verdict.backoff is not None:
-            self._state.set_backoff(inst.app_id, verdict.backoff)
+            self._state.set_backoff(inst.app_id, verdict.backoff, must_persist=False)
         if verdict.failure is not None:
             self._state.record_failure(inst.app_id, verdict.failure)
             log.info("task %s of %s ended: %s %s", inst.instance_id, inst.app_id, verdict.failure["state"],

@@ -23,7 +23,7 @@ from app_definitions import HealthCheck, parse_app_definition
 
 from scheduler.decide.backoff import Backoff
 from scheduler.deploy.runs import DeploymentRun, run_from_record, run_record
-from scheduler.errors import app_not_found
+from scheduler.errors import StoreError, app_not_found
 from scheduler.state.apps import AppRecord
 from scheduler.state.model import Instance
 from scheduler.state.store import (
@@ -262,10 +262,18 @@ class ClusterState:
         return run
 
     # -- backoff, failures, queue -------------------------------------------------------
-    def set_backoff(self, app_id: str, backoff: Backoff | None) -> None:
+    def set_backoff(self, app_id: str, backoff: Backoff | None, *, must_persist: bool = True) -> None:
+        """A new launch backoff. Backoff is soft state: when a task's failure cannot be written
+        (`must_persist=False`, a full disk), it still applies in memory, so a crash loop is
+        held back now and merely starts over after a restart."""
         record = None if backoff is None else {"delay": backoff.delay, "next_launch_at": backoff.next_launch_at,
                                                "last_failure_at": backoff.last_failure_at}
-        self._commit([PutBackoff(app_id, record)])
+        try:
+            self._commit([PutBackoff(app_id, record)])
+        except StoreError as exc:
+            if must_persist:
+                raise
+            log.warning("backoff of %s kept in memory only: %s", app_id, exc)
         if backoff is None:
             self.backoffs.pop(app_id, None)
         else:

@@ -2,17 +2,27 @@
 
 Why SQLite: one file, transactional, survives `kill -9` of the process with every committed
 change intact, and no ZooKeeper node-size limit (Marathon's `jute.maxbuffer` failures).
+
+A full disk must not leave the operator unable to free space through the API: the store keeps
+a reserve file beside the database, and a commit that only deletes (an app, instances, a
+deployment) and fails for lack of space gives the reserve back and tries again. Other writes
+fail with `StoreFull`, naming the path and the free space; the reserve is taken again once the
+disk has room.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import FencedOut, StoreError
+from scheduler.errors import FencedOut, StoreError, StoreFull
 from scheduler.state.model import Instance
 from scheduler.state.store import (
     MAX_VERSIONS_PER_APP,
@@ -41,6 +51,12 @@ CREATE TABLE IF NOT EXISTS deployments (id TEXT PRIMARY KEY, record TEXT NOT NUL
 """
 
 Statement = tuple[str, tuple[Any, ...]]
+
+log = logging.getLogger(__name__)
+
+RESERVE_BYTES = 4 * 1024 * 1024
+RESERVE_RETRY_SECONDS = 5.0
+_FREEING_WRITES = (DeleteApp, DeleteInstance, DeleteDeployment)
 
 
 def _dumps(data: Any) -> str:
@@ -79,8 +95,20 @@ def _statements(write: Write) -> list[Statement]:
     raise TypeError(f"not a store write: {write!r}")
 
 
+def _frees_space(writes: Sequence[Write]) -> bool:
+    return all(isinstance(w, _FREEING_WRITES) or (isinstance(w, PutBackoff) and w.record is None) for w in writes)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or "full" in str(exc).lower() or getattr(exc, "errno", None) == 28
+
+
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, reserve_bytes: int = RESERVE_BYTES) -> None:
+        self._reserve = path.with_name(path.name + ".reserve")
+        self._reserve_bytes = reserve_bytes
+        self._reserve_checked_at = 0.0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -91,6 +119,7 @@ class SqliteStore:
             raise StoreError(f"cannot open state store {path}: {exc}") from exc
         self.path = path
         self.location = str(path)
+        self._take_reserve()
 
     def close(self) -> None:
         self._db.close()
@@ -98,7 +127,54 @@ class SqliteStore:
     def commit(self, writes: Sequence[Write], fence: Fence | None = None) -> None:
         if not writes:
             return
-        self._transaction([s for w in writes for s in _statements(w)], fence)
+        statements = [s for w in writes for s in _statements(w)]
+        try:
+            self._transaction(statements, fence)
+        except StoreFull:
+            if not (_frees_space(writes) and self._give_back_reserve()):
+                raise
+            log.warning("the disk under %s is full: used the reserve to store a deletion", self.path)
+            self._transaction(statements, fence)
+        self._take_reserve()
+
+    # -- the reserve --------------------------------------------------------------------
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def _take_reserve(self) -> None:
+        """(Re)create the reserve when it is missing and the disk has room for it, at most
+        every few seconds (a full disk is checked, not hammered)."""
+        if self._reserve_bytes <= 0 or self._reserve.exists():
+            return
+        now = time.monotonic()
+        if now - self._reserve_checked_at < RESERVE_RETRY_SECONDS and self._reserve_checked_at:
+            return
+        self._reserve_checked_at = now
+        if self._free_bytes() < 2 * self._reserve_bytes:
+            return
+        try:
+            with open(self._reserve, "wb") as f:
+                f.write(b"\0" * self._reserve_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            self._reserve.unlink(missing_ok=True)
+
+    def _give_back_reserve(self) -> bool:
+        if not self._reserve.exists():
+            return False
+        self._reserve.unlink(missing_ok=True)
+        self._reserve_checked_at = time.monotonic()
+        return True
+
+    def _full_error(self, exc: BaseException) -> StoreFull:
+        free_mb = self._free_bytes() / (1024 * 1024)
+        return StoreFull(f"no space left on the disk holding the state store {self.path} ({free_mb:.1f} MB free): "
+                         f"the change was not stored; deletions still work; free space on that disk "
+                         f"or start pacer serve with another --home ({exc})")
 
     def _transaction(self, statements: Iterable[Statement], fence: Fence | None) -> None:
         try:
@@ -113,8 +189,13 @@ class SqliteStore:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StoreError(f"state store write failed: {exc}") from exc
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if _disk_full(exc):
+                raise self._full_error(exc) from exc
+            raise StoreError(f"state store write to {self.path} failed: {exc}") from exc
 
     def load(self) -> StoredState:
         try:
