@@ -84,6 +84,9 @@ class AppDefinition(Model):
     def to_json(self) -> dict[str, Any]:
         """Marathon's GET form: camelCase, defaults present, None-valued optionals left out.
 
+        Pacer's extensions (``upgradeStrategy.progressDeadlineSeconds``/``autoRollback``)
+        appear only when set to a non-default value, so the field set is Marathon's for
+        every app that does not use them: strict clients reject keys they do not know.
         A fresh, ``json.dumps``-able dict; ``parse_app_definition(app.to_json()) == app``.
         """
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -2,7 +2,9 @@
 
 ``UpgradeStrategy`` carries Marathon's two fractions plus two Pacer
 extensions that answer Marathon's worst pain point (deployments stuck
-forever): ``progressDeadlineSeconds`` and ``autoRollback``.
+forever): ``progressDeadlineSeconds`` and ``autoRollback``. They are
+serialised only when set to something other than their defaults, so the JSON
+of an app that does not use them is Marathon's.
 
 ``unreachableStrategy`` is either an object or the string ``"disabled"``; both
 are one :class:`UnreachableStrategy` type here (``is_disabled`` tells them
@@ -19,6 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, PrivateAttr, WithJsonSchem
 from ._base import Fraction, Model, NonNegInt
 
 __all__ = [
+    "PACER_UPGRADE_FIELDS",
     "KillSelection",
     "Residency",
     "Timestamp",
@@ -52,18 +55,48 @@ def _check_timestamp(value: str) -> str:
 Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
 
 
+PACER_UPGRADE_FIELDS: tuple[str, ...] = ("progress_deadline_seconds", "auto_rollback")
+"""``UpgradeStrategy`` fields Marathon does not have; serialised only when not at their default."""
+
+
+def _without_defaults(model: Model, data: Any, names: tuple[str, ...]) -> Any:
+    """``data`` (``model`` serialised) without the fields of ``names`` that hold their default.
+
+    Works for both key spellings, since ``model_dump`` gives Python names and
+    ``model_dump(by_alias=True)`` (the JSON form) gives camelCase ones.
+    """
+    if not isinstance(data, dict):
+        return data
+    fields = type(model).model_fields
+    for name in names:
+        if getattr(model, name) == fields[name].default:
+            data.pop(name, None)
+            data.pop(fields[name].alias or name, None)
+    return data
+
+
 class UpgradeStrategy(Model):
     """Restart math bounds (fractions of ``instances``) plus Pacer's deadline and rollback.
 
     ``progress_deadline_seconds``: a deployment step that makes no progress for
     this long fails (0 = wait forever, Marathon's behaviour). ``auto_rollback``:
     a failed deployment is rolled back to the previous version automatically.
+
+    Serialised, the two extensions appear only when they differ from their
+    defaults: Marathon's clients build strict objects from this block
+    (marathon-python raises on a key it does not know), so an app that does not
+    use the extensions must look exactly like Marathon's. Reading the JSON back
+    restores the defaults, so the round trip is exact either way.
     """
 
     minimum_health_capacity: Fraction = 1.0
     maximum_over_capacity: Fraction = 1.0
     progress_deadline_seconds: NonNegInt = 600
     auto_rollback: bool = False
+
+    @model_serializer(mode="wrap")
+    def _serialise(self, handler: Any) -> Any:
+        return _without_defaults(self, handler(self), PACER_UPGRADE_FIELDS)
 
 
 class UnreachableStrategy(Model):

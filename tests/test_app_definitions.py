@@ -74,12 +74,8 @@ def test_minimal_app_gets_marathon_defaults() -> None:
     assert out["networks"] == [{"mode": "host"}]
     assert out["portDefinitions"] == [{"port": 0, "protocol": "tcp", "name": "default"}]
     assert out["requirePorts"] is False
-    assert out["upgradeStrategy"] == {
-        "minimumHealthCapacity": 1.0,
-        "maximumOverCapacity": 1.0,
-        "progressDeadlineSeconds": 600,
-        "autoRollback": False,
-    }
+    # Pacer's progressDeadlineSeconds/autoRollback appear only when not at their defaults
+    assert out["upgradeStrategy"] == {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0}
     assert (out["backoffSeconds"], out["backoffFactor"], out["maxLaunchDelaySeconds"]) == (1, 1.15, 300)
     assert out["killSelection"] == "YOUNGEST_FIRST"
     assert out["unreachableStrategy"] == {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0}
@@ -311,6 +307,20 @@ def test_pacer_upgrade_strategy_extensions() -> None:
     strategy = parse(upgradeStrategy={"progressDeadlineSeconds": 120, "autoRollback": True}).upgrade_strategy
     assert (strategy.progress_deadline_seconds, strategy.auto_rollback) == (120, True)
     assert strategy.minimum_health_capacity == 1.0
+
+
+@pytest.mark.parametrize(("given", "shown"), [
+    ({}, {}),
+    ({"progressDeadlineSeconds": 600, "autoRollback": False}, {}),
+    ({"progressDeadlineSeconds": 0}, {"progressDeadlineSeconds": 0}),
+    ({"autoRollback": True}, {"autoRollback": True}),
+    ({"progressDeadlineSeconds": 90, "autoRollback": True}, {"progressDeadlineSeconds": 90, "autoRollback": True}),
+])
+def test_pacer_extensions_are_shown_only_when_not_default(given: dict, shown: dict) -> None:
+    app = parse(upgradeStrategy=given)
+    out = app.to_json()
+    assert out["upgradeStrategy"] == {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0, **shown}
+    assert parse_app_definition(out) == app
 
 
 def test_task_kill_grace_seconds() -> None:

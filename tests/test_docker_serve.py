@@ -155,7 +155,7 @@ def test_a_failing_container_is_replaced_with_backoff(docker_pacer, docker_env: 
 
     first = wait_until(failure, timeout=30, what="a first failure")
     assert first["state"] == "TASK_FAILED" and first["message"] == "Container exited with status 3"
-    queued = wait_until(lambda: [q for q in server.get("/v2/queue")[1]["queue"] if q["app"]["id"] == "/crashy"
+    queued = wait_until(lambda: [q for q in server.get("/v2/queue?embed=reason")[1]["queue"] if q["app"]["id"] == "/crashy"
                                  and q["delay"]["timeLeftSeconds"] > 0], timeout=10, interval=0.05,
                         what="the app to wait for its backoff")
     assert queued[0]["count"] == 1
@@ -189,7 +189,7 @@ def test_a_missing_image_fails_clearly_and_bad_parameters_are_refused(docker_pac
     assert failure["state"] == "TASK_FAILED" and failure["message"].startswith(prefix)
     daemon_says = failure["message"][len(prefix):]
     assert daemon_says
-    entry = wait_until(lambda: [q for q in server.get("/v2/queue")[1]["queue"]
+    entry = wait_until(lambda: [q for q in server.get("/v2/queue?embed=reason")[1]["queue"]
                                 if q["app"]["id"] == "/ghost" and daemon_says in (q["reason"] or "")],
                        timeout=15, interval=0.1, what="the daemon's message as the queue reason")[0]
     assert entry["count"] == 1
@@ -204,7 +204,7 @@ def test_docker_apps_wait_in_the_queue_when_the_engine_does_not_answer(pacer_fac
     assert server.request("POST", "/v2/apps", app)[0] == 201
     process = {"id": "/plain", "cmd": "sleep 300", "cpus": 0.1, "mem": 16}
     assert server.request("POST", "/v2/apps", process)[0] == 201
-    entry = wait_until(lambda: [q for q in server.get("/v2/queue")[1]["queue"] if q["app"]["id"] == "/waiting"
+    entry = wait_until(lambda: [q for q in server.get("/v2/queue?embed=reason")[1]["queue"] if q["app"]["id"] == "/waiting"
                                 and q["reason"]], what="the DOCKER app in the queue")[0]
     assert "no-engine.sock does not answer" in entry["reason"]
     wait_until(lambda: server.running("/plain"), what="process apps to run regardless")

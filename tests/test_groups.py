@@ -53,16 +53,14 @@ def test_tree_of_the_root():
             "id": "/prod",
             "apps": [apps["/prod/db"], apps["/prod/web"]],
             "groups": [{"id": "/prod/be", "apps": [apps["/prod/be/api"]], "groups": [], "pods": [],
-                        "dependencies": ["/prod/db"], "version": "2024-01-15T00:00:00.000Z", "enforceRole": False}],
+                        "dependencies": ["/prod/db"], "version": "2024-01-15T00:00:00.000Z"}],
             "pods": [],
             "dependencies": [],
             "version": "2024-03-01T00:00:00.000Z",
-            "enforceRole": False,
         }],
         "pods": [],
         "dependencies": [],
         "version": "2024-04-01T00:00:00.000Z",
-        "enforceRole": False,
     }
     assert tree["apps"][0] is apps["/a"]   # used as given, not copied or changed
 
@@ -82,8 +80,7 @@ def test_tree_of_a_missing_group_is_none(group_id):
 
 
 def test_empty_root_exists():
-    assert group_tree({}) == {"id": "/", "apps": [], "groups": [], "pods": [], "dependencies": [],
-                              "enforceRole": False}
+    assert group_tree({}) == {"id": "/", "apps": [], "groups": [], "pods": [], "dependencies": []}
 
 
 def test_embed_flags_leave_keys_out():

@@ -61,7 +61,7 @@ def test_killed_task_is_replaced_with_backoff(pacer):
     task = wait_until(lambda: pacer.running("/crashy") and pacer.running("/crashy")[0])
     pid = next(p for p, tid in task_pids(pacer.home).items() if tid == task["id"])
     os.kill(pid, signal.SIGKILL)
-    queued = wait_until(lambda: [q for q in pacer.get("/v2/queue")[1]["queue"] if q["app"]["id"] == "/crashy"],
+    queued = wait_until(lambda: [q for q in pacer.get("/v2/queue?embed=reason")[1]["queue"] if q["app"]["id"] == "/crashy"],
                         timeout=10, interval=0.05, what="the app to wait in the queue")
     assert queued[0]["delay"]["timeLeftSeconds"] > 0
     failure = pacer.get("/v2/apps/crashy")[1]["app"]["lastTaskFailure"]
@@ -104,7 +104,7 @@ def test_unique_hostname_constraint_across_three_agents(pacer_factory):
     assert server.request("POST", "/v2/apps", app)[0] == 201
     tasks = wait_until(lambda: len(server.running("/spread")) == 3 and server.running("/spread"))
     assert sorted(t["host"] for t in tasks) == ["agent-1", "agent-2", "agent-3"]
-    queue = wait_until(lambda: server.get("/v2/queue")[1]["queue"], what="the 4th instance in the queue")
+    queue = wait_until(lambda: server.get("/v2/queue?embed=reason")[1]["queue"], what="the 4th instance in the queue")
     assert queue[0]["count"] == 1
     assert "UNIQUE" in queue[0]["reason"] or "constraint" in queue[0]["reason"].lower()
 
@@ -114,7 +114,7 @@ def test_seed_definition_waits_in_the_queue_saying_why(pacer):
     from pathlib import Path
     seed = json.loads((Path(__file__).parent / "fixtures" / "seed-marathon-qa.json").read_text())
     assert pacer.request("POST", "/v2/apps", seed)[0] == 201
-    entry = wait_until(lambda: [q for q in pacer.get("/v2/queue")[1]["queue"] if q["app"]["id"] == "/appName"],
+    entry = wait_until(lambda: [q for q in pacer.get("/v2/queue?embed=reason")[1]["queue"] if q["app"]["id"] == "/appName"],
                        what="the seed app in the queue")[0]
     assert entry["count"] == 2
     assert "calico-net" in entry["reason"]

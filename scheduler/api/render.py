@@ -63,14 +63,21 @@ def render_app(sched: SchedulerApi, record: AppRecord, embed: set[str]) -> dict[
     return body
 
 
-def render_queue_entry(sched: SchedulerApi, app_id: str, entry: QueueEntry, now: float) -> dict[str, Any]:
+def render_queue_entry(sched: SchedulerApi, app_id: str, entry: QueueEntry, now: float,
+                       with_reason: bool = False) -> dict[str, Any]:
+    """One ``/v2/queue`` item.
+
+    No ``role``: Marathon added it with multi-role support (1.9), Pacer has only the role
+    ``*``, and marathon-python's strict ``MarathonQueueItem`` rejects the key. ``reason``,
+    Pacer's one-sentence why (the status page shows it), comes with ``?embed=reason`` only,
+    for the same client's sake.
+    """
     record = sched.view.apps[app_id]
     b = sched.view.backoffs.get(app_id)
     left = backoff_math.time_left(b, now)
     return {
         "app": render_app(sched, record, set()),
         "count": entry.count,
-        "role": "*",
         "delay": {"timeLeftSeconds": round(left, 3), "overdue": left <= 0},
         "since": iso_timestamp(entry.since),
         "processedOffersSummary": {
@@ -80,5 +87,5 @@ def render_queue_entry(sched: SchedulerApi, app_id: str, entry: QueueEntry, now:
             "rejectSummaryLastOffers": [{"reason": reason, "declined": n, "processed": entry.processed_offers}
                                         for reason, n in sorted(entry.rejections.items())],
         },
-        "reason": entry.message,
+        **({"reason": entry.message} if with_reason else {}),
     }

@@ -1,13 +1,22 @@
-"""/ping, /v2/info, /v2/leader and /v2/agents: what a client asks before anything else."""
+"""/ping, /v2/info, /v2/leader, /metrics and /v2/agents: what a client asks before anything else.
+
+``/v2/info`` carries Marathon's keys only: marathon-python builds a strict ``MarathonInfo``
+from it, so a key of Pacer's own would break ``get_info`` (the agents are at /v2/agents).
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from scheduler.api.params import LEADER_KEY, json_response, scheduler_of
+from scheduler.api.params import LEADER_KEY, SchedulerApi, json_response, scheduler_of
+from scheduler.state.model import RUNNING, STAGING, STARTING
+
+DROPWIZARD_VERSION = "4.0.0"
+"""The ``version`` of Marathon's Dropwizard-format ``/metrics`` document."""
 
 
 def _leader(request: web.Request) -> str:
@@ -51,12 +60,43 @@ async def info(request: web.Request) -> web.Response:
         },
         "zookeeper_config": {},
         "http_config": {"http_port": int(port) if port.isdigit() else None, "https_port": None},
-        "pacer_config": {"home": str(Path(sched.view.location).parent), "agents": len(sched.view.agents())},
     })
 
 
 async def leader(request: web.Request) -> web.Response:
     return json_response({"leader": _leader(request)})
+
+
+def metrics_document(sched: SchedulerApi) -> dict[str, Any]:
+    """``GET /metrics`` in Marathon's Dropwizard JSON shape, with the gauges Pacer can count.
+
+    Marathon's metric names where Marathon has the metric, ``pacer.``-prefixed names for the
+    event bus counters it has no equivalent of; tools that read the document index it by name.
+    """
+    states = [inst.state for inst in sched.view.instances.values()]
+    gauges = {
+        "marathon.apps.active.gauge": len(sched.view.apps),
+        "marathon.deployments.active.gauge": len(sched.view.deployments),
+        "marathon.instances.running.gauge": states.count(RUNNING),
+        "marathon.instances.staged.gauge": states.count(STAGING) + states.count(STARTING),
+        "marathon.http.event-streams.active.gauge": sched.events.subscriber_count,
+    }
+    counters = {
+        "pacer.events.published.counter": sched.events.published,
+        "pacer.events.slow-clients-dropped.counter": sched.events.slow_clients_dropped,
+    }
+    return {
+        "version": DROPWIZARD_VERSION,
+        "gauges": {name: {"value": value} for name, value in gauges.items()},
+        "counters": {name: {"count": value} for name, value in counters.items()},
+        "histograms": {},
+        "meters": {},
+        "timers": {},
+    }
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return json_response(metrics_document(scheduler_of(request)))
 
 
 async def agents(request: web.Request) -> web.Response:
@@ -76,4 +116,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/ping", ping)
     router.add_get("/v2/info", info)
     router.add_get("/v2/leader", leader)
+    router.add_get("/metrics", metrics)
     router.add_get("/v2/agents", agents)

@@ -9,7 +9,7 @@ from aiohttp import web
 from app_definitions import ValidationFailed
 
 from scheduler.state.model import RUNNING, STAGING, STARTING
-from scheduler.api.params import deployment_result, flag, json_body, json_response, path_app_id, scheduler_of
+from scheduler.api.params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
 from scheduler.api.render import render_queue_entry, render_task
 
 _STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
@@ -46,7 +46,8 @@ async def delete_tasks(request: web.Request) -> web.Response:
 async def get_queue(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     t = time.time()
-    return json_response({"queue": [render_queue_entry(sched, app_id, entry, t)
+    with_reason = "reason" in embeds(request)
+    return json_response({"queue": [render_queue_entry(sched, app_id, entry, t, with_reason)
                             for app_id, entry in sorted(sched.view.queue.items()) if app_id in sched.view.apps]})
 
 

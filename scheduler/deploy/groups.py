@@ -71,6 +71,10 @@ def group_tree(apps: Mapping[str, dict], group_id: str = "/", *, embed_apps: boo
     the apps beneath it, the last time it changed as far as an app map can tell.
     ``embed_apps``/``embed_groups`` False leave the ``apps``/``groups`` keys out, as
     Marathon does without ``embed=group.apps``/``group.groups``.
+
+    ``enforceRole`` is left out: Pacer has one role and keeps no per-group setting, so the
+    value would always be the default ``false``, and strict clients (marathon-python's
+    ``MarathonGroup``) reject a key they do not know.
     """
     gid = normalize_group_id(group_id)
     beneath = sorted(a for a in apps if is_under(a, gid))
@@ -100,7 +104,6 @@ def _tree(apps: Mapping[str, dict], gid: str, beneath: list[str], version: str |
     node["dependencies"] = list(dependencies.get(gid, []))
     if shown_version is not None:
         node["version"] = shown_version
-    node["enforceRole"] = False
     return node
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app_definitions import DefinitionError, parse_app_definition
+
 from scheduler.backends import ClusterBackend
 from scheduler.decide.backoff import Backoff
 from scheduler.deploy.runs import DeploymentRun
@@ -75,7 +77,15 @@ class SchedulerView:
         return self._state.app_versions(app_id)
 
     def app_version(self, app_id: str, version: str) -> dict[str, Any] | None:
-        return self._state.app_version(app_id, version)
+        """A stored version as today's rendering shows it: versions stored by an earlier Pacer
+        carried every default written out, which strict clients reject."""
+        stored = self._state.app_version(app_id, version)
+        if stored is None:
+            return None
+        try:
+            return parse_app_definition(stored).to_json()
+        except DefinitionError:      # a version valid then, refused by today's rules: as stored
+            return stored
 
     def apps_as_of(self, timestamp: str) -> dict[str, dict[str, Any]]:
         """Each app's newest stored version not after `timestamp` (group rollback by version)."""
@@ -83,7 +93,7 @@ class SchedulerView:
         for app_id in self._state.apps:
             versions = [v for v in self._state.app_versions(app_id) if v <= timestamp]
             if versions:
-                stored = self._state.app_version(app_id, versions[0])
+                stored = self.app_version(app_id, versions[0])
                 if stored is not None:
                     snapshot[app_id] = stored
         return snapshot
