@@ -8,10 +8,15 @@ master socket.
 
 Decide in pure functions, act at the edges:
 
-    labels.py       pure   label vocabulary and value checks (a bad value rejects one app, with a reason)
+    labels.py       pure   label vocabulary (a bad value rejects one app, with a reason)
+    label_values.py pure   the grammar of each label's value
     model.py        pure   build_model(apps, group) -> Model: services, servers, per-app verdicts
     servers.py      pure   which tasks serve, as which servers (model.py's per-task half)
+    checks.py       pure   Marathon health checks as HAProxy server checks
+    ownership.py    pure   who a vhost belongs to: the first claimant, on a record that outlives restarts
+    routes.py       pure   the shared frontends' rules and their order
     render.py       pure   render_haproxy_config(model, settings) -> str (deterministic)
+    render_http.py  pure   a backend's access (allow-list, redirect, auth) and rewrite rules
     plan.py         pure   runtime-API plan between two models (None: a reload is needed)
     narrow.py       pure   attribute `haproxy -c` errors to apps; bisect when it cannot
     validate.py     pure   narrow a failing config to the apps to leave out; keep those exclusions
@@ -19,7 +24,8 @@ Decide in pure functions, act at the edges:
     state.py        pure   BridgeState: live config, verdicts, counters, last error, history
     sse.py          pure   Marathon SSE frame parser
     haproxy.py      edge   haproxy -c, the master-worker process, master CLI and Runtime API sockets
-    config_files.py edge   haproxy.cfg and its siblings, written atomically; `haproxy -c` over them
+    config_files.py edge   haproxy.cfg and its siblings (and the vhost record), written atomically;
+                           `haproxy -c` over them
     netprobe.py     edge   task host resolution cache, bind probes
     targets.py      edge   apps -> the model HAProxy should run (resolution, health memory, exclusions)
     applier.py      edge   HaproxyApplier: the one place that changes HAProxy (runtime API or reload)

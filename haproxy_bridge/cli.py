@@ -40,8 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--https-port", type=int, default=443, help="shared TLS frontend port (default 443)")
     parser.add_argument("--stats-port", type=int, default=9090,
                         help="HAProxy stats page, /_haproxy_health_check, /metrics and /v2/haproxy (default 9090)")
+    parser.add_argument("--apps-port", type=int, default=9091,
+                        help="frontend routing by the X-Marathon-App-Id header to the app's first HTTP service, "
+                             "as marathon-lb's :9091 (default 9091; 0 turns it off)")
     parser.add_argument("--status-port", type=int, default=None,
-                        help="port of the bridge's own status server on 127.0.0.1 (default: stats port + 1)")
+                        help="port of the bridge's own status server on 127.0.0.1 (default: stats port + 2)")
     parser.add_argument("--config-dir", default=os.environ.get("PACER_HAPROXY_DIR", "var/haproxy"),
                         help="haproxy.cfg, sockets, pid file and haproxy.log (default var/haproxy)")
     parser.add_argument("--bind-address", default="127.0.0.1",
@@ -62,10 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> BridgeOptions:
     """Raises ValueError naming the flag when a value is wrong."""
-    status_port = args.status_port if args.status_port is not None else args.stats_port + 1
+    status_port = args.status_port if args.status_port is not None else args.stats_port + 2
     return BridgeOptions(
         master=args.master, group=args.group, http_port=args.http_port, https_port=args.https_port,
-        stats_port=args.stats_port, status_port=status_port, config_dir=Path(args.config_dir),
+        stats_port=args.stats_port, apps_port=args.apps_port or None, status_port=status_port,
+        config_dir=Path(args.config_dir),
         bind_address=args.bind_address, haproxy_bin=args.haproxy_bin, ssl_certs=tuple(args.ssl_cert),
         resync_seconds=args.resync_seconds, debounce_seconds=args.debounce_seconds,
         poll_seconds=args.poll_seconds, drain_seconds=args.drain_seconds)

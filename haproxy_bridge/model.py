@@ -11,6 +11,9 @@ Rules:
   `portMappings[n].servicePort` (bridge/container networking), `HAPROXY_{n}_PORT` overriding.
   Backend name: `<app id without leading '/', '/' -> '_'>_<port>`.
 - Mode: `HAPROXY_{n}_MODE`, else `http` when a VHOST or an HTTP health check is set, else `tcp`.
+  Labels that only HTTP can honour (VHOST, PATH, STICKY, AUTH, the PROXYPASS/REVPROXY paths,
+  USE_HSTS) on a tcp port reject the app; REDIRECT_TO_HTTPS without a VHOST does nothing
+  (marathon-lb redirects only what arrives for the vhost) and says so in a warning.
 - Servers: TASK_RUNNING tasks only. When the app has health checks, a task is a server only
   when Pacer reports every result alive; a task without results (Pacer just restarted, or the
   first check has not run) keeps its place if it was seen alive before (`known_healthy`),
@@ -21,8 +24,10 @@ Rules:
   container port.
 - Bind conflicts: two services on one port (or on a port the bridge itself uses) — the app
   that already held it (`previous`) keeps it, else the lower app id; the other is rejected
-  with the reason. Two apps claiming one vhost are both routed, the first rule wins, and the
-  other app carries a warning.
+  with the reason.
+- Vhosts: the app that claimed a vhost (with its path) first keeps it; a later claimant is
+  rejected unless both carry the same HAPROXY_DEPLOYMENT_GROUP (ownership.py). `owners` is the
+  bridge's record of the owners, and `Model.owners` the record after this model.
 
 This module turns each app into services and settles what apps compete for (ports, backend
 names, vhosts). The Servers and Address rules are per task and need nothing else of the app
@@ -36,25 +41,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .labels import PortLabels, bridge_groups, group_matches, parse_labels
+from .checks import HealthCheck, health_for
+from .labels import BasicAuth, PortLabels, bridge_groups, group_matches, parse_labels
+from .ownership import AppClaims, Claim, RouteKey, route_keys, settle
+from .routes import shared_routes
 from .servers import Server, routable_tasks, servers_for
 
 _APP_ID = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
-_HC_PATH = re.compile(r"/[A-Za-z0-9._~%/:@+=,!*?&;-]{0,1023}")
-HTTP_CHECKS = {"HTTP": "http", "MESOS_HTTP": "http", "HTTPS": "https", "MESOS_HTTPS": "https"}
-TCP_CHECKS = {"TCP": "tcp", "MESOS_TCP": "tcp"}
 
 INCLUDED, SKIPPED, REJECTED = "included", "skipped", "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
-    kind: str                   # http | https | tcp
-    path: str | None = None
-    interval_s: int = 60
-    timeout_s: int = 20
-    fall: int = 3
-    port: int | None = None     # a fixed check port (healthChecks[].port), else the server's
 
 
 class Service(NamedTuple):
@@ -74,6 +69,11 @@ class Service(NamedTuple):
     weight: int = 0
     ssl_certs: tuple[str, ...] = ()
     health: HealthCheck | None = None
+    auth: BasicAuth | None = None
+    proxypass_path: str | None = None
+    revproxy_path: str | None = None
+    hsts: bool = False
+    networks_allowed: tuple[str, ...] = ()
     servers: tuple[Server, ...] = ()
 
     def shape(self) -> "Service":
@@ -99,6 +99,7 @@ class AppStatus(NamedTuple):
 class Model:
     services: tuple[Service, ...] = ()      # sorted by backend name
     apps: tuple[AppStatus, ...] = ()        # sorted by app id
+    owners: tuple[tuple[RouteKey, Claim], ...] = ()     # the vhost record, sorted by key
 
     def service(self, backend: str) -> Service | None:
         for s in self.services:
@@ -117,7 +118,8 @@ class Model:
 
     def without_apps(self, app_ids: Iterable[str]) -> "Model":
         drop = set(app_ids)
-        return Model(services=tuple(s for s in self.services if s.app_id not in drop), apps=self.apps)
+        return Model(services=tuple(s for s in self.services if s.app_id not in drop), apps=self.apps,
+                     owners=self.owners)
 
 
 class _Reject(Exception):
@@ -152,37 +154,6 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def _health_for(app: Mapping[str, Any], index: int, warnings: list[str]) -> HealthCheck | None:
-    for i, hc in enumerate(app.get("healthChecks") or []):
-        protocol = str(hc.get("protocol", "HTTP")).upper()
-        kind = HTTP_CHECKS.get(protocol) or TCP_CHECKS.get(protocol)
-        if kind is None:
-            continue
-        fixed_port = hc.get("port")
-        port_index = hc.get("portIndex")
-        if fixed_port is None and port_index is None:
-            port_index = 0
-        if port_index is not None and port_index != index:
-            continue
-        path = None
-        if kind != "tcp":
-            path = hc.get("path") or "/"
-            if not isinstance(path, str) or not _HC_PATH.fullmatch(path):
-                warnings.append(f"healthChecks[{i}].path {path!r} cannot be rendered safely; "
-                                "HAProxy does not check this port (Pacer's own check still gates tasks)")
-                return None
-        interval = hc.get("intervalSeconds", 60)
-        timeout = hc.get("timeoutSeconds", 20)
-        failures = hc.get("maxConsecutiveFailures", 3)
-        return HealthCheck(
-            kind=kind, path=path,
-            interval_s=max(1, int(interval)) if isinstance(interval, (int, float)) else 60,
-            timeout_s=max(1, int(timeout)) if isinstance(timeout, (int, float)) else 20,
-            fall=max(1, int(failures)) if isinstance(failures, int) and failures > 0 else 3,
-            port=fixed_port if isinstance(fixed_port, int) and 0 < fixed_port < 65536 else None)
-    return None
-
-
 def _overlaps(a: str, b: str) -> bool:
     wild = ("*", "0.0.0.0", "::")
     return a == b or a in wild or b in wild
@@ -195,20 +166,51 @@ def _service(app: Mapping[str, Any], app_id: str, pl: PortLabels, index: int,
     if not port:
         warnings.append(f"service port {index} has no port (0) and no HAPROXY_{index}_PORT; not routed")
         return None
-    health = _health_for(app, index, warnings)
+    health = health_for(app, index, warnings)
     mode = pl.mode or ("http" if pl.vhosts or (health and health.kind != "tcp") else "tcp")
     if mode == "tcp":
         for what, present in (("VHOST", pl.vhosts), ("PATH", pl.paths), ("STICKY", pl.sticky),
-                              ("REDIRECT_TO_HTTPS", pl.redirect_to_https)):
+                              ("AUTH", pl.auth), ("HTTP_BACKEND_PROXYPASS_PATH", pl.proxypass_path),
+                              ("HTTP_BACKEND_REVPROXY_PATH", pl.revproxy_path), ("USE_HSTS", pl.hsts)):
             if present:
                 raise _Reject(f"HAPROXY_{index}_{what} needs http mode, but HAPROXY_{index}_MODE is tcp")
+    if pl.redirect_to_https and not pl.vhosts:
+        warnings.append(f"HAPROXY_{index}_REDIRECT_TO_HTTPS does nothing without HAPROXY_{index}_VHOST "
+                        "(only requests for the vhost are redirected)")
     backend = f"{app_id.strip('/').replace('/', '_')}_{port}"
     return Service(
         app_id=app_id, index=index, backend=backend, port=port, mode=mode,
-        balance=pl.balance or "roundrobin", sticky=pl.sticky, redirect_to_https=pl.redirect_to_https,
+        balance=pl.balance or "roundrobin", sticky=pl.sticky,
+        redirect_to_https=pl.redirect_to_https and bool(pl.vhosts),
         bind_addr=pl.bind_addr, bind_options=pl.bind_options, vhosts=pl.vhosts, paths=pl.paths,
-        weight=pl.backend_weight, ssl_certs=pl.ssl_certs, health=health,
+        weight=pl.backend_weight, ssl_certs=pl.ssl_certs, health=health, auth=pl.auth,
+        proxypass_path=pl.proxypass_path, revproxy_path=pl.revproxy_path, hsts=pl.hsts,
+        networks_allowed=pl.networks_allowed,
         servers=servers_for(tasks, kind, index, mapping, host_addresses, waiting))
+
+
+def _claims(app: Mapping[str, Any], groups: frozenset[str]) -> AppClaims | str | None:
+    """The route keys `app` claims; its id alone when its labels cannot be read (it keeps what
+    the record gives it); None for an app that cannot be named."""
+    app_id = app.get("id") if isinstance(app, Mapping) else None
+    if not isinstance(app_id, str) or not _APP_ID.fullmatch(app_id):
+        return None
+    try:
+        labels = parse_labels(app.get("labels") or {})
+        specs = _ports_of(app)[1]
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return app_id
+    if labels.errors:
+        return app_id
+    keys: set[RouteKey] = set()
+    for n in range(len(specs)):
+        pl = labels.port(n)
+        if pl.enabled and (pl.vhosts or pl.paths) and group_matches(labels.groups_of(n), groups):
+            keys |= route_keys(pl.vhosts, pl.paths)
+    info = app.get("versionInfo")
+    since = info.get("lastConfigChangeAt") if isinstance(info, Mapping) else None
+    since = since if isinstance(since, str) else app.get("version")
+    return AppClaims(app_id, frozenset(keys), since if isinstance(since, str) else None, labels.deployment_group)
 
 
 def _app_services(app: Mapping[str, Any], groups: frozenset[str], host_addresses: Mapping[str, str],
@@ -262,15 +264,18 @@ def build_model(apps: Iterable[Mapping[str, Any]], group: str = "*", *,
                 known_healthy: Iterable[str] = (),
                 default_bind: str = "*",
                 exclude: Mapping[str, str] | None = None,
-                previous: Model | None = None) -> Model:
+                previous: Model | None = None,
+                owners: Mapping[RouteKey, Claim] | None = None) -> Model:
     """The model for `apps` (Marathon JSON with embedded tasks) as seen by a bridge of `group`.
 
     `reserved` maps (address, port) the bridge binds itself to a description; `exclude` maps app
     ids to a reason they must be left out (found by the edge: a failed `haproxy -c`, a port
     that cannot be bound). When two apps want one port, an app that held all its ports in
     `previous` wins (a new label cannot take a port away from a running app), then the lower
-    app id. Neither the input nor any nested value is modified.
+    app id. `owners` is the vhost record (default: `previous.owners`). Neither the input nor any
+    nested value is modified.
     """
+    apps = list(apps)
     groups = bridge_groups(group)
     hosts = dict(host_addresses or {})
     healthy = frozenset(known_healthy)
@@ -292,6 +297,12 @@ def build_model(apps: Iterable[Mapping[str, Any]], group: str = "*", *,
             services_by_app.pop(status.app_id, None)
         statuses[status.app_id] = status
         services_by_app[status.app_id] = services
+    record, losers = _settle_vhosts(apps, groups, owners if owners is not None else
+                                    dict(previous.owners) if previous else {})
+    for app_id, why in losers.items():
+        if statuses[app_id].state == INCLUDED:
+            statuses[app_id] = statuses[app_id]._replace(state=REJECTED, reasons=(why,), backends=(), servers=0)
+            services_by_app[app_id] = []
     # bind conflicts and duplicate names: the lower app id keeps the port
     taken: dict[int, list[tuple[str, str]]] = {}      # port -> [(address, owner)]
     for (raddr, rport), owner in (reserved or {}).items():
@@ -324,23 +335,28 @@ def build_model(apps: Iterable[Mapping[str, Any]], group: str = "*", *,
             taken.setdefault(s.port, []).append((s.bind_addr or default_bind, f"app {app_id}"))
             names[s.backend] = app_id
             final.append(s)
-    # vhost routing collisions are allowed (the first rule wins) but said out loud
-    owners: dict[tuple[str, str], str] = {}
-    for s in sorted(final, key=route_order):
-        for host in s.vhosts:
-            for path in s.paths or ("",):
-                key = (host, path)
-                if key in owners and owners[key] != s.app_id:
-                    st = statuses[s.app_id]
-                    statuses[s.app_id] = st._replace(warnings=st.warnings + (
-                        f"vhost {host}{path} is also routed to {owners[key]}, whose rule comes first",))
-                owners.setdefault(key, s.app_id)
+    # a vhost shared by a deployment group: the first rule takes the traffic; say so on the others
+    first: dict[RouteKey, str] = {}
+    for route in shared_routes(final):
+        for key in sorted(route_keys(route.patterns(), route.service.paths)):
+            app_id = route.service.app_id
+            if first.setdefault(key, app_id) != app_id:
+                st = statuses[app_id]
+                note = f"vhost {key[0]}{key[1]} is also routed to {first[key]}, whose rule comes first"
+                if note not in st.warnings:
+                    statuses[app_id] = st._replace(warnings=st.warnings + (note,))
     return Model(services=tuple(sorted(final, key=lambda s: s.backend)),
-                 apps=tuple(statuses[k] for k in sorted(statuses)))
+                 apps=tuple(statuses[k] for k in sorted(statuses)), owners=tuple(sorted(record.items())))
 
 
-def route_order(s: Service) -> tuple[Any, ...]:
-    """Order of the shared frontends' rules: weight, then host rules before path-only ones,
-    then longer path prefixes first, then backend name."""
-    longest = max((len(p) for p in s.paths), default=0)
-    return (-s.weight, 0 if s.vhosts else 1, 0 if s.paths else 1, -longest, s.backend)
+def _settle_vhosts(apps: list[Any], groups: frozenset[str],
+                   record: Mapping[RouteKey, Claim]) -> tuple[dict[RouteKey, Claim], dict[str, str]]:
+    claims: list[AppClaims] = []
+    holding: list[str] = []
+    for app in apps:
+        c = _claims(app, groups)
+        if isinstance(c, AppClaims):
+            claims.append(c)
+        elif c is not None:
+            holding.append(c)
+    return settle(claims, holding, record)

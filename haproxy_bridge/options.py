@@ -15,6 +15,7 @@ class BridgeOptions:
     http_port: int = 80                  # shared vhost frontend
     https_port: int = 443                # shared TLS frontend (only when a certificate is known)
     stats_port: int = 9090               # HAProxy stats page, /_haproxy_health_check, /metrics
+    apps_port: int | None = 9091         # marathon-lb's X-Marathon-App-Id frontend; None: none
     status_port: int | None = None       # standalone: the bridge's own status server (127.0.0.1)
     # Loopback by default, like `pacer serve`; marathon-lb bound every interface ('*'):
     # pass --bind-address '*' (or 0.0.0.0) for an edge load balancer.
@@ -35,11 +36,13 @@ class BridgeOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 < value < 65536:
                 problems.append(f"--{name.replace('_', '-')} must be a port 1..65535 (got {value!r})")
-        if self.status_port is not None and not 0 < self.status_port < 65536:
-            problems.append(f"--status-port must be a port 1..65535 (got {self.status_port!r})")
-        ports = [self.http_port, self.https_port, self.stats_port] + ([self.status_port] if self.status_port else [])
+        for name in ("status_port", "apps_port"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 0 < value < 65536):
+                problems.append(f"--{name.replace('_', '-')} must be a port 1..65535 (got {value!r})")
+        ports = [p for p in (self.http_port, self.https_port, self.stats_port, self.apps_port, self.status_port) if p]
         if len(set(ports)) != len(ports):
-            problems.append(f"the HTTP, HTTPS, stats and status ports must differ (got {ports})")
+            problems.append(f"the HTTP, HTTPS, stats, apps and status ports must differ (got {ports})")
         if self.bind_address != "*":
             try:
                 ipaddress.ip_address(self.bind_address)

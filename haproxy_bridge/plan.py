@@ -75,7 +75,7 @@ def with_servers_of(live: Model, target: Model) -> Model:
     whose other parts need a reload (applied now; the reload follows when it is due)."""
     wanted = {s.backend: s.servers for s in target.services}
     return Model(services=tuple(s._replace(servers=wanted.get(s.backend, s.servers)) for s in live.services),
-                 apps=target.apps)
+                 apps=target.apps, owners=target.owners)
 
 
 def _addr_port(srv: Server) -> str:

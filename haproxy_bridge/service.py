@@ -39,7 +39,7 @@ MAX_REASONS = 10
 def render_settings(options: BridgeOptions, process: HaproxyProcess) -> RenderSettings:
     return RenderSettings(
         bind_address=options.bind_address, http_port=options.http_port, https_port=options.https_port,
-        stats_port=options.stats_port, admin_socket=str(process.admin_socket),
+        stats_port=options.stats_port, apps_port=options.apps_port, admin_socket=str(process.admin_socket),
         status_backend=f"127.0.0.1:{options.status_port}" if options.status_port else None,
         default_certs=tuple(options.ssl_certs), hard_stop_after=f"{options.hard_stop_after_seconds}s")
 
@@ -54,7 +54,7 @@ class HaproxyBridge:
         self.draining = Draining(options.drain_seconds)
         check = ConfigChecker(options.haproxy_bin, self.files, self.state.counters)
         validator = ConfigValidator(self.settings, check)
-        self.targets = TargetBuilder(options, validator)
+        self.targets = TargetBuilder(options, validator, files=self.files)
         self.refreshes = RefreshLoop(lambda full, reasons: self.refresh(full=full, reasons=reasons), self.state,
                                      options.debounce_seconds)
         self.applier = HaproxyApplier(settings=self.settings, process=self.process, files=self.files, check=check,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from .outcomes import (Outcome, Rejected, ReloadDeferred, Reloaded, ReloadFailed, ServerChanges, ServersUpdated,
                        Started, Unchanged, Update)
+from .ownership import record_json
 from .state import BridgeState, Counters
 
 if TYPE_CHECKING:
@@ -107,7 +108,8 @@ def status_document(bridge: BridgeParts) -> dict[str, Any]:
                     "configPath": str(bridge.files.live), "masterSocket": str(process.master_socket),
                     "adminSocket": str(process.admin_socket),
                     "statsUrl": f"http://{stats_host}:{o.stats_port}/haproxy?stats",
-                    "ports": {"http": o.http_port, "https": o.https_port, "stats": o.stats_port}},
+                    "ports": {"http": o.http_port, "https": o.https_port, "stats": o.stats_port,
+                              "apps": o.apps_port}},
         "config": {"sha256": hashlib.sha256(config.encode()).hexdigest(), "lines": config.count("\n")},
         "lastReload": None if reload is None else {
             "at": iso(reload.at), "ok": reload.ok, "message": reload.message[-1000:],
@@ -116,6 +118,7 @@ def status_document(bridge: BridgeParts) -> dict[str, Any]:
         "lastError": state.last_error,
         "counters": counters_json(state.counters), "stream": stream_json(bridge.watcher.state),
         "apps": apps,
+        "vhostOwners": record_json(dict(state.model.owners)),
         "summary": {"included": sum(a["state"] == "included" for a in apps),
                     "rejected": sum(a["state"] == "rejected" for a in apps),
                     "skipped": sum(a["state"] == "skipped" for a in apps)},

@@ -5,7 +5,9 @@ addresses (cached, so a slow resolver never delays a routing change), the tasks 
 before (a task without a health result yet keeps its place, so a scheduler failover never
 empties a backend), and the apps left out because HAProxy refused them (the validator's).
 A port another process already holds rejects its app here, before any configuration is
-written, because HAProxy would otherwise fail the whole reload over it.
+written, because HAProxy would otherwise fail the whole reload over it. The vhost record
+(ownership.py) is read from the config dir once and written back whenever a claim is made or
+released, before the configuration that relies on it is applied.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .config_files import ConfigFiles
 from .model import Model, build_model
 from .netprobe import HostResolver, bind_problem, blocked_binds
 from .options import BridgeOptions
+from .ownership import Claim, RouteKey
 from .servers import track_known_healthy
 from .validate import ConfigValidator
 
@@ -28,6 +32,8 @@ def reserved_binds(options: BridgeOptions) -> dict[tuple[str, int], str]:
     out = {(options.bind_address, options.http_port): "the bridge's HTTP frontend",
            (options.bind_address, options.https_port): "the bridge's HTTPS frontend",
            (options.bind_address, options.stats_port): "the bridge's stats page"}
+    if options.apps_port:
+        out[(options.bind_address, options.apps_port)] = "the bridge's app-id frontend (X-Marathon-App-Id)"
     if options.status_port:
         out[("127.0.0.1", options.status_port)] = "the bridge's status server"
     return out
@@ -40,7 +46,7 @@ class Target:
 
 
 class TargetBuilder:
-    def __init__(self, options: BridgeOptions, validator: ConfigValidator, *,
+    def __init__(self, options: BridgeOptions, validator: ConfigValidator, *, files: ConfigFiles | None = None,
                  resolver: HostResolver | None = None, probe: BindProbe = bind_problem) -> None:
         self.options = options
         self.validator = validator
@@ -48,6 +54,8 @@ class TargetBuilder:
         self.probe = probe                          # replaceable: tests make every port free
         self._known_healthy: set[str] = set()
         self._reserved = reserved_binds(options)
+        self._files = files                         # None: the vhost record lives in memory only
+        self._owners: dict[RouteKey, Claim] | None = None
 
     async def build(self, apps: list[dict[str, Any]], *, full: bool, live: Model | None,
                     haproxy_running: bool) -> Target:
@@ -56,11 +64,14 @@ class TargetBuilder:
         hosts = await self.resolver.resolve(_task_hosts(apps))
         known_healthy = self._known_healthy = track_known_healthy(self._known_healthy, apps)
         self.validator.start_refresh(apps, full=full)
+        if self._owners is None:
+            self._owners = self._files.read_owners() if self._files else {}
+        owners = self._owners
 
         def rebuild() -> Model:
             return build_model(apps, self.options.group, reserved=self._reserved, host_addresses=hosts,
                                known_healthy=known_healthy, default_bind=self.options.bind_address,
-                               exclude=self.validator.reasons(), previous=live)
+                               exclude=self.validator.reasons(), previous=live, owners=owners)
 
         model = rebuild()
         blocked = blocked_binds(model, self._held_binds(live) if haproxy_running else set(),
@@ -69,6 +80,11 @@ class TargetBuilder:
             for app_id, why in blocked.items():
                 self.validator.exclude(app_id, why)
             model = rebuild()
+        record = dict(model.owners)
+        if record != owners:
+            if self._files is not None:
+                self._files.write_owners(record)
+            self._owners = record
         return Target(model, rebuild)
 
     def _held_binds(self, live: Model | None) -> set[tuple[str, int]]:

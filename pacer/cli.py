@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--haproxy-http-port", type=int, default=80, help="vhost frontend port (default 80)")
     s.add_argument("--haproxy-https-port", type=int, default=443, help="TLS frontend port (default 443)")
     s.add_argument("--haproxy-stats-port", type=int, default=9090, help="HAProxy stats page port (default 9090)")
+    s.add_argument("--haproxy-apps-port", type=int, default=9091,
+                   help="frontend routing by the X-Marathon-App-Id header, as marathon-lb's :9091 (0: none)")
+    s.add_argument("--haproxy-ssl-cert", action="append", default=[], metavar="PEM",
+                   help="default certificate of the TLS frontend (repeatable; apps add theirs with HAPROXY_n_SSL_CERT)")
     add_metrics_arguments(s)
 
     a = sub.add_parser("autoscaler", help="run the autoscaler alone against a Pacer or Marathon API")
@@ -144,6 +148,7 @@ def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) 
         return BridgeOptions(master=f"http://{host}:{port}", config_dir=home.resolve() / "haproxy",
                              group=args.haproxy_group, http_port=args.haproxy_http_port,
                              https_port=args.haproxy_https_port, stats_port=args.haproxy_stats_port,
+                             apps_port=args.haproxy_apps_port or None, ssl_certs=tuple(args.haproxy_ssl_cert),
                              bind_address=host if host not in ("", "0.0.0.0") else "*")
     except ValueError as exc:
         raise UsageError(str(exc).replace("--http-port", "--haproxy-http-port")) from None

@@ -6,7 +6,8 @@ every process started here is stopped by its pid.
 cannot install it) they are skipped, saying why, and every other test still runs.
 
 Run as a script it is a tiny HTTP backend: `python haproxy_support.py serve PORT [NAME]` answers
-`GET /...` with `name=<NAME or $MESOS_TASK_ID> app=<$MARATHON_APP_ID> port=<PORT>`.
+`GET /...` with `name=<NAME or $MESOS_TASK_ID> app=<$MARATHON_APP_ID> port=<PORT>`, and the Host and
+path it saw in `X-Seen-Host` / `X-Seen-Path`; `GET /...?location=URL` answers 302 with that Location.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -61,10 +63,14 @@ def _serve(port: int, name: str) -> None:
         def do_GET(self) -> None:  # noqa: N802
             if self.path.startswith("/sleep/"):
                 time.sleep(float(self.path.split("/")[2]))
-            self.send_response(200)
+            location = parse_qs(urlsplit(self.path).query).get("location")
+            self.send_response(302 if location else 200)
+            if location:
+                self.send_header("Location", location[0])
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Seen-Host", self.headers.get("Host", ""))
+            self.send_header("X-Seen-Path", self.path)
             self.end_headers()
             self.wfile.write(body)
 
@@ -217,8 +223,9 @@ class RecordedMaster:
 
 
 def app_json(app_id: str, service_port: int, backend_ports: list[int], *, labels: dict[str, str] | None = None,
-             health: bool = False, state: str = "TASK_RUNNING") -> dict[str, Any]:
-    """A Marathon app with embedded tasks, as /v2/apps?embed=apps.tasks shows it."""
+             health: bool = False, state: str = "TASK_RUNNING", changed_at: str | None = None) -> dict[str, Any]:
+    """A Marathon app with embedded tasks, as /v2/apps?embed=apps.tasks shows it; `changed_at` is
+    its `version` and `versionInfo.lastConfigChangeAt`."""
     name = app_id.strip("/").replace("/", "_")
     app: dict[str, Any] = {
         "id": app_id, "instances": len(backend_ports), "labels": labels or {},
@@ -230,6 +237,9 @@ def app_json(app_id: str, service_port: int, backend_ports: list[int], *, labels
     if health:
         app["healthChecks"] = [{"protocol": "HTTP", "path": "/", "portIndex": 0, "intervalSeconds": 2,
                                 "timeoutSeconds": 2, "maxConsecutiveFailures": 3}]
+    if changed_at:
+        app["version"] = changed_at
+        app["versionInfo"] = {"lastScalingAt": changed_at, "lastConfigChangeAt": changed_at}
     return app
 
 
@@ -312,6 +322,7 @@ class BridgeThread:
 def bridge_options(config_dir: Path, master: str, **kw: Any) -> Any:
     from haproxy_bridge.options import BridgeOptions
     defaults: dict[str, Any] = dict(http_port=free_port(), https_port=free_port(), stats_port=free_port(),
+                                    apps_port=free_port(),
                                     haproxy_bin=HAPROXY, debounce_seconds=0.1, poll_seconds=0.3,
                                     drain_seconds=2.0, hard_stop_after_seconds=5)
     defaults.update(kw)

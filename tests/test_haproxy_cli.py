@@ -28,18 +28,23 @@ def parse(*argv: str) -> BridgeOptions:
 
 def test_flags_and_defaults() -> None:
     o = parse("--master", "http://127.0.0.1:8080")
-    assert (o.group, o.http_port, o.https_port, o.stats_port, o.status_port) == ("*", 80, 443, 9090, 9091)
+    assert (o.group, o.http_port, o.https_port, o.stats_port, o.apps_port, o.status_port) == \
+        ("*", 80, 443, 9090, 9091, 9092)
     assert o.bind_address == "127.0.0.1" and o.config_dir == Path("var/haproxy")
     o = parse("--master", "http://m:1", "--group", "external", "--http-port", "18080", "--https-port", "18443",
               "--stats-port", "19090", "--config-dir", "/tmp/x", "--bind-address", "*", "--ssl-cert", "/a.pem",
               "--ssl-cert", "/b.pem", "--poll-seconds", "1")
     assert (o.group, o.http_port, o.stats_port, o.status_port, o.bind_address, o.ssl_certs, o.poll_seconds) == \
-        ("external", 18080, 19090, 19091, "*", ("/a.pem", "/b.pem"), 1.0)
+        ("external", 18080, 19090, 19092, "*", ("/a.pem", "/b.pem"), 1.0)
+    assert parse("--master", "http://m:1", "--apps-port", "0").apps_port is None
+    assert parse("--master", "http://m:1", "--apps-port", "19091").apps_port == 19091
 
 
 @pytest.mark.parametrize("argv,message", [
     (["--http-port", "0"], "--http-port must be a port"),
     (["--stats-port", "80"], "must differ"),
+    (["--apps-port", "9090"], "must differ"),
+    (["--apps-port", "70000"], "--apps-port must be a port"),
     (["--bind-address", "localhost"], "--bind-address must be an IP address"),
     (["--master", "127.0.0.1:8080"], "--master must be an http(s) URL"),
     (["--config-dir", "/tmp/a b"], "--config-dir must be a plain path"),
@@ -64,6 +69,7 @@ def test_standalone_process_serves_and_stops_haproxy_by_pid(tmp_path: Path) -> N
         proc = subprocess.Popen(
             [sys.executable, "-m", "haproxy_bridge", "--master", master.url, "--http-port", str(http),
              "--https-port", str(https), "--stats-port", str(stats), "--status-port", str(free_port()),
+             "--apps-port", str(free_port()),
              "--config-dir", str(tmp_path / "hx"), "--poll-seconds", "0.3", "--debounce-seconds", "0.1"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         wait_for(lambda: get(f"http://127.0.0.1:{http}/", host="web.example.com")[0] == 200, 15, "routing")

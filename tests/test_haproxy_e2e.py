@@ -22,7 +22,7 @@ HEALTH = [{"protocol": "HTTP", "path": "/", "portIndex": 0, "intervalSeconds": 1
 
 def app_def(app_id: str, instances: int, labels: dict[str, str], *, service_port: int | None = None,
             health: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": app_id, "cmd": backend_cmd(), "instances": instances, "cpus": 0.01, "mem": 16,
+    body: dict[str, Any] = {"id": app_id, "cmd": backend_cmd(), "instances": instances, "cpus": 0.01, "mem": 64,
                             "labels": labels, "portDefinitions": [{"port": service_port or free_port(), "name": "http"}]}
     if health:
         body["healthChecks"] = HEALTH
@@ -154,3 +154,27 @@ def test_zero_failed_requests_through_a_rolling_restart_and_20_reloads(pacer: Pa
     print(f"requests: {[r.ok for r in results]} ok, 0 failed; reloads {counters['reloads'] - start['reloads']}")
     seen = set(results[0].seen) | set(results[1].seen)
     assert {f"name={t}" for t in old} <= seen and {f"name={t}" for t in new} <= seen
+
+
+def test_a_later_app_cannot_take_a_vhost_from_pacer_apps(pacer: PacerServer, bridge_dir: Path) -> None:
+    """With Pacer's own `versionInfo`: the app posted later loses the vhost, whatever its weight
+    or id, and keeps losing it after the owner is redeployed (a newer config than the thief's)."""
+    post(pacer, app_def("/victim", 1, {"HAPROXY_0_VHOST": "victim.example.com"}, health=False))
+    wait_for(lambda: len(pacer.running("/victim")) == 1, 20, "/victim running")
+    opts = bridge_options(bridge_dir, pacer.url, status_port=free_port())
+    with running_bridge(opts) as bt:
+        http = f"http://127.0.0.1:{opts.http_port}/"
+        wait_for(lambda: get(http, host="victim.example.com")[1].startswith("name=victim."), 10, "victim routed")
+        post(pacer, app_def("/a-thief", 1, {"HAPROXY_0_VHOST": "victim.example.com",
+                                            "HAPROXY_0_BACKEND_WEIGHT": "1000"}, health=False))
+        wait_for(lambda: {a["id"]: a["state"] for a in bt.status()["apps"]}.get("/a-thief") == "rejected", 20,
+                 "the thief to be left out")
+        status, resp, _ = pacer.request("PUT", "/v2/apps/victim", {"env": {"REDEPLOYED": "1"}})
+        assert status == 200, resp
+        wait_for(lambda: pacer.get("/v2/deployments")[1] == [], 30, "the victim's redeployment")
+        assert {get(http, host="victim.example.com")[1].split(" ")[0].split(".")[0] for _ in range(8)} \
+            == {"name=victim"}
+        verdicts = {a["id"]: a for a in bt.status()["apps"]}
+        assert verdicts["/victim"]["state"] == "included"
+        assert not any("vhost" in w for w in verdicts["/victim"]["warnings"]), verdicts["/victim"]
+        assert "belongs to /victim" in verdicts["/a-thief"]["reasons"][0]

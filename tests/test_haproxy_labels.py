@@ -8,8 +8,10 @@ import pytest
 
 from haproxy_bridge.haproxy import parse_show_proc
 from haproxy_bridge.labels import LabelError, parse_labels
-from haproxy_bridge.labels import (parse_balance, parse_bind_addr, parse_bind_options, parse_bool, parse_certs,
-                                   parse_groups, parse_mode, parse_paths, parse_port, parse_vhosts, parse_weight)
+from haproxy_bridge.checks import health_for
+from haproxy_bridge.labels import (BasicAuth, parse_auth, parse_balance, parse_bind_addr, parse_bind_options,
+                                   parse_bool, parse_certs, parse_deployment_group, parse_groups, parse_mode,
+                                   parse_networks, parse_path, parse_paths, parse_port, parse_vhosts, parse_weight)
 from haproxy_bridge.model import build_model
 from haproxy_bridge.narrow import apps_blamed, find_bad_apps
 from haproxy_bridge.plan import plan_commands, plan_runtime, runtime_answer_ok
@@ -37,6 +39,13 @@ from .test_haproxy_render import app, task
     (parse_bind_options, "defer-accept maxconn 10 alpn h2,http/1.1", ("defer-accept", "maxconn", "10", "alpn", "h2,http/1.1")),
     (parse_weight, "-12", -12),
     (parse_certs, "/etc/ssl/a.pem,/etc/ssl/b.pem", ("/etc/ssl/a.pem", "/etc/ssl/b.pem")),
+    (parse_auth, "My realm:alice:$6$abcdefgh$Z7KfoKnKT/SZrzo5.", BasicAuth("My realm", "alice", "$6$abcdefgh$Z7KfoKnKT/SZrzo5.")),
+    (parse_auth, "r:bob:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o", BasicAuth("r", "bob", "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o")),
+    (parse_path, "/legacy/", "/legacy"),
+    (parse_path, "/", "/"),
+    (parse_networks, "10.0.0.0/8  127.0.0.1 ::1 192.168.1.7/24", ("10.0.0.0/8", "127.0.0.1", "::1", "192.168.1.0/24")),
+    (parse_deployment_group, "/shop", "shop"),
+    (parse_deployment_group, "team/shop-v2", "team/shop-v2"),
 ])
 def test_good_values(parser, value, expected) -> None:
     assert parser("HAPROXY_0_X", value) == expected
@@ -73,6 +82,20 @@ def test_good_values(parser, value, expected) -> None:
     (parse_certs, "/etc/../x.pem", "plain absolute"),
     (parse_groups, "a b", "group name"),
     (parse_groups, "$HOME", "'$'"),
+    (parse_auth, "realm:alice:s3cret", "crypt(3) hash"),
+    (parse_auth, "realm:alice", "realm:user:password-hash"),
+    (parse_auth, "realm:al:ice:$6$abcdefgh$Z7Kf", "realm:user:password-hash"),
+    (parse_auth, "realm:al ice:$6$abcdefgh$Z7KfoKnKT", "user"),
+    (parse_auth, ":alice:$6$abcdefgh$Z7KfoKnKT", "realm"),
+    (parse_auth, 'r"x:alice:$6$abcdefgh$Z7KfoKnKT', "'\"'"),
+    (parse_auth, "realm:alice:$6$abcdefgh$Z7Kf\n  bind :22", "'\\n'"),
+    (parse_path, "/a b", "spaces"),
+    (parse_path, "relative", "path starting with '/'"),
+    (parse_networks, "10.0.0.0/33", "IP address or network"),
+    (parse_networks, "localhost", "IP address or network"),
+    (parse_networks, "", "empty"),
+    (parse_deployment_group, "a b", "spaces"),
+    (parse_deployment_group, "a//b", "group name"),
 ])
 def test_bad_values_name_the_label(parser, value, why) -> None:
     if why is None:          # trailing spaces are trimmed, not fatal
@@ -85,12 +108,13 @@ def test_bad_values_name_the_label(parser, value, why) -> None:
 
 
 def test_unknown_and_template_labels_are_ignored_with_a_warning() -> None:
-    parsed = parse_labels({"HAPROXY_0_FRONTEND_HEAD": "frontend x\n bind :22", "HAPROXY_0_USE_HSTS": "true",
-                           "HAPROXY_DEPLOYMENT_GROUP": "g", "OTHER": "x\ny", "HAPROXY_0_VHOST": "a.com"})
+    parsed = parse_labels({"HAPROXY_0_FRONTEND_HEAD": "frontend x\n bind :22", "HAPROXY_0_HTTP_BACKEND_REDIR": "/x",
+                           "HAPROXY_DEPLOYMENT_COLOUR": "blue", "OTHER": "x\ny", "HAPROXY_0_VHOST": "a.com",
+                           "HAPROXY_0_USE_HSTS": "true", "HAPROXY_DEPLOYMENT_GROUP": "g"})
     assert parsed.errors == ()
     assert len(parsed.warnings) == 3
     assert any("template overrides" in w for w in parsed.warnings)
-    assert parsed.port(0).vhosts == ("a.com",)
+    assert parsed.port(0).vhosts == ("a.com",) and parsed.port(0).hsts and parsed.deployment_group == "g"
 
 
 def test_non_string_label_value_rejects() -> None:
@@ -133,9 +157,14 @@ def test_bind_addresses_that_differ_do_not_conflict() -> None:
     assert build_model(apps, default_bind="127.0.0.1").app("/b").state == "rejected"
 
 
-def test_vhost_collision_is_a_warning() -> None:
+def test_a_claimed_vhost_is_not_shared_unless_both_apps_opt_in() -> None:
     apps = [app("/a", [10000], {"HAPROXY_0_VHOST": "x.com"}), app("/b", [10001], {"HAPROXY_0_VHOST": "x.com"})]
     model = build_model(apps)
+    assert model.app("/a").state == "included" and model.app("/a").warnings == ()
+    assert model.app("/b").state == "rejected" and "belongs to /a" in model.app("/b").reasons[0]
+    shared = [app(a["id"], [a["portDefinitions"][0]["port"]], {**a["labels"], "HAPROXY_DEPLOYMENT_GROUP": "x"})
+              for a in apps]
+    model = build_model(shared)
     assert model.app("/b").state == "included"
     assert "also routed to /a" in model.app("/b").warnings[0]
 
@@ -170,7 +199,7 @@ def test_runtime_commands_for_checked_sticky_backend() -> None:
                               [task("s.1", 31009, alive=True), task("s.2", 31002, alive=True)], healthChecks=hc)])
     plan = plan_runtime(live, target)
     assert plan_commands(plan, target) == [
-        "add server s_10000/s.2 127.0.0.1:31002 check inter 2s fall 3 rise 1 observe layer4 error-limit 1 on-error mark-down", "enable health s_10000/s.2",
+        "add server s_10000/s.2 127.0.0.1:31002 check inter 2s fall 4 rise 1 observe layer4 error-limit 1 on-error mark-down", "enable health s_10000/s.2",
         "enable server s_10000/s.2", "set server s_10000/s.1 addr 127.0.0.1 port 31009",
         "enable dynamic-cookie backend s_10000"]
 
@@ -221,3 +250,29 @@ def test_bisection_finds_the_bad_apps_in_few_checks() -> None:
     assert asyncio.run(find_bad_apps(apps, valid)) == bad
     assert len(calls) <= 30
     assert asyncio.run(find_bad_apps([], valid)) == set()
+
+
+def test_alias_labels_and_what_tcp_cannot_honour() -> None:
+    assert parse_labels({"HAPROXY_0_PROXYPASS_PATH": "/a", "HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH": "/a/"}).errors == ()
+    assert "disagrees with HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH" in parse_labels(
+        {"HAPROXY_0_REVPROXY_PATH": "/a", "HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH": "/b"}).errors[0]
+    hashed = "r:alice:$6$abcdefgh$Z7KfoKnKTSZrzo5"
+    for label, value in (("AUTH", hashed), ("USE_HSTS", "true"), ("HTTP_BACKEND_PROXYPASS_PATH", "/p")):
+        model = build_model([app("/t", [10000], {"HAPROXY_0_MODE": "tcp", f"HAPROXY_0_{label}": value})])
+        assert model.app("/t").reasons == (f"HAPROXY_0_{label} needs http mode, but HAPROXY_0_MODE is tcp",)
+    allowed = build_model([app("/t", [10000], {"HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL": "10.0.0.0/8"})])
+    assert allowed.services[0].networks_allowed == ("10.0.0.0/8",) and allowed.services[0].mode == "tcp"
+    # a redirect without a vhost does nothing, and says so (even on a tcp port)
+    for mode in ("http", "tcp"):
+        model = build_model([app("/r", [10000], {"HAPROXY_0_MODE": mode, "HAPROXY_0_REDIRECT_TO_HTTPS": "true"})])
+        assert model.app("/r").state == "included" and not model.services[0].redirect_to_https
+        assert "does nothing without HAPROXY_0_VHOST" in model.app("/r").warnings[0]
+
+
+@pytest.mark.parametrize("failures,fall", [(2, 3), (0, 1), (None, 4), ("3", 4), (-1, 4), (True, 4)])
+def test_fall_is_max_consecutive_failures_plus_one(failures: object, fall: int) -> None:
+    check: dict[str, object] = {"protocol": "HTTP", "path": "/", "portIndex": 0}
+    if failures is not None:
+        check["maxConsecutiveFailures"] = failures
+    hc = health_for({"healthChecks": [check]}, 0, [])
+    assert hc is not None and hc.fall == fall

@@ -23,7 +23,9 @@ from .haproxy_support import HAPROXY, needs_haproxy
 
 GOLDEN = Path(__file__).parent / "golden" / "haproxy"
 SETTINGS = RenderSettings(bind_address="127.0.0.1", http_port=18080, https_port=18443, stats_port=19090,
-                          admin_socket="/run/pacer-haproxy/admin.sock")
+                          apps_port=19092, admin_socket="/run/pacer-haproxy/admin.sock")
+#: `openssl passwd -6 -salt abcdefgh s3cret`
+SECRET_HASH = "$6$abcdefgh$Z7KfoKnKTSZrzo5VZ0YubGLQOj9ov6sHo9TmE3zIU/LHKhpE30zCnZ0mcIXYf9r9rQ4DYaXoxAFSPFlcWdxjB."
 
 
 def task(tid: str, *ports: int, host: str = "127.0.0.1", state: str = "TASK_RUNNING",
@@ -89,9 +91,10 @@ CASES: dict[str, dict[str, Any]] = {
         app("/two", [10020, 10021], {"HAPROXY_1_ENABLED": "false", "HAPROXY_0_ENABLED": "true"},
             [task("two.1", 31022, 31023)])]),
     "backend_weight": dict(apps=[
-        app("/low", [10022], {"HAPROXY_0_VHOST": "w.example.com"}, [task("low.1", 31024)]),
-        app("/high", [10023], {"HAPROXY_0_VHOST": "w.example.com", "HAPROXY_0_BACKEND_WEIGHT": "10"},
-            [task("high.1", 31025)]),
+        app("/low", [10022], {"HAPROXY_0_VHOST": "w.example.com", "HAPROXY_DEPLOYMENT_GROUP": "w"},
+            [task("low.1", 31024)]),
+        app("/high", [10023], {"HAPROXY_0_VHOST": "w.example.com", "HAPROXY_0_BACKEND_WEIGHT": "10",
+                               "HAPROXY_DEPLOYMENT_GROUP": "w"}, [task("high.1", 31025)]),
         app("/deep", [10024], {"HAPROXY_0_VHOST": "w.example.com", "HAPROXY_0_PATH": "/a/b"}, [task("deep.1", 31026)]),
         app("/neg", [10025], {"HAPROXY_0_VHOST": "w.example.com", "HAPROXY_0_PATH": "/a",
                               "HAPROXY_0_BACKEND_WEIGHT": "-5"}, [task("neg.1", 31027)])]),
@@ -128,6 +131,36 @@ CASES: dict[str, dict[str, Any]] = {
         settings=dict(status_backend="127.0.0.1:19091", default_certs=("/certs/default.pem",)),
         apps=[app("/web", [10039], {"HAPROXY_0_VHOST": "web.example.com"}, [task("web.1", 31047)])]),
     "no_apps": dict(apps=[]),
+    "redirect_with_path": dict(apps=[
+        app("/login", [10040], {"HAPROXY_0_VHOST": "shop.example.com", "HAPROXY_0_PATH": "/login",
+                                "HAPROXY_0_REDIRECT_TO_HTTPS": "true"}, [task("login.1", 31048)]),
+        app("/nohost", [10041], {"HAPROXY_0_MODE": "http", "HAPROXY_0_REDIRECT_TO_HTTPS": "true"},
+            [task("nohost.1", 31049)])]),
+    "auth": dict(apps=[
+        app("/private", [10042], {"HAPROXY_0_VHOST": "private.example.com",
+                                  "HAPROXY_0_AUTH": f"Private area:alice:{SECRET_HASH}",
+                                  "HAPROXY_0_REDIRECT_TO_HTTPS": "true"}, [task("private.1", 31050)])]),
+    "proxypass_revproxy": dict(apps=[
+        app("/legacy", [10043], {"HAPROXY_0_VHOST": "www.example.com,*.example.org", "HAPROXY_0_PATH": "/legacy",
+                                 "HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH": "/legacy",
+                                 "HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH": "/legacy/"}, [task("legacy.1", 31051)])]),
+    "network_allowed_and_hsts": dict(apps=[
+        app("/admin", [10044], {"HAPROXY_0_VHOST": "admin.example.com", "HAPROXY_0_USE_HSTS": "true",
+                                "HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL": "10.0.0.0/8 127.0.0.1"},
+            [task("admin.1", 31052)]),
+        app("/db2", [10045], {"HAPROXY_0_BACKEND_NETWORK_ALLOWED_ACL": "192.168.0.0/16"}, [task("db2.1", 31053)])]),
+    "route_classes": dict(apps=[
+        app("/exact", [10046], {"HAPROXY_0_VHOST": "a.example.com"}, [task("exact.1", 31054)]),
+        app("/wide", [10047], {"HAPROXY_0_VHOST": "*.example.com", "HAPROXY_0_BACKEND_WEIGHT": "1000"},
+            [task("wide.1", 31055)]),
+        app("/narrow", [10048], {"HAPROXY_0_VHOST": "*.b.example.com"}, [task("narrow.1", 31056)]),
+        app("/anyhost", [10049], {"HAPROXY_0_MODE": "http", "HAPROXY_0_PATH": "/",
+                                  "HAPROXY_0_BACKEND_WEIGHT": "1000"}, [task("anyhost.1", 31057)])]),
+    "vhost_taken": dict(apps=[
+        app("/victim", [10050], {"HAPROXY_0_VHOST": "victim.example.com"}, [task("victim.1", 31058)],
+            versionInfo={"lastConfigChangeAt": "2024-01-01T00:00:00.000Z"}),
+        app("/attacker", [10051], {"HAPROXY_0_VHOST": "victim.example.com", "HAPROXY_0_BACKEND_WEIGHT": "1000"},
+            [task("attacker.1", 31059)], versionInfo={"lastConfigChangeAt": "2024-02-01T00:00:00.000Z"})]),
 }
 
 

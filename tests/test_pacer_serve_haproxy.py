@@ -23,7 +23,7 @@ def test_builtin_bridge_routes_a_vhost_and_a_service_port(pacer_factory, tmp_pat
     http_port, https_port, stats_port = free_port(), free_port(), free_port()
     server = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000", "--haproxy-bridge", "on",
                            "--haproxy-http-port", str(http_port), "--haproxy-https-port", str(https_port),
-                           "--haproxy-stats-port", str(stats_port))
+                           "--haproxy-stats-port", str(stats_port), "--haproxy-apps-port", str(free_port()))
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("hello from pacer")

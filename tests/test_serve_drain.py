@@ -84,7 +84,7 @@ def start(pacer_factory, tmp_path: Path) -> tuple[object, int, Path]:
     http_port = free_port()
     server = pacer_factory("--agent-resources", "cpus=16,mem=16384,disk=10000", "--haproxy-bridge", "on",
                            "--haproxy-http-port", str(http_port), "--haproxy-https-port", str(free_port()),
-                           "--haproxy-stats-port", str(free_port()))
+                           "--haproxy-stats-port", str(free_port()), "--haproxy-apps-port", str(free_port()))
     site = tmp_path / "site"
     site.mkdir()
     (site / "big.bin").write_bytes(b"x" * BODY_BYTES)
