@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from .haproxy_support import Backends, RecordedMaster
 from .support import InProcessApi, PacerServer, http, kill_task_processes
 
 
@@ -48,3 +49,18 @@ def api(tmp_path_factory) -> Iterator[InProcessApi]:
     server.stop()
     kill_task_processes(home)
 
+
+# -- HAProxy bridge tests: task stand-ins and a recorded /v2 master --------------------------
+
+@pytest.fixture
+def backends() -> Iterator[Backends]:
+    b = Backends()
+    yield b
+    b.stop_all()
+
+
+@pytest.fixture
+def master() -> Iterator[RecordedMaster]:
+    m = RecordedMaster().start()
+    yield m
+    m.stop()

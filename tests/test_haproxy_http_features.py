@@ -11,31 +11,18 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .haproxy_support import (Backends, BridgeThread, RecordedMaster, app_json, bridge_options, free_port, get,
+from .haproxy_support import (BridgeThread, app_json, bridge_options, free_port, get,
                               needs_haproxy, running_bridge, wait_for)
 from .test_haproxy_render import make_cert
 
 pytestmark = [pytest.mark.timeout(120), needs_haproxy]
 
 
-@pytest.fixture
-def backends() -> Iterator[Backends]:
-    b = Backends()
-    yield b
-    b.stop_all()
-
-
-@pytest.fixture
-def master() -> Iterator[RecordedMaster]:
-    m = RecordedMaster().start()
-    yield m
-    m.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -14,24 +13,12 @@ import pytest
 
 from haproxy_bridge.haproxy import HaproxyProcess
 
-from .haproxy_support import (HAPROXY, Backends, BridgeThread, LoadLoop, RecordedMaster, app_json, bridge_options,
+from .haproxy_support import (HAPROXY, BridgeThread, LoadLoop, RecordedMaster, app_json, bridge_options,
                               free_port, get, needs_haproxy, running_bridge, wait_for)
 
 pytestmark = [pytest.mark.timeout(120), needs_haproxy]
 
 
-@pytest.fixture
-def backends() -> Iterator[Backends]:
-    b = Backends()
-    yield b
-    b.stop_all()
-
-
-@pytest.fixture
-def master() -> Iterator[RecordedMaster]:
-    m = RecordedMaster().start()
-    yield m
-    m.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ HAPROXY_DEPLOYMENT_GROUP. The rules are checked pure, then with real requests th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from haproxy_bridge.config_files import ConfigFiles
 from haproxy_bridge.model import build_model
 from haproxy_bridge.ownership import AppClaims, Claim, record_from_json, record_json, route_keys, settle
 
-from .haproxy_support import (Backends, LoadLoop, RecordedMaster, app_json, bridge_options, free_port, get,
+from .haproxy_support import (LoadLoop, app_json, bridge_options, free_port, get,
                               needs_haproxy, running_bridge, wait_for)
 from .test_haproxy_render import app
 
@@ -115,18 +114,6 @@ def test_model_rejects_the_later_claimant_whatever_its_weight_or_id() -> None:
 # -- with real requests -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def backends() -> Iterator[Backends]:
-    b = Backends()
-    yield b
-    b.stop_all()
-
-
-@pytest.fixture
-def master() -> Iterator[RecordedMaster]:
-    m = RecordedMaster().start()
-    yield m
-    m.stop()
 
 
 def served(opts: Any, host: str, n: int = 12, path: str = "/") -> dict[str, int]:
