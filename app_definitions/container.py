@@ -8,15 +8,23 @@ reading a :class:`Container` never meets them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from ._base import Int, Labels, Model, NonEmptyStr, NonNegInt
+from .docker_parameters import (
+    DOCKER_PARAMETER_ALIASES,
+    REFUSED_DOCKER_PARAMETERS,
+    SUPPORTED_DOCKER_PARAMETERS,
+    canonical_docker_parameter,
+    docker_parameter_problem,
+)
 from .networking import PortMapping
 
 __all__ = [
     "DOCKER_PARAMETER_ALIASES",
+    "REFUSED_DOCKER_PARAMETERS",
     "SUPPORTED_DOCKER_PARAMETERS",
     "canonical_docker_parameter",
     "Container",
@@ -24,41 +32,20 @@ __all__ = [
     "DockerParameter",
     "DockerPullConfig",
     "ExternalVolume",
+    "IpcInfo",
+    "LinuxInfo",
     "PersistentVolume",
+    "Seccomp",
     "Volume",
 ]
-
-
-SUPPORTED_DOCKER_PARAMETERS: frozenset[str] = frozenset({
-    "add-host", "cap-add", "cap-drop", "dns", "dns-search", "env", "hostname", "init", "label",
-    "log-driver", "log-opt", "memory-reservation", "memory-swap", "pids-limit", "read-only",
-    "security-opt", "shm-size", "stop-signal", "sysctl", "tmpfs", "ulimit", "user", "volume", "workdir",
-})
-"""The ``docker run`` options (long names) that Pacer's Docker runtime maps onto the engine's API.
-
-Marathon hands ``parameters`` to the docker CLI verbatim; Pacer talks to the engine's API, so
-each key needs a mapping, and a key without one is refused when the app is submitted rather
-than failing every launch. The mapping itself lives in ``executor.docker_params``.
-"""
-
-DOCKER_PARAMETER_ALIASES: dict[str, str] = {
-    "e": "env", "h": "hostname", "l": "label", "u": "user", "v": "volume", "w": "workdir",
-}
-"""The docker CLI's one-letter spellings of supported options (``-v`` is ``--volume``)."""
-
-
-def canonical_docker_parameter(key: str) -> str | None:
-    """``volume`` for ``volume``, ``--volume``, ``v`` or ``-v``; None for an unsupported key."""
-    name = key.lstrip("-")
-    name = DOCKER_PARAMETER_ALIASES.get(name, name)
-    return name if name in SUPPORTED_DOCKER_PARAMETERS else None
 
 
 class DockerParameter(Model):
     """One ``docker run`` option, ``{"key": "memory-swap", "value": "1g"}``.
 
-    ``key`` is a long option name without dashes (dashes and the one-letter aliases of
-    :data:`DOCKER_PARAMETER_ALIASES` are accepted too) from :data:`SUPPORTED_DOCKER_PARAMETERS`.
+    ``key`` is a long option name without dashes (dashes and the spellings of
+    :data:`DOCKER_PARAMETER_ALIASES` are accepted too) from :data:`SUPPORTED_DOCKER_PARAMETERS`;
+    a key that cannot be honoured is refused here, with the reason (see ``docker_parameters.py``).
     """
 
     key: NonEmptyStr
@@ -67,13 +54,9 @@ class DockerParameter(Model):
     @field_validator("key")
     @classmethod
     def _supported_key(cls, key: str) -> str:
-        if canonical_docker_parameter(key) is None:
-            supported = ", ".join(sorted(SUPPORTED_DOCKER_PARAMETERS))
-            aliases = ", ".join(f"{short} ({long})" for short, long in sorted(DOCKER_PARAMETER_ALIASES.items()))
-            raise ValueError(
-                f"docker parameter '{key}' is not supported; supported keys: {supported}; "
-                f"short forms: {aliases}"
-            )
+        problem = docker_parameter_problem(key)
+        if problem is not None:
+            raise ValueError(problem)
         return key
 
 
@@ -134,6 +117,27 @@ class Volume(Model):
         return [kind for kind, value in declared.items() if value is not None]
 
 
+class Seccomp(Model):
+    """``linuxInfo.seccomp``: run unconfined, or under a profile kept on the agent."""
+
+    profile_name: NonEmptyStr | None = None
+    unconfined: bool = False
+
+
+class IpcInfo(Model):
+    """``linuxInfo.ipcInfo``: a private IPC namespace (with ``shmSize`` MiB of /dev/shm) or the agent's."""
+
+    mode: Literal["PRIVATE", "SHARE_PARENT"]
+    shm_size: NonNegInt | None = None
+
+
+class LinuxInfo(Model):
+    """``container.linuxInfo`` (Mesos containerizer only): seccomp and IPC settings."""
+
+    seccomp: Seccomp | None = None
+    ipc_info: IpcInfo | None = None
+
+
 class Container(Model):
     """``container``: ``type`` DOCKER (Marathon's default) or MESOS.
 
@@ -146,7 +150,7 @@ class Container(Model):
     docker: DockerContainer | None = None
     volumes: list[Volume] = Field(default_factory=list)
     port_mappings: list[PortMapping] = Field(default_factory=list)
-    linux_info: dict[str, Any] | None = None
+    linux_info: LinuxInfo | None = None
 
     @property
     def image(self) -> str | None:
@@ -157,3 +161,9 @@ class Container(Model):
     def is_resident(self) -> bool:
         """True when a persistent volume pins instances to agents."""
         return any(v.persistent is not None for v in self.volumes)
+
+    @property
+    def runs_image(self) -> bool:
+        """True when the task runs a Docker image: ``DOCKER``, or ``MESOS`` with ``docker.image``
+        (Marathon's Universal Container Runtime). Pacer runs both on the Docker engine."""
+        return self.docker is not None and bool(self.docker.image)

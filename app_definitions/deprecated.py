@@ -6,7 +6,10 @@ Old definitions (and tools that still write them) use ``ports``, ``uris``,
 new form; so does Pacer. The translation runs on the decoded JSON *before*
 the models see it, so the models and everything downstream know only the
 canonical shape. It also reports the conflicts Marathon reports when a
-definition mixes old and new spellings.
+definition mixes old and new spellings, and refuses what Marathon's check of
+the old API refuses: ``docker.credential`` (no longer supported) and the
+Docker-containerizer-only ``docker.network``/``docker.portMappings`` in a
+``MESOS`` container ("must be empty").
 
 The input may hold anything (this runs before type checking): every access is
 guarded, and each deprecated field is type-checked on its own, so its errors
@@ -23,9 +26,10 @@ from ._base import Labels, Model, NonEmptyStr, Port, PortProtocol
 from ._pydantic_errors import validate_with
 from .errors import Violation
 
-__all__ = ["IpAddress", "translate_deprecated"]
+__all__ = ["MUST_BE_EMPTY", "IpAddress", "translate_deprecated"]
 
 MESOS_BRIDGE_NAME = "mesos-bridge"
+MUST_BE_EMPTY = "must be empty"
 DockerNetwork = Literal["BRIDGE", "HOST", "NONE", "USER"]
 
 
@@ -109,6 +113,16 @@ def _move_docker_port_mappings(container: dict[str, Any], docker: dict[str, Any]
     return True
 
 
+def _refuse_docker_only_fields(docker: dict[str, Any], violations: list[Violation]) -> None:
+    """A ``MESOS`` container's ``docker`` block takes no Docker-containerizer options (Marathon's
+    rule): ``network`` and ``portMappings`` are refused here, before they are translated;
+    ``parameters`` by ``container_rules``, which sees them typed."""
+    for name in ("network", "portMappings"):
+        if name in docker and docker[name] not in ([], None):
+            docker.pop(name)
+            violations.append(Violation(f"/container/docker/{name}", MUST_BE_EMPTY))
+
+
 def _networks_from(ip: IpAddress | None, docker_network: str | None, violations: list[Violation]) -> list | None:
     """Marathon's NetworkTranslation: the ``networks`` meant by ``ipAddress`` and/or ``docker.network``."""
     if docker_network == "NONE":
@@ -165,6 +179,11 @@ def translate_deprecated(doc: dict[str, Any]) -> tuple[list[Violation], dict[str
     docker = container.get("docker") if isinstance(container, dict) else None
     docker_network: str | None = None
     if isinstance(docker, dict):
+        if isinstance(container, dict) and container.get("type") == "MESOS":
+            _refuse_docker_only_fields(docker, violations)
+        if "credential" in docker:
+            docker.pop("credential")
+            violations.append(Violation("/container/docker/credential", MUST_BE_EMPTY))
         if "portMappings" in docker and _move_docker_port_mappings(container, docker, violations):
             renames["/container/portMappings"] = "/container/docker/portMappings"
         if "network" in docker:

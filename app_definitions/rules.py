@@ -3,7 +3,8 @@
 Each rule is a small function from a completed :class:`AppDefinition` to the
 violations it finds; :func:`check_rules` runs them all so one answer lists
 every problem. Rules that concern the whole app report at ``/`` as Marathon
-does; the others name the field a user has to change.
+does; the others name the field a user has to change. The rules that depend on
+how an image is run live in ``container_rules.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from .app import AppDefinition
 from .checks import MESOS_PROTOCOLS
+from .container_rules import CONTAINER_RULES
 from .errors import Violation
 from .resources import EnvSecretRef
 
@@ -57,7 +59,9 @@ def container_rule(app: AppDefinition) -> Iterable[Violation]:
     if container is None:
         return
     docker = container.docker
-    if (container.type == "DOCKER" or docker is not None) and not (docker and docker.image):
+    if container.type == "DOCKER" and docker is None:
+        yield Violation("/container/docker", "not defined")
+    elif docker is not None and not docker.image:
         yield Violation("/container/docker/image", "must not be empty")
     if docker and docker.pull_config:
         if container.type == "DOCKER":
@@ -259,6 +263,7 @@ RULES: tuple[Rule, ...] = (
     mesos_check_rule,
     scheduling_rule,
     secret_and_limit_rule,
+    *CONTAINER_RULES,
 )
 
 

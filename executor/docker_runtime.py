@@ -26,8 +26,9 @@ How, and why:
 * **After an exit** the container's last log lines are copied to the task sandbox
   (``stdout``/``stderr``, Mesos' layout) and the container is removed with its anonymous
   volumes: nothing is left behind by a task that ended.
-* **Images**: pulled only with ``forcePullImage`` or when missing. Concurrent launches of one
-  image share one check or pull; a present image is remembered for ``IMAGE_CACHE_SECONDS``.
+* **Images**: pulled only with ``forcePullImage`` (or the ``pull=always`` parameter) or when
+  missing. Concurrent launches of one image share one check or pull; a present image is
+  remembered for ``IMAGE_CACHE_SECONDS``.
   A failed pull raises :class:`ImageUnavailable` with the daemon's message.
 
 Why two modules: this one is the asynchronous half, everything that runs on the event loop
@@ -241,7 +242,7 @@ class DockerRuntime:
         try:
             if spec.sandbox is not None:
                 await self._call(spec.sandbox.mkdir, parents=True, exist_ok=True)
-            await self._ensure_image(spec.image, spec.force_pull)
+            await self._ensure_image(spec.image, options.force_pull)
             if watch.killing:
                 raise LaunchFailed(f"task {spec.task_id} was killed while its image was prepared")
             try:

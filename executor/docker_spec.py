@@ -24,11 +24,21 @@ Decisions, and why:
   container look like another task's; ``pacer.task-id`` and the scope label ``pacer.home`` are
   always set, whatever the caller passes.
 * The task sandbox is mounted at ``/mnt/mesos/sandbox`` (``$MESOS_SANDBOX``), as Mesos does;
-  relative ``hostPath`` volumes are relative to the sandbox, as in Mesos.
+  relative ``hostPath`` volumes are relative to the sandbox, and so are relative
+  ``containerPath``s inside the container, as in Mesos.
+* The ``name`` parameter names the container ``<name>-<short task id>`` (the first 12 hex digits
+  of the instance's UUID): two instances of one app, or a task and its replacement, never clash,
+  and the name still says which task it is. Without it the name is ``pacer-<task id>``.
+* Parameters that set the CPU limit their own way (``cpus``, i.e. the engine's NanoCpus) replace
+  the quota derived from the app's ``cpus``: the engine refuses both at once.
+* ``link`` on a user-defined network goes into the container's endpoint on it, as the docker CLI
+  puts it: the engine ignores legacy links there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +160,7 @@ class ContainerOptions:
     create: dict[str, Any]
     host_config: dict[str, Any]
     stop_signal: str = "SIGTERM"
+    force_pull: bool = False
 
 
 def task_labels(*, app_id: str, task_id: str, app_version: str, agent_id: str,
@@ -162,6 +173,25 @@ def task_labels(*, app_id: str, task_id: str, app_version: str, agent_id: str,
         LABEL_AGENT_ID: agent_id,
         LABEL_PORTS: ",".join(str(p) for p in ports),
     }
+
+
+_INSTANCE_UUID = re.compile(r"instance-([0-9a-fA-F-]{12,})")
+
+
+def short_task_id(task_id: str) -> str:
+    """12 hex digits naming the task: the start of its instance UUID (a digest for other id forms)."""
+    match = _INSTANCE_UUID.search(task_id)
+    digits = match.group(1).replace("-", "") if match else ""
+    return digits[:12].lower() if len(digits) >= 12 else hashlib.sha1(task_id.encode()).hexdigest()[:12]
+
+
+def _user_defined(network: str) -> bool:
+    """Whether ``network`` names a user-defined network (links live in its endpoint then)."""
+    return network not in ("host", "bridge", "none", "default") and not network.startswith("container:")
+
+
+def _container_path(path: str) -> str:
+    return path if path.startswith("/") else f"{SANDBOX_MOUNT}/{path}"
 
 
 def _host_path(volume: VolumeMount, sandbox: Path | None) -> str:
@@ -181,7 +211,8 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
         binds.append(f"{spec.sandbox}:{SANDBOX_MOUNT}:rw")
         env.setdefault("MESOS_SANDBOX", SANDBOX_MOUNT)
     for volume in spec.volumes:
-        binds.append(f"{_host_path(volume, spec.sandbox)}:{volume.container_path}:{'ro' if volume.read_only else 'rw'}")
+        binds.append(f"{_host_path(volume, spec.sandbox)}:{_container_path(volume.container_path)}:"
+                     f"{'ro' if volume.read_only else 'rw'}")
     binds.extend(params.binds)
     labels = {**params.labels, **spec.labels, LABEL_TASK_ID: spec.task_id, **(scope or {})}
 
@@ -193,6 +224,9 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
             if key not in port_bindings:
                 exposed.append(key)
             port_bindings.setdefault(key, []).append(binding.host_port)
+    for port, protocol in params.exposed:
+        if f"{port}/{protocol}" not in exposed:
+            exposed.append(f"{port}/{protocol}")
 
     grace = max(0, int(round(spec.kill_grace_seconds)))
     host_config: dict[str, Any] = {
@@ -208,11 +242,17 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
         host_config["cpu_quota"] = max(MIN_CPU_QUOTA_US, int(spec.cpus * CPU_PERIOD_US))
     if spec.mem_mb > 0:
         host_config["mem_limit"] = int(spec.mem_mb * 1024 * 1024)
+    if "nano_cpus" in params.host_config:
+        host_config.pop("cpu_period", None)
+        host_config.pop("cpu_quota", None)
     host_config.update(params.host_config)
+    endpoint = dict(params.endpoint)
+    if "links" in host_config and _user_defined(spec.network):  # where the docker CLI puts them too
+        endpoint["Links"] = [f"{name}:{alias}" for name, alias in host_config.pop("links").items()]
 
     create: dict[str, Any] = {
         "image": spec.image,
-        "name": spec.name,
+        "name": f"{params.name}-{short_task_id(spec.task_id)}" if params.name else spec.name,
         "environment": env,
         "labels": labels,
         "detach": True,
@@ -227,9 +267,14 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
         create["ports"] = [tuple(key.split("/")) for key in exposed]
     if params.anonymous_volumes:
         create["volumes"] = list(params.anonymous_volumes)
+    if endpoint:
+        create["networking_config"] = {"EndpointsConfig": {spec.network: endpoint}}
+    if params.healthcheck:
+        create["healthcheck"] = dict(params.healthcheck)
     create.update(params.create)
     stop_signal = create.get("stop_signal", "SIGTERM")
-    return ContainerOptions(create=create, host_config=host_config, stop_signal=stop_signal)
+    return ContainerOptions(create=create, host_config=host_config, stop_signal=stop_signal,
+                            force_pull=spec.force_pull or params.force_pull)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,5 +395,5 @@ __all__ = [
     "LABEL_AGENT_ID", "LABEL_APP_ID", "LABEL_APP_VERSION", "LABEL_PORTS", "LABEL_SCOPE", "LABEL_TASK_ID",
     "SANDBOX_MOUNT", "ContainerExit", "ContainerHandle", "ContainerInfo", "ContainerLaunch",
     "ContainerOptions", "ContainerUsage", "PortBinding", "VolumeMount", "container_exit", "container_info",
-    "container_options", "task_labels", "usage_from_stats",
+    "container_options", "short_task_id", "task_labels", "usage_from_stats",
 ]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from app_definitions import ValidationFailed, apply_app_update, merge_patch, parse_app_definition
 from app_definitions.path_id import RESERVED_LAST_SEGMENTS
 from app_definitions.container import SUPPORTED_DOCKER_PARAMETERS
+from app_definitions.container_rules import CONTEXT_DEPENDENT_DOCKER_PARAMETERS
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 QUICK = settings(SETTINGS, max_examples=50)  # supplementary properties
@@ -25,7 +26,7 @@ segments = st.text(string.ascii_letters + string.digits, min_size=1, max_size=8)
 ids = st.lists(segments, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 names = st.text(string.ascii_lowercase, min_size=1, max_size=8)
 short_text = st.text(max_size=8)
-parameter_keys = st.sampled_from(sorted(SUPPORTED_DOCKER_PARAMETERS))
+parameter_keys = st.sampled_from(sorted(SUPPORTED_DOCKER_PARAMETERS - CONTEXT_DEPENDENT_DOCKER_PARAMETERS))
 string_maps = st.dictionaries(st.text(min_size=1, max_size=10), short_text, max_size=3)
 ports = st.integers(0, 65535)
 protocols = st.sampled_from(["tcp", "udp", "tcp,udp", "udp,tcp"])

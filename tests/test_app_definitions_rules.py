@@ -194,7 +194,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("empty roles", {"acceptedResourceRoles": []}, "/acceptedResourceRoles", "must not be empty"),
     ("residency without volumes", {"residency": {}}, "/", "App must contain persistent volumes and define residency"),
     # container
-    ("docker without image", {"container": {"type": "DOCKER"}}, "/container/docker/image", "must not be empty"),
+    ("docker without image", {"container": {"type": "DOCKER"}}, "/container/docker", "not defined"),
     ("docker empty image", {"container": {"docker": {"image": ""}}}, "/container/docker/image", "must not be empty"),
     ("bad container type", {"container": {"type": "RKT"}}, "/container/type",
      "got 'RKT', expected one of 'DOCKER' or 'MESOS'"),

@@ -8,9 +8,20 @@ from typing import Any
 import pytest
 
 from app_definitions import parse_app_definition
-from app_definitions.container import DOCKER_PARAMETER_ALIASES, SUPPORTED_DOCKER_PARAMETERS
+from app_definitions.container import (
+    DOCKER_PARAMETER_ALIASES,
+    REFUSED_DOCKER_PARAMETERS,
+    SUPPORTED_DOCKER_PARAMETERS,
+)
 from executor import InvalidTaskSpec
-from executor.docker_params import map_parameters, parse_bytes, signal_number
+from executor.docker_params import (
+    ParameterOptions,
+    map_parameters,
+    mapped_parameters,
+    parse_bytes,
+    parse_duration_ns,
+    signal_number,
+)
 from executor.docker_spec import (
     LABEL_SCOPE,
     LABEL_TASK_ID,
@@ -66,6 +77,92 @@ PARAMETER_CASES: list[tuple[str, str, str, Any]] = [
     ("read-only", "false", "host:read_only", False),
     ("init", "true", "host:init", True),
     ("pids-limit", "100", "host:pids_limit", 100),
+    # keys added so that every docker run option the engine's API can express is accepted
+    ("privileged", "true", "host:privileged", True),
+    ("memory", "256m", "host:mem_limit", 256 * MiB),
+    ("m", "1g", "host:mem_limit", 1024**3),
+    ("kernel-memory", "64m", "host:kernel_memory", 64 * MiB),
+    ("memory-swappiness", "10", "host:mem_swappiness", 10),
+    ("oom-score-adj", "-500", "host:oom_score_adj", -500),
+    ("oom-kill-disable", "true", "host:oom_kill_disable", True),
+    ("cpu-shares", "512", "host:cpu_shares", 512),
+    ("c", "256", "host:cpu_shares", 256),
+    ("cpu-period", "50000", "host:cpu_period", 50_000),
+    ("cpu-quota", "25000", "host:cpu_quota", 25_000),
+    ("cpu-rt-period", "1000000", "host:cpu_rt_period", 1_000_000),
+    ("cpu-rt-runtime", "950000", "host:cpu_rt_runtime", 950_000),
+    ("cpus", "1.5", "host:nano_cpus", 1_500_000_000),
+    ("cpuset-cpus", "0-1", "host:cpuset_cpus", "0-1"),
+    ("cpuset-mems", "0", "host:cpuset_mems", "0"),
+    ("blkio-weight", "300", "host:blkio_weight", 300),
+    ("blkio-weight-device", "/dev/sda:200", "host:blkio_weight_device", [{"Path": "/dev/sda", "Weight": 200}]),
+    ("device-read-bps", "/dev/sda:1mb", "host:device_read_bps", [{"Path": "/dev/sda", "Rate": MiB}]),
+    ("device-write-bps", "/dev/sda:512k", "host:device_write_bps", [{"Path": "/dev/sda", "Rate": 512 * 1024}]),
+    ("device-read-iops", "/dev/sda:100", "host:device_read_iops", [{"Path": "/dev/sda", "Rate": 100}]),
+    ("device-write-iops", "/dev/sda:50", "host:device_write_iops", [{"Path": "/dev/sda", "Rate": 50}]),
+    ("device", "/dev/null:/dev/nothing:rw", "host:devices", ["/dev/null:/dev/nothing:rw"]),
+    ("device-cgroup-rule", "c 1:3 mr", "host:device_cgroup_rules", ["c 1:3 mr"]),
+    ("cgroup-parent", "/pacer", "host:cgroup_parent", "/pacer"),
+    ("cgroupns", "private", "host:cgroupns", "private"),
+    ("dns-option", "ndots:2", "host:dns_opt", ["ndots:2"]),
+    ("dns-opt", "use-vc", "host:dns_opt", ["use-vc"]),
+    ("domainname", "corp.local", "create:domainname", "corp.local"),
+    ("entrypoint", "/bin/echo", "create:entrypoint", ["/bin/echo"]),
+    ("entrypoint", "", "create:entrypoint", [""]),
+    ("expose", "8080", "exposed", [(8080, "tcp")]),
+    ("expose", "53/udp", "exposed", [(53, "udp")]),
+    ("expose", "9000-9002/tcp", "exposed", [(9000, "tcp"), (9001, "tcp"), (9002, "tcp")]),
+    ("gpus", "all", "host:device_requests",
+     [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]),
+    ("gpus", "2", "host:device_requests",
+     [{"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]),
+    ("gpus", '"device=0,2"', "host:device_requests",
+     [{"Driver": "", "Count": 0, "DeviceIDs": ["0", "2"], "Capabilities": [["gpu"]], "Options": {}}]),
+    ("group-add", "audio", "host:group_add", ["audio"]),
+    ("health-cmd", "wget -q -O- localhost", "health:Test", ["CMD-SHELL", "wget -q -O- localhost"]),
+    ("health-interval", "1m30s", "health:Interval", 90 * 10**9),
+    ("health-timeout", "250ms", "health:Timeout", 250 * 10**6),
+    ("health-start-period", "5s", "health:StartPeriod", 5 * 10**9),
+    ("health-retries", "3", "health:Retries", 3),
+    ("no-healthcheck", "true", "health:Test", ["NONE"]),
+    ("interactive", "true", "create:stdin_open", True),
+    ("i", "", "create:stdin_open", True),
+    ("tty", "true", "create:tty", True),
+    ("t", "false", "create:tty", False),
+    ("ip", "10.5.0.9", "endpoint:IPAMConfig", {"IPv4Address": "10.5.0.9"}),
+    ("ip6", "fd00::9", "endpoint:IPAMConfig", {"IPv6Address": "fd00::9"}),
+    ("link-local-ip", "169.254.1.1", "endpoint:IPAMConfig", {"LinkLocalIPs": ["169.254.1.1"]}),
+    ("network-alias", "db", "endpoint:Aliases", ["db"]),
+    ("net-alias", "cache", "endpoint:Aliases", ["cache"]),
+    ("ipc", "private", "host:ipc_mode", "private"),
+    ("pid", "host", "host:pid_mode", "host"),
+    ("uts", "host", "host:uts_mode", "host"),
+    ("userns", "host", "host:userns_mode", "host"),
+    ("isolation", "default", "host:isolation", "default"),
+    ("runtime", "runc", "host:runtime", "runc"),
+    ("volume-driver", "local", "host:volume_driver", "local"),
+    ("link", "db:database", "host:links", {"db": "database"}),
+    ("link", "cache", "host:links", {"cache": "cache"}),
+    ("mac-address", "02:42:ac:11:00:02", "create:mac_address", "02:42:ac:11:00:02"),
+    ("mount", "type=bind,source=/srv,target=/data,readonly", "host:mounts",
+     [{"Type": "bind", "Source": "/srv", "Target": "/data", "ReadOnly": True}]),
+    ("mount", "type=bind,src=/srv,dst=/data,bind-propagation=rslave", "host:mounts",
+     [{"Type": "bind", "Source": "/srv", "Target": "/data", "BindOptions": {"Propagation": "rslave"}}]),
+    ("mount", "type=tmpfs,target=/scratch,tmpfs-size=64m,tmpfs-mode=1777", "host:mounts",
+     [{"Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 64 * MiB, "Mode": 0o1777}}]),
+    ("mount", "source=cache,target=/cache,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+     "host:mounts", [{"Type": "volume", "Source": "cache", "Target": "/cache", "VolumeOptions": {
+         "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs"}}}}]),
+    ("name", "web", "name", "web"),
+    ("platform", "linux/amd64", "create:platform", "linux/amd64"),
+    ("pull", "always", "force_pull", True),
+    ("pull", "missing", "force_pull", False),
+    ("rm", "true", "nothing", None),
+    ("detach", "true", "nothing", None),
+    ("d", "", "nothing", None),
+    ("stop-timeout", "30", "create:stop_timeout", 30),
+    ("storage-opt", "size=10G", "host:storage_opt", {"size": "10G"}),
+    ("volumes-from", "data-1:ro", "host:volumes_from", ["data-1:ro"]),
 ]
 
 
@@ -73,10 +170,15 @@ def _landed(key: str, value: str, where: str) -> Any:
     options = map_parameters([(key, value)])
     if where == "anonymous":
         return options.anonymous_volumes
-    if where in ("env", "labels", "binds"):
+    if where == "nothing":  # accepted, and Pacer already behaves that way
+        assert options == ParameterOptions()
+        return None
+    if where in ("env", "labels", "binds", "exposed", "name", "force_pull"):
         return getattr(options, where)
     section, _, name = where.partition(":")
-    return (options.create if section == "create" else options.host_config)[name]
+    sections = {"create": options.create, "host": options.host_config, "endpoint": options.endpoint,
+                "health": options.healthcheck}
+    return sections[section][name]
 
 
 @pytest.mark.parametrize(("key", "value", "where", "expected"), PARAMETER_CASES,
@@ -88,7 +190,23 @@ def test_each_parameter_maps_onto_the_engine_api(key: str, value: str, where: st
 def test_every_supported_key_and_alias_has_a_mapping() -> None:
     covered = {k.lstrip("-") for k, _, _, _ in PARAMETER_CASES}
     assert SUPPORTED_DOCKER_PARAMETERS <= {DOCKER_PARAMETER_ALIASES.get(k, k) for k in covered}
-    assert set(DOCKER_PARAMETER_ALIASES) <= covered
+    assert {a for a, k in DOCKER_PARAMETER_ALIASES.items() if k in SUPPORTED_DOCKER_PARAMETERS} <= covered
+    assert mapped_parameters() == SUPPORTED_DOCKER_PARAMETERS
+
+
+def test_refused_keys_have_no_mapping_and_a_reason() -> None:
+    assert not set(REFUSED_DOCKER_PARAMETERS) & SUPPORTED_DOCKER_PARAMETERS
+    assert "lxc-conf" in REFUSED_DOCKER_PARAMETERS and all(REFUSED_DOCKER_PARAMETERS.values())
+    for key in REFUSED_DOCKER_PARAMETERS:
+        with pytest.raises(InvalidTaskSpec, match=f"'{key}' is not supported"):
+            map_parameters([(key, "x")])
+
+
+@pytest.mark.parametrize(("text", "nanoseconds"), [("0", 0), ("30s", 30 * 10**9), ("1m30s", 90 * 10**9),
+                                                   ("1.5h", 5400 * 10**9), ("250ms", 250 * 10**6),
+                                                   ("10us", 10_000), ("7ns", 7)])
+def test_durations_read_like_the_docker_cli(text: str, nanoseconds: int) -> None:
+    assert parse_duration_ns("health-interval", text) == nanoseconds
 
 
 def test_repeated_parameters_accumulate_and_single_ones_take_the_last_value() -> None:
@@ -112,6 +230,24 @@ BAD_VALUES = [
     ("user", "", "must not be empty"),
     ("stop-signal", "SIGNOPE", "'SIGNOPE' is not a signal"),
     ("publish", "80:80", "'publish' is not supported"),
+    ("rm", "false", "'false' cannot be honoured: Pacer removes every container"),
+    ("detach", "no", "'no' cannot be honoured: Pacer runs every container detached"),
+    ("pull", "never", "'never' cannot be honoured"),
+    ("name", "-web", "'-web' is not a container name"),
+    ("name", "web/1", "'web/1' is not a container name"),
+    ("health-interval", "10", "'10' is not a duration"),
+    ("health-timeout", "5 s", "'5 s' is not a duration"),
+    ("cpus", "lots", "expected a number of CPUs"),
+    ("mount", "type=nfs,target=/x", "cannot read mount"),
+    ("mount", "type=bind,target=/x,colour=blue", "cannot read mount"),
+    ("mount", "source=/a", "a mount needs a target"),
+    ("gpus", "many", "cannot read 'many'"),
+    ("expose", "http", "expected PORT"),
+    ("expose", "70000", "between 1 and 65535"),
+    ("device-read-bps", "sda:1mb", "/dev/DEVICE:AMOUNT"),
+    ("device-read-iops", "/dev/sda:fast", "expected an integer"),
+    ("storage-opt", "size", "expected NAME=VALUE"),
+    ("link", ":alias", "must not be empty"),
 ]
 
 
@@ -173,6 +309,66 @@ def test_no_command_runs_the_images_default_and_no_sandbox_means_no_mount() -> N
     with pytest.raises(InvalidTaskSpec, match="relative hostPath"):
         container_options(ContainerLaunch(task_id="t4", image="img", env={}, labels={},
                                           volumes=(VolumeMount("rel", "/x"),)))
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, v, _, _ in PARAMETER_CASES],
+                         ids=[f"{k}={v}" for k, v, _, _ in PARAMETER_CASES])
+def test_every_mapping_is_accepted_by_the_docker_sdk(key: str, value: str) -> None:
+    import inspect
+
+    from docker.api.container import ContainerApiMixin
+    from docker.types import HostConfig
+
+    options = container_options(ContainerLaunch(task_id="t", image="img", env={}, labels={}, network="net",
+                                                parameters=((key, value),)))
+    HostConfig(version="1.41", **options.host_config)   # raises on an unknown or mistyped argument
+    assert set(options.create) <= set(inspect.signature(ContainerApiMixin.create_container).parameters)
+
+
+UUID_TASK = "shop_web.instance-0b5e4c2a-9f1d-4c3e-8a7b-123456789abc._app.1"
+
+
+def test_a_named_container_gets_a_suffix_per_task() -> None:
+    def name(task_id: str, *parameters: tuple[str, str]) -> str:
+        spec = ContainerLaunch(task_id=task_id, image="img", env={}, labels={}, parameters=parameters)
+        return container_options(spec).create["name"]
+
+    assert name(UUID_TASK, ("name", "kdc")) == "kdc-0b5e4c2a9f1d"
+    assert name(UUID_TASK.replace("0b5e", "1c6f"), ("name", "kdc")) == "kdc-1c6f4c2a9f1d"
+    assert name("legacy.task", ("name", "kdc")).startswith("kdc-") and len(name("legacy.task", ("name", "kdc"))) == 16
+    assert name(UUID_TASK, ("name", "a"), ("--name", "b")) == "b-0b5e4c2a9f1d"      # the last one wins
+    assert name(UUID_TASK) == f"pacer-{UUID_TASK}"
+
+
+def test_parameters_that_reach_past_host_config() -> None:
+    spec = ContainerLaunch(task_id="t5", image="img", env={}, labels={}, network="backend", cpus=0.5,
+                           port_bindings=(PortBinding(80, 31000),), sandbox=Path("/sb/t5"),
+                           volumes=(VolumeMount("/srv", "data"),),
+                           parameters=(("cpus", "2"), ("ip", "10.9.0.5"), ("network-alias", "db"),
+                                       ("health-cmd", "true"), ("health-retries", "2"), ("expose", "9000"),
+                                       ("expose", "80"), ("pull", "always"), ("memory", "1g")))
+    options = container_options(spec)
+    assert options.host_config["nano_cpus"] == 2 * 10**9          # replaces the quota derived from cpus
+    assert "cpu_quota" not in options.host_config and "cpu_period" not in options.host_config
+    assert options.host_config["cpu_shares"] == 512 and options.host_config["mem_limit"] == 1024**3
+    assert options.create["networking_config"] == {
+        "EndpointsConfig": {"backend": {"IPAMConfig": {"IPv4Address": "10.9.0.5"}, "Aliases": ["db"]}}}
+    assert options.create["healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Retries": 2}
+    assert options.create["ports"] == [("80", "tcp"), ("9000", "tcp")]     # exposed, not published
+    assert options.host_config["port_bindings"] == {"80/tcp": [31000]}
+    assert options.host_config["binds"][1] == "/srv:/mnt/mesos/sandbox/data:rw"   # relative: in the sandbox
+    assert options.force_pull is True
+
+
+def test_links_go_where_the_engine_reads_them() -> None:
+    def links(network: str) -> tuple[Any, Any]:
+        options = container_options(ContainerLaunch(task_id="t6", image="img", env={}, labels={}, network=network,
+                                                    parameters=(("link", "db:database"),)))
+        endpoint = options.create.get("networking_config", {}).get("EndpointsConfig", {}).get(network, {})
+        return options.host_config.get("links"), endpoint.get("Links")
+
+    assert links("bridge") == ({"db": "database"}, None)           # the default bridge: legacy links
+    assert links("backend") == (None, ["db:database"])             # a user-defined network: its endpoint
 
 
 # -- exits ---------------------------------------------------------------------------------------
@@ -292,12 +488,53 @@ def test_host_and_named_networks() -> None:
 
 def test_what_the_docker_runtime_cannot_run() -> None:
     mesos = parse_app_definition({"id": "/m", "cmd": "x", "container": {"type": "MESOS", "docker": {"image": "i"}}})
-    assert not is_docker_app(mesos)
+    assert is_docker_app(mesos) and docker_unsupported(mesos) is None   # the UCR's image runs on the engine
+    assert not is_docker_app(parse_app_definition({"id": "/p", "cmd": "x", "container": {"type": "MESOS"}}))
     persistent = parse_app_definition({"id": "/p", "cmd": "x", "container": {
         "type": "DOCKER", "docker": {"image": "i"},
         "volumes": [{"containerPath": "data", "persistent": {"size": 10}, "mode": "RW"}]}})
     assert docker_unsupported(persistent) == (
         "container.volumes[0]: persistent volumes are not supported by the Docker runtime (host volumes are)")
+
+
+UCR_CASES = [
+    # what the app says, what the container runs (shell command, args) and the engine settings it gets
+    ({"cmd": "echo hi"}, ("echo hi", None), ()),
+    ({"args": ["--verbose"]}, (None, ("--verbose",)), ()),
+    ({}, (None, None), ()),
+    ({"cmd": "x", "user": "nobody", "tty": True}, ("x", None), (("user", "nobody"), ("tty", "true"))),
+    ({"cmd": "x", "container": {"linuxInfo": {"seccomp": {"unconfined": True}}}}, ("x", None),
+     (("security-opt", "seccomp=unconfined"),)),
+    ({"cmd": "x", "container": {"linuxInfo": {"ipcInfo": {"mode": "PRIVATE", "shmSize": 64}}}}, ("x", None),
+     (("ipc", "private"), ("shm-size", "64m"))),
+    ({"cmd": "x", "container": {"linuxInfo": {"ipcInfo": {"mode": "SHARE_PARENT"}}}}, ("x", None),
+     (("ipc", "host"),)),
+]
+
+
+@pytest.mark.parametrize(("fields", "command", "parameters"), UCR_CASES)
+def test_a_mesos_container_with_an_image_runs_it_with_the_ucrs_semantics(
+        fields: dict[str, Any], command: tuple[Any, Any], parameters: tuple[tuple[str, str], ...]) -> None:
+    container = {"type": "MESOS", "docker": {"image": "img:3", "forcePullImage": True},
+                 **fields.pop("container", {})}
+    app = parse_app_definition({"id": "/ucr", **fields, "container": container})
+    assert is_docker_app(app)
+    spec = container_launch(_instance((31000,)), app, None)
+    assert (spec.shell_command, spec.args) == command
+    assert spec.parameters == parameters and spec.force_pull and spec.network == "host"
+    assert spec.env["MARATHON_APP_DOCKER_IMAGE"] == "img:3" and spec.env["PORT0"] == "31000"
+    container_options(spec)   # every engine setting it carries maps
+
+
+def test_a_mesos_container_with_an_image_uses_the_networks_as_docker_apps_do() -> None:
+    bridged = parse_app_definition({"id": "/b", "networks": [{"mode": "container/bridge"}],
+                                    "container": {"type": "MESOS", "docker": {"image": "img"},
+                                                  "portMappings": [{"containerPort": 80, "hostPort": 0}]}})
+    spec = container_launch(_instance((31007,)), bridged, None)
+    assert spec.network == "bridge" and spec.port_bindings == (PortBinding(80, 31007, "tcp"),)
+    named = parse_app_definition({"id": "/n", "networks": [{"mode": "container", "name": "backend"}],
+                                  "container": {"type": "MESOS", "docker": {"image": "img"}}})
+    assert container_launch(_instance(()), named, None).network == "backend"
 
 
 def test_the_engines_named_networks_are_offered_by_every_agent(tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def test_a_missing_image_fails_clearly_and_bad_parameters_are_refused(docker_pac
     detail = {d["path"]: d["errors"] for d in body["details"]}
     assert list(detail) == ["/container/docker/parameters(1)/key"]
     assert "'publish-all' is not supported" in detail["/container/docker/parameters(1)/key"][0]
-    assert "memory-swap" in detail["/container/docker/parameters(1)/key"][0]
+    assert "use portMappings instead" in detail["/container/docker/parameters(1)/key"][0]
 
     app = {"id": "/ghost", "instances": 1, "args": ["true"], "cpus": 0.1, "mem": 16, "backoffSeconds": 1,
            "container": {"type": "DOCKER", "docker": {"image": MISSING_IMAGE, "forcePullImage": False}}}

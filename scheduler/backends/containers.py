@@ -1,6 +1,14 @@
-"""What a DOCKER app becomes on the engine: pure mapping from app + instance to a container.
+"""What an app with a Docker image becomes on the engine: pure mapping from app + instance to a container.
 
-Kept out of the backend so it is table-testable without an engine.
+Kept out of the backend so it is table-testable without an engine. Both container types that
+name an image run here: ``DOCKER`` with the Docker containerizer's semantics, and ``MESOS`` with
+``docker.image`` (Marathon's Universal Container Runtime) with the UCR's: ``cmd`` runs as
+``/bin/sh -c cmd`` in the image, ``args`` follow the image's entrypoint, neither runs the image's
+own entrypoint and command; the app's ``user`` and ``tty`` apply, and ``linuxInfo`` becomes the
+engine's seccomp and IPC settings (``unconfined`` -> ``seccomp=unconfined``, ``PRIVATE`` -> a
+private IPC namespace with ``shmSize`` MiB of /dev/shm, ``SHARE_PARENT`` -> the host's). What the
+engine cannot do for a UCR app is refused when the app is submitted (see
+``app_definitions.container_rules``), so it never reaches this module.
 """
 
 from __future__ import annotations
@@ -16,10 +24,27 @@ from scheduler.state.model import Instance
 
 
 def is_docker_app(app: AppDefinition) -> bool:
-    """Whether `app` runs as a Docker container (a DOCKER container block with an image)."""
-    container = app.container
-    return (container is not None and container.type == "DOCKER" and container.docker is not None
-            and bool(container.docker.image))
+    """Whether `app` runs as a container on the Docker engine: it names a Docker image, whichever
+    `container.type` (DOCKER, or MESOS for Marathon's Universal Container Runtime)."""
+    return app.container is not None and app.container.runs_image
+
+
+def _ucr_parameters(app: AppDefinition) -> tuple[tuple[str, str], ...]:
+    """The engine settings that carry a MESOS container's own fields (it takes no docker parameters)."""
+    assert app.container is not None
+    parameters: list[tuple[str, str]] = []
+    if app.user:
+        parameters.append(("user", app.user))
+    if app.tty:
+        parameters.append(("tty", "true"))
+    linux = app.container.linux_info
+    if linux is not None and linux.seccomp is not None and linux.seccomp.unconfined:
+        parameters.append(("security-opt", "seccomp=unconfined"))
+    if linux is not None and linux.ipc_info is not None:
+        parameters.append(("ipc", "private" if linux.ipc_info.mode == "PRIVATE" else "host"))
+        if linux.ipc_info.shm_size is not None:
+            parameters.append(("shm-size", f"{linux.ipc_info.shm_size}m"))
+    return tuple(parameters)
 
 
 def _docker_network(app: AppDefinition) -> str:
@@ -33,7 +58,11 @@ def _docker_network(app: AppDefinition) -> str:
 
 
 def docker_unsupported(app: AppDefinition) -> str | None:
-    """What of a DOCKER app's definition the Docker runtime cannot honour (None: everything)."""
+    """What of a DOCKER app's definition the Docker runtime cannot honour (None: everything).
+
+    Marathon accepts these for the Docker containerizer, so the app is accepted and waits in the
+    queue with this reason; for a MESOS container they are refused at submission instead.
+    """
     assert app.container is not None
     for i, volume in enumerate(app.container.volumes):
         kinds = [k for k in volume.kinds if k != "host"]
@@ -44,7 +73,7 @@ def docker_unsupported(app: AppDefinition) -> str | None:
 
 
 def container_launch(instance: Instance, app: AppDefinition, sandbox: Path | None) -> ContainerLaunch:
-    """The container for `instance` of the DOCKER app `app` (pure: no engine involved).
+    """The container for `instance` of `app`, which runs a Docker image (pure: no engine involved).
 
     Host ports are the instance's (placement chose them); in bridge and container networking
     each port mapping with a host port publishes `containerPort` (0: the host port itself) on it.
@@ -75,7 +104,8 @@ def container_launch(instance: Instance, app: AppDefinition, sandbox: Path | Non
         shell_command=app.cmd, args=tuple(app.args) if app.args else None, network=network,
         port_bindings=tuple(bindings), volumes=volumes, cpus=app.cpus, mem_mb=app.mem,
         privileged=docker.privileged, force_pull=docker.force_pull_image,
-        parameters=tuple((p.key, p.value) for p in docker.parameters),
+        parameters=(tuple((p.key, p.value) for p in docker.parameters) if app.container.type == "DOCKER"
+                    else _ucr_parameters(app)),
         kill_grace_seconds=app.task_kill_grace_seconds, sandbox=sandbox)
 
 
