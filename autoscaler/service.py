@@ -69,6 +69,7 @@ class Autoscaler:
         self.cycles = 0
         self.errors = 0
         self.last_error: str | None = None
+        self._source_errors: dict[str, str | None] = {}     # metric -> the failure last logged
         self.last_cycle_at: float | None = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -186,7 +187,13 @@ class Autoscaler:
                 raise
             except Exception as exc:   # MetricsError, or a broken source: hold, say why
                 errors[metric] = str(exc) or type(exc).__name__
-                log.warning("autoscaler: metrics source failed for %s: %s", metric, errors[metric])
+                if self._source_errors.get(metric) != errors[metric]:   # said once, not every cycle
+                    log.warning("autoscaler: metrics source failed for %s: %s (holding every app on it)",
+                                metric, errors[metric])
+            else:
+                if self._source_errors.get(metric) is not None:
+                    log.info("autoscaler: metrics source answers again for %s", metric)
+        self._source_errors = {m: errors.get(m) for m in by_metric}
         return usage, errors
 
     async def _apply(self, decision: Decision) -> Decision:

@@ -1,11 +1,22 @@
 """Running one task: environment, command line, process runtime, kill, usage stats.
 
-Pure parts (``env``, ``states``, ``procfs.parse_stat``, ``stats.usage_from_stats``)
-decide; ``process`` (bookkeeping) and ``posix`` (system calls) act on processes;
+Pure parts (``env``, ``states``, ``procfs.parse_stat``, ``stats.usage_from_stats``,
+``cgroup_limits``) decide; ``process`` (bookkeeping), ``posix`` (system calls)
+and ``cgroups`` (per-task cgroups: limits, kill of every descendant) act on processes;
 ``runtime`` is the Protocol the scheduler codes against and ``testing`` holds an
 awaitable ``on_exit`` for tests. Errors: see ``executor.errors``.
 """
 
+from executor.cgroups import (
+    CGROUPS_V1,
+    CGROUPS_V2,
+    DEFAULT_PIDS_MAX,
+    PROCESS_GROUP,
+    CgroupOptions,
+    Cgroups,
+    Unavailable,
+    open_cgroups,
+)
 from executor.env import marathon_task_env, process_environment, task_command
 from executor.errors import (
     ExecutorError,
@@ -30,13 +41,19 @@ from executor.states import (
     TASK_LOST,
     TaskExit,
 )
-from executor.stats import ResourceUsage, process_group_usage, process_group_usages
+from executor.stats import ResourceUsage, process_group_usage, process_group_usages, task_usages
 
 __all__ = [
+    "CGROUPS_V1",
+    "CGROUPS_V2",
+    "DEFAULT_PIDS_MAX",
+    "PROCESS_GROUP",
     "TASK_FAILED",
     "TASK_FINISHED",
     "TASK_KILLED",
     "TASK_LOST",
+    "CgroupOptions",
+    "Cgroups",
     "ExecutorError",
     "InvalidTaskSpec",
     "LaunchFailed",
@@ -48,12 +65,15 @@ __all__ = [
     "TaskExit",
     "TaskLaunch",
     "TaskRuntime",
+    "Unavailable",
     "kill_process_group",
     "marathon_task_env",
+    "open_cgroups",
     "process_alive",
     "process_environment",
     "process_group_usage",
     "process_group_usages",
     "read_start_time",
     "task_command",
+    "task_usages",
 ]

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from executor.errors import LaunchFailed
@@ -25,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def spawn(
-    task_id: str, argv: list[str], env: dict[str, str], sandbox: Path
+    task_id: str, argv: list[str], env: dict[str, str], sandbox: Path,
+    before_exec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Create the sandbox and start the process as a new session in it.
 
@@ -33,6 +35,8 @@ def spawn(
     the latter's default child watcher costs a thread per child. stdout and
     stderr are appended to files in the sandbox, never piped to us: a pipe
     would die with the scheduler and take the task down with SIGPIPE.
+    ``before_exec`` runs in the child after ``setsid`` (joining the task's
+    cgroup); it must only make system calls on prepared data.
     """
     try:
         sandbox.mkdir(parents=True, exist_ok=True)
@@ -46,6 +50,7 @@ def spawn(
                 env=env,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=before_exec,
             )
     except OSError as error:
         where = error.filename if error.filename is not None else argv[0]
@@ -53,6 +58,8 @@ def spawn(
         raise LaunchFailed(f"cannot launch task {task_id}: {where}: {reason}") from error
     except ValueError as error:  # e.g. a NUL byte in argv or env
         raise LaunchFailed(f"cannot launch task {task_id}: {error}") from error
+    except subprocess.SubprocessError as error:  # before_exec failed in the child, which exited
+        raise LaunchFailed(f"cannot launch task {task_id}: cannot join its cgroup") from error
 
 
 def abort(child: subprocess.Popen[bytes]) -> None:

@@ -27,7 +27,14 @@ How a task is run, and why:
   leader is reaped, while its zombie pins the group id), and the end is
   reported, and ``kill`` returns, only once no member is left alive (at most
   ``GROUP_EXIT_TIMEOUT`` later). Processes that leave the group (``setsid``)
-  escape; only cgroups would catch them.
+  escape it.
+* With ``cgroups`` (``executor.cgroups``), each task also gets its own cgroup,
+  joined before exec, holding its ``mem``/``cpus``/pids limits: when the leader
+  exits, or when a kill's grace period runs out, the cgroup is frozen and
+  everything in it killed, escapees included, and the cgroup removed before
+  the end is reported. An OOM kill in it is reported as "memory limit of N MB
+  exceeded". Without cgroups (not root, no controllers) tasks are process
+  groups only, as above.
 * Processes adopted after a restart are not our children: the kernel hands
   their exit status to init, so they are reported with an unknown status.
 
@@ -37,6 +44,7 @@ All methods must be called from the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -47,11 +55,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor import posix
+from executor.cgroups import PROCESS_GROUP, Cgroups, TaskCgroup
 from executor.env import process_environment
 from executor.errors import InvalidTaskSpec, LaunchFailed, RuntimeClosed, TaskAlreadyRunning
 from executor.posix import kill_process_group
 from executor.procfs import process_alive, read_start_time
-from executor.states import TaskExit, exit_from_returncode, exit_of_adopted, exit_status_lost
+from executor.states import (
+    TaskExit,
+    exit_from_returncode,
+    exit_of_adopted,
+    exit_status_lost,
+    with_memory_limit,
+)
+from executor.stats import ResourceUsage, task_usages
 
 __all__ = [
     "ProcessHandle",
@@ -83,6 +99,8 @@ class TaskLaunch:
     env: dict[str, str]
     sandbox: Path
     kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
+    mem_mb: float = 0.0  # the cgroup's memory limit; 0: none
+    cpus: float = 0.0  # the cgroup's CPU shares (and quota, if the runtime's cgroups say so)
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,7 @@ class _Watch:
     ended: asyncio.Future[None]  # resolved once the end is reported (or on detach)
     killing: bool = False
     collected: bool = False  # the leader's exit was seen: never signal this task again
+    cgroup: TaskCgroup | None = None
 
 
 class ProcessRuntime:
@@ -119,12 +138,18 @@ class ProcessRuntime:
     for tasks left running by ``close(kill=False)``: they did not end.
     """
 
-    def __init__(self, on_exit: Callable[[TaskExit], None]) -> None:
+    def __init__(self, on_exit: Callable[[TaskExit], None], cgroups: Cgroups | None = None) -> None:
         self._on_exit = on_exit
+        self._cgroups = cgroups
         self._tasks: dict[str, _Watch] = {}
         self._by_pid: dict[int, _Watch] = {}
         self._finishing: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    @property
+    def isolation(self) -> str:
+        """``cgroups-v1``, ``cgroups-v2`` or ``process-group``: what holds a task's processes."""
+        return PROCESS_GROUP if self._cgroups is None else self._cgroups.mode
 
     async def launch(self, spec: TaskLaunch) -> ProcessHandle:
         """Start the task and watch it; raises ``LaunchFailed`` with the OS's reason.
@@ -139,7 +164,24 @@ class ProcessRuntime:
             raise InvalidTaskSpec(f"task {spec.task_id} has an empty argv")
         loop = asyncio.get_running_loop()
         env = process_environment(spec.env, os.environ)
-        child = posix.spawn(spec.task_id, spec.argv, env, spec.sandbox)
+        cgroup = None if self._cgroups is None else self._cgroups.create(spec.task_id, spec.mem_mb, spec.cpus)
+        try:
+            handle, pidfd, child = self._spawn(spec, env, cgroup)
+        except LaunchFailed:
+            if cgroup is not None:
+                await cgroup.destroy(GROUP_EXIT_TIMEOUT)
+            raise
+        self._watch(loop, _Watch(handle, pidfd, child, spec.kill_grace_seconds, loop.create_future(),
+                                 cgroup=cgroup))
+        return handle
+
+    @staticmethod
+    def _spawn(
+        spec: TaskLaunch, env: dict[str, str], cgroup: TaskCgroup | None
+    ) -> tuple[ProcessHandle, int, subprocess.Popen[bytes]]:
+        """Start the process (in its cgroup) and open its pidfd; nothing runs on failure."""
+        with cgroup.joining() if cgroup is not None else contextlib.nullcontext() as join:
+            child = posix.spawn(spec.task_id, spec.argv, env, spec.sandbox, before_exec=join)
         try:
             pidfd = os.pidfd_open(child.pid)
         except OSError as error:  # EMFILE: out of file descriptors
@@ -150,9 +192,7 @@ class ProcessRuntime:
             os.close(pidfd)
             posix.abort(child)
             raise LaunchFailed(f"cannot read /proc/{child.pid}/stat for task {spec.task_id}")
-        handle = ProcessHandle(spec.task_id, child.pid, start_time)
-        self._watch(loop, _Watch(handle, pidfd, child, spec.kill_grace_seconds, loop.create_future()))
-        return handle
+        return ProcessHandle(spec.task_id, child.pid, start_time), pidfd, child
 
     def adopt(
         self, handle: ProcessHandle, kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
@@ -178,7 +218,8 @@ class ProcessRuntime:
             os.close(pidfd)
             return False
         loop = asyncio.get_running_loop()
-        self._watch(loop, _Watch(handle, pidfd, None, kill_grace_seconds, loop.create_future()))
+        cgroup = None if self._cgroups is None else self._cgroups.find(handle.task_id)
+        self._watch(loop, _Watch(handle, pidfd, None, kill_grace_seconds, loop.create_future(), cgroup=cgroup))
         return True
 
     async def kill(self, task_id: str, grace_seconds: float | None = None) -> None:
@@ -198,6 +239,8 @@ class ProcessRuntime:
             await asyncio.wait_for(asyncio.shield(watch.ended), timeout=max(grace, 0.0))
         except TimeoutError:
             self._signal(watch, signal.SIGKILL)  # a no-op if the exit came meanwhile
+            if watch.cgroup is not None and not watch.collected:
+                await watch.cgroup.kill_all()  # escapees too; the leader's end then removes it
             await asyncio.shield(watch.ended)
 
     def is_running(self, task_id: str) -> bool:
@@ -207,6 +250,30 @@ class ProcessRuntime:
     def running(self) -> list[ProcessHandle]:
         """Handles of all watched tasks, for the scheduler to persist or reconcile."""
         return [watch.handle for watch in self._tasks.values()]
+
+    def members(self, task_id: str) -> list[int]:
+        """Pids in the task's cgroup (escapees included); empty without one."""
+        watch = self._tasks.get(task_id)
+        return [] if watch is None or watch.cgroup is None else watch.cgroup.pids()
+
+    async def usages(self) -> dict[str, ResourceUsage]:
+        """Usage of every watched task: its cgroup's counters, else its process group's."""
+        entries = [(w.handle.task_id, w.handle.pid, w.cgroup) for w in self._tasks.values()]
+        return await asyncio.to_thread(task_usages, entries) if entries else {}
+
+    async def remove_strays(self) -> dict[str, int]:
+        """Kill and remove every task cgroup under ours that no watched task owns (an earlier
+        run's: a task that ended unwatched, or whose adoption failed). Returns task id ->
+        processes killed. Call after adopting what is to be kept.
+        """
+        found: dict[str, int] = {}
+        for task_id in [] if self._cgroups is None else self._cgroups.task_ids():
+            cgroup = None if task_id in self._tasks else self._cgroups.find(task_id)
+            if cgroup is not None:
+                found[task_id] = len(cgroup.pids())
+                await cgroup.destroy(GROUP_EXIT_TIMEOUT)
+        self._tidy_cgroups()
+        return found
 
     async def close(self, kill: bool = False) -> None:
         """Stop watching. ``kill=True`` kills every task first (tests, teardown).
@@ -232,12 +299,18 @@ class ProcessRuntime:
                     self._forget(watch)
                     watch.ended.set_result(None)
         await asyncio.gather(*(asyncio.shield(w.ended) for w in list(self._tasks.values())))
+        self._tidy_cgroups()
 
     # -- internals -------------------------------------------------------
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeClosed("the process runtime is closed")
+
+    def _tidy_cgroups(self) -> None:
+        """Remove our parent cgroup once no task of ours is left in it."""
+        if self._cgroups is not None and not self._tasks:
+            self._cgroups.remove_parent()
 
     def _watch(self, loop: asyncio.AbstractEventLoop, watch: _Watch) -> None:
         self._tasks[watch.handle.task_id] = watch
@@ -270,8 +343,8 @@ class ProcessRuntime:
         pgid = watch.handle.pid
         posix.signal_group(pgid, signal.SIGKILL)  # our unreaped zombie still pins pgid
         report = self._reap(watch)
-        leftovers = posix.live_group_members(pgid)
-        if not leftovers:
+        leftovers = posix.live_group_members(pgid) if watch.cgroup is None else []
+        if not leftovers and watch.cgroup is None:
             self._finish(watch, report)
             return
         task = loop.create_task(
@@ -301,7 +374,10 @@ class ProcessRuntime:
     async def _finish_when_gone(
         self, watch: _Watch, report: TaskExit, members: list[tuple[int, int]]
     ) -> None:
-        """Report the end once the SIGKILLed members of the group have died."""
+        """Report the end once the SIGKILLed members of the group (or its cgroup) have died."""
+        if watch.cgroup is not None:
+            report = with_memory_limit(report, oom_kills=watch.cgroup.oom_kills(), mem_mb=watch.cgroup.mem_mb)
+            await watch.cgroup.destroy(GROUP_EXIT_TIMEOUT)
         deadline = asyncio.get_running_loop().time() + GROUP_EXIT_TIMEOUT
         while members := [member for member in members if process_alive(*member)]:
             if asyncio.get_running_loop().time() >= deadline:
@@ -316,6 +392,8 @@ class ProcessRuntime:
     def _finish(self, watch: _Watch, report: TaskExit) -> None:
         self._forget(watch)
         watch.ended.set_result(None)
+        if watch.cgroup is not None:
+            self._tidy_cgroups()
         try:
             self._on_exit(report)
         except Exception:  # one failing consumer must not stop the reports of others

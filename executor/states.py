@@ -8,7 +8,7 @@ processes, and so the Docker runtime can reuse them.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 TASK_FINISHED = "TASK_FINISHED"
 TASK_FAILED = "TASK_FAILED"
@@ -18,6 +18,7 @@ TASK_LOST = "TASK_LOST"
 
 ADOPTED_EXIT_MESSAGE = "exited (status unknown: adopted after scheduler restart)"
 ADOPTED_KILL_MESSAGE = "killed (status unknown: adopted after scheduler restart)"
+MEMORY_LIMIT_MESSAGE = "memory limit of {mem_mb:g} MB exceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,16 @@ def exit_status_lost(task_id: str, *, killed: bool) -> TaskExit:
     if killed:
         return TaskExit(task_id, TASK_KILLED, None, None, "killed (exit status was collected elsewhere)")
     return TaskExit(task_id, TASK_FAILED, None, None, "exited (exit status was collected elsewhere)")
+
+
+def with_memory_limit(report: TaskExit, *, oom_kills: int, mem_mb: float | None) -> TaskExit:
+    """The end of a task whose cgroup saw OOM kills: TASK_FAILED, "memory limit of N MB exceeded".
+
+    As Mesos reports a container that exceeded its memory limit, whatever its leader's own
+    exit status was (a shell whose child was OOM-killed may exit 137, or even 0). A kill we
+    asked for stays TASK_KILLED, and without a limit (``mem`` 0) an OOM kill is the host's
+    memory pressure, not the task's fault: the report is then left as it was.
+    """
+    if report.state == TASK_KILLED or oom_kills <= 0 or not mem_mb:
+        return report
+    return replace(report, state=TASK_FAILED, message=MEMORY_LIMIT_MESSAGE.format(mem_mb=mem_mb))

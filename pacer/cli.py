@@ -1,13 +1,22 @@
 """The `pacer` command: serve, deploy, schema.
 
 Errors a user can fix are printed as one line naming the field or flag and the fix, with a
-non-zero exit; never a traceback.
+non-zero exit; never a traceback. Exit statuses (also in `pacer --help`):
+
+    0    done; for `serve`, `autoscaler` and `haproxy-bridge`: stopped by SIGTERM/SIGINT
+    1    a service it was pointed at does not answer (the API at `--master`, the Docker engine
+         at `--docker-host`), or it failed while running (a deployment failed or timed out, a
+         service loop crashed, a shutdown cut short by its deadline watchdog)
+    2    it cannot run as given: a flag's value, an address already in use, a state directory
+         that cannot be written, HAProxy's ports in use with `--haproxy-bridge on`
+    130  interrupted before start-up finished; 128+N after a second signal N during a shutdown
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -21,13 +30,21 @@ from metrics.cli import add_arguments as add_metrics_arguments
 from metrics.cli import options_from_args as metrics_options_from_args
 from metrics.dashboards import write_dashboards
 from pacer.deploy import DeployOptions, run_deploy
+from scheduler.backends.mesos import MesosConfig
 from scheduler.engine.build import ServeOptions
 
+from haproxy_bridge.cli import add_arguments as add_bridge_arguments
 from haproxy_bridge.cli import haproxy_available
-from haproxy_bridge.cli import main as haproxy_bridge_main
+from haproxy_bridge.cli import options_from_args as bridge_options_from_args
 from haproxy_bridge.options import BridgeOptions
 
-from .serve import PacerOptions, run_autoscaler, run_pacer
+from .serve import PacerOptions, run_autoscaler, run_bridge, run_pacer
+from .shutdown import leave, run_main
+from .startup import StartupError, check_master
+
+EXIT_STATUSES = """exit status: 0 done (or stopped by SIGTERM/SIGINT); 1 failed, or the --master or
+--docker-host given does not answer; 2 cannot run as given (a flag's value, an address in use, an unwritable
+--home, HAProxy ports in use); 128+N after a second signal N while stopping"""
 
 
 class UsageError(Exception):
@@ -72,8 +89,25 @@ def _attributes(values: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _mesos(args: argparse.Namespace) -> MesosConfig | None:
+    """`--master URL[,URL…]`: run tasks on that Mesos cluster instead of the embedded agents."""
+    if args.master is None:
+        return None
+    masters = tuple(m.strip().rstrip("/") for m in args.master.split(",") if m.strip())
+    for url in masters:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--master takes http://HOST:PORT of a Mesos master, comma-separated for several "
+                             f"(got '{url}')")
+    if args.failover_timeout < 0:
+        raise UsageError(f"--failover-timeout must be a number of seconds >= 0 (got {args.failover_timeout})")
+    config = MesosConfig(masters=masters, framework_name=args.framework_name, role=args.mesos_role,
+                         failover_timeout=args.failover_timeout)
+    return dataclasses.replace(config, user=args.mesos_user) if args.mesos_user else config
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pacer", description="Marathon-style scheduler and autoscaler")
+    parser = argparse.ArgumentParser(prog="pacer", description="Marathon-style scheduler and autoscaler",
+                                     epilog=EXIT_STATUSES)
     parser.add_argument("--log-level", default=os.environ.get("PACER_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -91,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kill-drain-seconds", type=float, default=2.0, metavar="SECONDS",
                    help="a running task of an app with HAPROXY_* labels leaves the load balancer this long "
                         "before it is signalled, so no response is cut (default 2; 0 kills at once)")
+    s.add_argument("--cpu-quota", action="store_true",
+                   help="cap each process task at its cpus with a hard CFS quota (default: cpus are CPU shares "
+                        "only, so idle CPU is not wasted); needs writable cgroups")
+    s.add_argument("--pids-limit", type=int, default=4096, metavar="N",
+                   help="most processes a process task may have (default 4096; 0 = unlimited); needs writable "
+                        "cgroups")
+    s.add_argument("--master", default=None, metavar="URL",
+                   help="run tasks on the Mesos cluster of this master, http://HOST:5050 (comma-separate several); "
+                        "without it, on the embedded agents")
+    s.add_argument("--framework-name", default="pacer", help="Mesos framework name (default pacer)")
+    s.add_argument("--mesos-role", default="*", help="Mesos role the framework's tasks run under (default *)")
+    s.add_argument("--mesos-user", default=None, help="user the Mesos tasks run as (default: the current user)")
+    s.add_argument("--failover-timeout", type=float, default=604800.0, metavar="SECONDS",
+                   help="how long Mesos keeps the tasks while no Pacer is subscribed (default 604800, a week)")
     s.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS",
                    help="seconds between autoscaler decisions (default 15)")
     s.add_argument("--no-autoscaler", action="store_true", help="do not run the built-in autoscaler")
@@ -157,7 +205,7 @@ def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["haproxy-bridge"]:
-        return haproxy_bridge_main(argv[1:])
+        return _haproxy_bridge(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -169,17 +217,19 @@ def main(argv: list[str] | None = None) -> int:
                                    resources=_resources(args.agent_resources),
                                    attributes=_attributes(args.attribute), networks=tuple(args.network),
                                    docker_host=args.docker_host,
-                                   kill_drain_seconds=max(0.0, args.kill_drain_seconds))
-            asyncio.run(run_pacer(PacerOptions(serve=options, metrics=metrics_options_from_args(args),
-                                               autoscale_interval=_positive(args.autoscale_interval),
-                                               autoscaler=not args.no_autoscaler,
-                                               bridge=_bridge_options(args, host, port, Path(args.home)))))
-            return 0
+                                   kill_drain_seconds=max(0.0, args.kill_drain_seconds),
+                                   mesos=_mesos(args),
+                                   cpu_quota=args.cpu_quota, pids_max=max(0, args.pids_limit))
+            return leave(run_main(run_pacer(PacerOptions(
+                serve=options, metrics=metrics_options_from_args(args),
+                autoscale_interval=_positive(args.autoscale_interval), autoscaler=not args.no_autoscaler,
+                bridge=_bridge_options(args, host, port, Path(args.home)),
+                bridge_required=args.haproxy_bridge == "on"))))
         if args.command == "autoscaler":
             host, port = _listen(args.listen)
-            asyncio.run(run_autoscaler(args.master, metrics_options_from_args(args),
-                                       _positive(args.autoscale_interval), Path(args.state_dir), host, port))
-            return 0
+            return leave(run_main(run_autoscaler(args.master, metrics_options_from_args(args),
+                                                 _positive(args.autoscale_interval), Path(args.state_dir),
+                                                 host, port)))
         if args.command == "dashboards":
             for path in write_dashboards(Path(args.out), args.datasource, influxdb_url=args.influxdb_url,
                                          database=args.influxdb_database):
@@ -188,15 +238,46 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "schema":
             print(json.dumps(app_json_schema(), indent=2, sort_keys=True))
             return 0
-        return asyncio.run(run_deploy(DeployOptions(
+        return asyncio.run(_deploy(DeployOptions(
             file=Path(args.file), env=args.env, master=args.master, dry_run=args.dry_run, yes=args.yes,
             force=args.force, protected={e.strip() for e in args.protected.split(",") if e.strip()},
             wait=args.wait)))
+    except StartupError as exc:
+        print(f"pacer: {exc}", file=sys.stderr)
+        return exc.status
     except (UsageError, MetricsConfigError) as exc:
         print(f"pacer: {exc}", file=sys.stderr)
         return 2
     except DefinitionError as exc:
         print(f"pacer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+
+async def _deploy(options: DeployOptions) -> int:
+    """`pacer deploy`, once the API at `--master` answers (else one line naming it, exit 1)."""
+    await check_master(options.master)
+    return await run_deploy(options)
+
+
+def _haproxy_bridge(argv: list[str]) -> int:
+    """`pacer haproxy-bridge`: the bridge's flags, with Pacer's start-up errors and shutdown."""
+    parser = argparse.ArgumentParser(prog="pacer haproxy-bridge", epilog=EXIT_STATUSES,
+                                     description="route HAProxy from Pacer's apps and HAPROXY_* labels")
+    parser.add_argument("--log-level", default=os.environ.get("PACER_LOG_LEVEL", "INFO"))
+    add_bridge_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = bridge_options_from_args(args)
+        return leave(run_main(run_bridge(options)))
+    except StartupError as exc:
+        print(f"pacer haproxy-bridge: {exc}", file=sys.stderr)
+        return exc.status
+    except ValueError as exc:   # a flag's value, named by the bridge's options
+        print(f"pacer haproxy-bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

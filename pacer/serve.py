@@ -3,8 +3,14 @@
 Wiring only: the scheduler (store, embedded agents, loop, health checks, API), the task
 sampler writing metrics, and the autoscaler reading them back and resizing apps through the
 scheduler's own HTTP API, exactly as it would from another process. Each long-lived loop is a
-named task of one TaskGroup. SIGTERM/SIGINT stop the services but leave tasks running, as a
-Mesos agent's tasks outlive their framework; the next start with the same home re-adopts them.
+named service task.
+
+Start-up first checks what an operator can get wrong (`pacer.startup`: the state directory,
+the listening address, a Docker engine named with `--docker-host`, the bridge's ports) and
+refuses with one line before any task is adopted or killed. SIGTERM/SIGINT stop the services
+but leave tasks running, as a Mesos agent's tasks outlive their framework; the next start
+with the same home re-adopts them. The stop is bounded (`pacer.shutdown`): every step has a
+timeout, all of them one deadline, and a second signal exits at once.
 """
 
 from __future__ import annotations
@@ -12,26 +18,59 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from autoscaler.api import build_autoscaler_app
 from autoscaler.service import Autoscaler
+from haproxy_bridge.errors import BridgeError
 from haproxy_bridge.options import BridgeOptions
 from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.status_api import build_status_app
-from metrics import open_metrics
+from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
+from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
+from pacer.startup import (
+    StartupError,
+    bridge_start_error,
+    check_bridge_ports,
+    check_docker,
+    check_home,
+    check_listen,
+    check_master,
+    listen_error,
+    note_influxdb,
+)
 from scheduler.api import build_api
 from pacer_client import PacerClient
+from scheduler.engine.core import Scheduler
 from scheduler.engine.sampling import TaskSampler
 from scheduler.engine.build import ServeOptions, make_scheduler
+from scheduler.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+
+LISTEN_FLAG = "--listen HOST:PORT (make run: LISTEN=HOST:PORT)"
+HTTP_GRACE_SECONDS = 1.0
+"""At shutdown, aiohttp waits this long for an open request to end, and as long again once it
+cancelled it. An event stream to a client that stopped reading takes both; with aiohttp's
+default of 60 s it held the stop for two minutes."""
+
+_BRIDGE_OFF = ", or run without the bridge: --haproxy-bridge off"
+
+SERVICES_SECONDS = 2.0
+HTTP_SECONDS = 2.5
+BRIDGE_SECONDS = 2.5
+SCHEDULER_SECONDS = 2.0
+METRICS_SECONDS = 1.0
+CLIENT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +80,20 @@ class PacerOptions:
     autoscale_interval: float = 15.0
     autoscaler: bool = True
     bridge: BridgeOptions | None = None       # None: no HAProxy bridge in this process
+    bridge_required: bool = False             # --haproxy-bridge on: a bridge that cannot start is an error
+
+
+@dataclass
+class _Started:
+    """What a run has started so far: its shutdown stops exactly these."""
+
+    scheduler: Scheduler | None = None
+    metrics: MetricsBackend | None = None
+    client: PacerClient | None = None
+    runner: web.AppRunner | None = None
+    bridge: HaproxyBridge | None = None
+    services: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 def _decision_event(publish: Any) -> Any:
@@ -50,93 +103,296 @@ def _decision_event(publish: Any) -> Any:
     return emit
 
 
-async def run_pacer(options: PacerOptions) -> None:
+async def run_pacer(options: PacerOptions) -> int:
+    """`pacer serve`: serve until SIGTERM/SIGINT, then stop within the shutdown deadline."""
+    return await _run_until_stopped(lambda started: _start_pacer(options, started))
+
+
+async def _run_until_stopped(start: Callable[[_Started], Coroutine[Any, Any, None]]) -> int:
+    """The life of a service process: start, run the services until SIGTERM/SIGINT, stop.
+
+    Returns 0 after a stop (a signal during start-up included), 1 when a service failed on
+    its own. Raises `StartupError`, once whatever had started is stopped again, when the
+    process cannot start as configured.
+    """
+    signals = StopSignals(asyncio.get_running_loop())
+    signals.install()
+    started = _Started()
+    try:
+        if not await until_stopped(start(started), signals.stop):
+            return 0
+        return await _serve(started, signals.stop)
+    finally:
+        await _stop(started)
+
+
+async def _start_pacer(options: PacerOptions, started: _Started) -> None:
+    """Check, then start: scheduler (re-adopting tasks), API, the bridge if it must run."""
     serve = options.serve
-    scheduler = make_scheduler(serve)
+    check_home(serve.home)
+    check_listen(serve.host, serve.port, LISTEN_FLAG)
+    await check_docker(serve.docker_host)
+    bridge = started.bridge = HaproxyBridge(options.bridge) if options.bridge is not None else None
+    bridge_ports_free = bridge is not None and _bridge_ports_free(bridge, options.bridge_required)
+    scheduler = started.scheduler = _open_scheduler(serve)
     await scheduler.start()
-    metrics = open_metrics(options.metrics)
+    metrics = started.metrics = open_metrics(options.metrics)
     api = build_api(scheduler, leader=f"{serve.host}:{serve.port}")
-    client = PacerClient(f"http://{serve.host}:{serve.port}")
+    client = started.client = PacerClient(f"http://{serve.host}:{serve.port}")
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, serve.home.resolve() / "autoscaler",
                             interval=options.autoscale_interval,
                             on_decision=_decision_event(scheduler.events.publish))
     api.add_subapp("/v2/autoscaler", build_autoscaler_app(autoscaler))
-    bridge = HaproxyBridge(options.bridge) if options.bridge is not None else None
     if bridge is not None:
         api.add_subapp("/v2/haproxy", build_status_app(bridge))
-    runner = web.AppRunner(api, access_log=None)
+    runner = started.runner = web.AppRunner(api, access_log=None, shutdown_timeout=HTTP_GRACE_SECONDS)
     await runner.setup()
-    await web.TCPSite(runner, serve.host, serve.port).start()
+    await _listen(runner, serve.host, serve.port, LISTEN_FLAG)
+    if bridge is not None and bridge_ports_free and options.bridge_required:
+        await _start_bridge(bridge)
+    started.services = _pacer_services(options, scheduler, metrics, autoscaler,
+                                       bridge if bridge_ports_free else None)
     gc.collect()
     gc.freeze()     # start-up objects never die: keep them out of every later full collection
     log.info("pacer API listening on http://%s:%d (home %s, %d agent(s), metrics %s)",
              serve.host, serve.port, serve.home, serve.agents, metrics.kind)
     print(f"pacer serving on http://{serve.host}:{serve.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    services: dict[str, Coroutine[Any, Any, None]] = {
+
+
+def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: MetricsBackend, autoscaler: Autoscaler,
+                    bridge: HaproxyBridge | None) -> dict[str, Coroutine[Any, Any, None]]:
+    """The long-lived loops of `pacer serve`, by name (a started `--haproxy-bridge on` bridge
+    only runs; an `auto` one starts as a guest)."""
+    services = {
         "scheduler-loop": scheduler.run(),
         "health-checks": scheduler.health.run(),
         "task-sampler": TaskSampler(scheduler.state, metrics.sink, options.metrics.interval,
                                     usages=scheduler.backend.usages).run(),
+        "influxdb-check": note_influxdb(options.metrics),
     }
     if options.autoscaler:
         services["autoscaler"] = autoscaler.run()
     if bridge is not None:
-        services["haproxy-bridge"] = _run_bridge(bridge)
+        services["haproxy-bridge"] = bridge.run() if options.bridge_required else _run_bridge(bridge)
+    return services
+
+
+def _open_scheduler(serve: ServeOptions) -> Scheduler:
+    """The scheduler on its store; a store that cannot be opened is a start-up error naming it."""
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coro, name=name) for name, coro in services.items()]
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-    finally:
-        scheduler.events.close()    # ends open event streams so the HTTP server can stop
-        await runner.cleanup()
-        if bridge is not None:
-            await bridge.close()       # stops HAProxy by its pid
-        await client.close()
-        await scheduler.close()
-        await metrics.close()
-        scheduler.store.close()
+        return make_scheduler(serve)
+    except StoreError as exc:
+        raise StartupError(f"{exc}; check the state directory, or choose another with --home DIR "
+                           f"or $PACER_HOME") from None
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int, flag: str) -> None:
+    """Listen on HOST:PORT; a bind that fails (taken since it was checked) reads as the check would."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise listen_error(host, port, exc, flag) from None
+
+
+def _port_flags(options: BridgeOptions, prefix: str) -> dict[int, str]:
+    """Each port the bridge's HAProxy listens on, with the flag that sets it (`--haproxy-stats-port`)."""
+    ports = {"http_port": options.http_port, "https_port": options.https_port, "stats_port": options.stats_port,
+             "apps_port": options.apps_port}
+    return {port: f"{prefix}{name.replace('_', '-')}" for name, port in ports.items() if port}
+
+
+def _bridge_ports_free(bridge: HaproxyBridge, required: bool) -> bool:
+    """Whether the bridge's ports are free; with `--haproxy-bridge on` a taken one is an error,
+    with `auto` the bridge (a guest) stays off and says why, once, in the log and at /v2/haproxy."""
+    try:
+        check_bridge_ports(bridge.options.bind_address, _port_flags(bridge.options, "--haproxy-"),
+                           bridge.process.pid_file)
+    except StartupError as exc:
+        if required:
+            raise
+        bridge.state.last_error = f"HAProxy bridge not started: {exc}"
+        log.warning("%s", bridge.state.last_error)
+        return False
+    return True
+
+
+async def _start_bridge(bridge: HaproxyBridge) -> None:
+    """`--haproxy-bridge on`: HAProxy starts now, or Pacer does not start."""
+    try:
+        await bridge.start()
+    except (BridgeError, OSError) as exc:
+        raise StartupError(bridge_start_error(exc, _port_flags(bridge.options, "--haproxy-"),
+                                              _BRIDGE_OFF)) from None
 
 
 async def _run_bridge(bridge: HaproxyBridge) -> None:
-    """The bridge is a guest: if HAProxy cannot start (a port in use, no permission), the
-    scheduler keeps serving and the reason is in the log and at /v2/haproxy."""
+    """The bridge is a guest (`--haproxy-bridge auto`): if HAProxy cannot start (a port in use,
+    no permission), the scheduler keeps serving and the reason is in the log and at /v2/haproxy."""
     try:
         await bridge.start()
-    except Exception as exc:
-        bridge.state.last_error = f"HAProxy bridge did not start: {exc}"
-        log.error("%s", bridge.state.last_error)
+    except (BridgeError, OSError) as exc:
+        reason = bridge_start_error(exc, _port_flags(bridge.options, "--haproxy-"), _BRIDGE_OFF)
+        bridge.state.last_error = f"HAProxy bridge not started: {reason}"
+        log.warning("%s", bridge.state.last_error)
         return
     await bridge.run()
 
 
-async def run_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Any,
-                         host: str, port: int) -> None:
-    """`pacer autoscaler`: the same loop as a separate process, with its policy API on HOST:PORT."""
-    metrics = open_metrics(metrics_options)
-    client = PacerClient(master)
+async def _serve(started: _Started, stop: asyncio.Event) -> int:
+    """Run the services until `stop`: 0 then, 1 when a service raised first.
+
+    A service that returns (the bridge giving up as a guest, a one-off check) is done; one
+    that raises stops Pacer, since a scheduler without its loop must not keep answering.
+    """
+    started.tasks = [asyncio.create_task(coro, name=name) for name, coro in started.services.items()]
+    started.services = {}
+    stopped = asyncio.ensure_future(stop.wait())
+    pending: set[asyncio.Future[Any]] = {stopped, *started.tasks}
+    try:
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if stopped in done:
+                return 0
+            if any(_failed(task) for task in done):
+                return 1
+    finally:
+        stopped.cancel()
+
+
+def _failed(task: asyncio.Future[Any]) -> bool:
+    """Whether a service that ended raised; if so, it is logged with its traceback (a bug)."""
+    if task.cancelled() or task.exception() is None:
+        return False
+    name = task.get_name() if isinstance(task, asyncio.Task) else "a service"
+    log.error("service %s failed: %s; stopping", name, task.exception(), exc_info=task.exception())
+    return True
+
+
+async def _stop(started: _Started) -> None:
+    """Stop what was started within the shutdown deadline; the tasks keep running.
+
+    The store is flushed and closed last, whatever happened before: it is synchronous and
+    quick, and it keeps the instance records of the last moments (pids of fresh launches).
+    """
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for coro in started.services.values():   # built, never started: start-up was cut short
+        coro.close()
+    unfinished = await run_steps(_shutdown_steps(started))
+    _close_store(started.scheduler)
+    level = logging.INFO if started.tasks else logging.DEBUG
+    log.log(level, "stopped in %.1f s%s%s", loop.time() - began,
+            f" ({', '.join(unfinished)} left behind)" if unfinished else "",
+            "; tasks keep running, the next start re-adopts them" if started.scheduler is not None else "")
+
+
+def _shutdown_steps(started: _Started) -> list[Step]:
+    """In order: no new passes, then no new launches (a burst of them keeps the event loop
+    busy), then the HTTP server (answering until then), HAProxy, and the rest."""
+    steps = []
+    if started.tasks:
+        steps.append(Step("services", lambda: stop_tasks(started.tasks), SERVICES_SECONDS))
+    if started.scheduler is not None:
+        steps.append(Step("launches and kills in flight", started.scheduler.close, SCHEDULER_SECONDS,
+                          expired=_kills_resent))
+    if started.runner is not None:
+        steps.append(Step("HTTP server and event streams", lambda: _stop_http(started), HTTP_SECONDS))
+    if started.bridge is not None:
+        bridge = started.bridge
+        steps.append(Step("HAProxy bridge", bridge.close, BRIDGE_SECONDS, expired=lambda: _kill_haproxy(bridge)))
+    if started.metrics is not None:
+        steps.append(Step("metrics", started.metrics.close, METRICS_SECONDS))
+    if started.client is not None:
+        steps.append(Step("API client", started.client.close, CLIENT_SECONDS))
+    return steps
+
+
+async def _stop_http(started: _Started) -> None:
+    """End the event streams, stop listening, let open requests end (`HTTP_GRACE_SECONDS`)."""
+    if started.scheduler is not None:
+        started.scheduler.events.close()
+    assert started.runner is not None
+    await started.runner.cleanup()
+
+
+def _kill_haproxy(bridge: HaproxyBridge) -> None:
+    """HAProxy must not outlive the bridge: SIGKILL its master (its workers exit with it)."""
+    pid = bridge.process.pid
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+        log.warning("HAProxy master %d killed: it did not stop in time", pid)
+    except ProcessLookupError:
+        pass
+
+
+def _kills_resent() -> None:
+    log.info("kills still in flight are sent again at the next start (their tasks are marked as being killed)")
+
+
+def _close_store(scheduler: Scheduler | None) -> None:
+    if scheduler is None:
+        return
+    try:
+        scheduler.state.flush()
+    except Exception as exc:  # a full disk: what was acknowledged is committed already
+        log.warning("shutdown: last instance records not written: %s", exc)
+    finally:
+        scheduler.store.close()
+
+
+async def run_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Path,
+                         host: str, port: int) -> int:
+    """`pacer autoscaler`: the same loop as a separate process, with its policy API on HOST:PORT.
+
+    Starts only when its listening address is free and the API at `master` answers; stops
+    like `pacer serve` (bounded, at once on a second signal). Returns 0, or 1 if its loop failed.
+    """
+    return await _run_until_stopped(
+        lambda started: _start_autoscaler(master, metrics_options, interval, state_dir, host, port, started))
+
+
+async def _start_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Path,
+                            host: str, port: int, started: _Started) -> None:
+    flag = "--listen HOST:PORT"
+    check_listen(host, port, flag)
+    await check_master(master)
+    metrics = started.metrics = open_metrics(metrics_options)
+    client = started.client = PacerClient(master)
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, state_dir, interval=interval)
     app = web.Application()
     app.add_subapp("/v2/autoscaler", build_autoscaler_app(autoscaler))
-    runner = web.AppRunner(app, access_log=None)
+    runner = started.runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_GRACE_SECONDS)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await _listen(runner, host, port, flag)
+    started.services = {"autoscaler": autoscaler.run(), "influxdb-check": note_influxdb(metrics_options)}
     print(f"pacer autoscaler on http://{host}:{port}/v2/autoscaler, scaling apps of {master}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_bridge(options: BridgeOptions) -> int:
+    """`pacer haproxy-bridge`: the bridge alone, with its status server on 127.0.0.1.
+
+    Starts only when the API at `--master` answers, HAProxy starts and the status port is
+    free; stops like `pacer serve` (bounded, at once on a second signal), HAProxy by its pid.
+    """
+    return await _run_until_stopped(lambda started: _start_bridge_alone(options, started))
+
+
+async def _start_bridge_alone(options: BridgeOptions, started: _Started) -> None:
+    if options.status_port:
+        check_listen("127.0.0.1", options.status_port, "--status-port")
+    await check_master(options.master)
+    bridge = started.bridge = HaproxyBridge(options)
     try:
-        async with asyncio.TaskGroup() as group:
-            task = group.create_task(autoscaler.run(), name="autoscaler")
-            await stop.wait()
-            task.cancel()
-    finally:
-        await runner.cleanup()
-        await client.close()
-        await metrics.close()
+        await bridge.start()
+    except (BridgeError, OSError) as exc:
+        raise StartupError(bridge_start_error(exc, _port_flags(options, "--"))) from None
+    if options.status_port:
+        root = web.Application()
+        root.add_subapp("/v2/haproxy", build_status_app(bridge))
+        runner = started.runner = web.AppRunner(root, access_log=None, shutdown_timeout=HTTP_GRACE_SECONDS)
+        await runner.setup()
+        await _listen(runner, "127.0.0.1", options.status_port, "--status-port")
+        log.info("bridge status on http://127.0.0.1:%d/v2/haproxy", options.status_port)
+    started.services = {"haproxy-bridge": bridge.run()}

@@ -65,6 +65,14 @@ def kill_task_processes(home: Path) -> None:
             os.killpg(os.getpgid(pid), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scheduler.backends.local import remove_task_cgroups
+
+    # no scheduler is left on this home to remove them; a thread of its own, since a test may
+    # call this with its event loop running
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(remove_task_cgroups, home.resolve()).result()
     pid_file = home / "haproxy" / "haproxy.pid"
     try:
         master = int(pid_file.read_text().split()[0])

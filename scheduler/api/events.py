@@ -75,8 +75,10 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(b": connected\n\n")
         await _relay(response, sub.queue, request.app.get(HEARTBEAT_KEY, HEARTBEAT_SECONDS))
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:   # the client went away
         pass
+    # A cancellation (the server stopping) is not swallowed: a handler that returned instead
+    # would have its response finished, which waits for a client that may never read again.
     finally:
         sched.events.unsubscribe(sub)
     return response

@@ -56,7 +56,7 @@ async def info(request: web.Request) -> web.Response:
             "reconciliation_interval": 600000,
             "mesos_role": "*",
             "mesos_user": None,
-            "features": [],
+            "features": sorted({f"task_isolation:{a['isolation']}" for a in sched.view.agents() if "isolation" in a}),
         },
         "zookeeper_config": {},
         "http_config": {"http_port": int(port) if port.isdigit() else None, "https_port": None},

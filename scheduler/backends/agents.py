@@ -1,15 +1,21 @@
 """The embedded agents: what each one has, and what it has free given the running instances.
 
-Agents on one host share a network namespace, so their host-port ranges are disjoint.
+Agents on one host share a network namespace, so their host-port ranges are disjoint, and one
+cgroup parent per home (`pacer/<home hash>`) holds their process tasks' cgroups.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from executor import CgroupOptions, Cgroups, ProcessRuntime, Unavailable, open_cgroups
+from executor.cgroups import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 
 from scheduler.decide.constraints import AgentView
 from scheduler.state.model import Instance
@@ -83,3 +89,28 @@ def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> l
         disk=max(0.0, a.disk - used[a.agent_id]["disk"]),
         free_ports=subtract_ports((a.port_range,), ports[a.agent_id]),
         networks=a.networks) for a in agents]
+
+
+def task_cgroup_parent(home: Path) -> str:
+    """`pacer/<hash of home>`: derived from the home alone, so a restarted `pacer serve` on the
+    same home finds its tasks' cgroups, and two homes on one host never see each other's."""
+    return f"pacer/{hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]}"
+
+
+def open_task_cgroups(root: Path | None, home: Path, options: CgroupOptions) -> Cgroups | Unavailable:
+    """This home's task cgroups under `root` (None: disabled), or why there are none."""
+    if root is None:
+        return Unavailable("cgroups are disabled")
+    return open_cgroups(root, task_cgroup_parent(home), options)
+
+
+def remove_task_cgroups(home: Path, root: Path = DEFAULT_CGROUP_ROOT) -> list[str]:
+    """Kill whatever is left in this home's task cgroups and remove them; the task ids found.
+
+    For when no `pacer serve` runs on the home any more (test teardown, decommissioning): a
+    running one removes its own. Not from a thread with a running event loop.
+    """
+    found = open_task_cgroups(root, home, CgroupOptions())
+    if isinstance(found, Unavailable):
+        return []
+    return list(asyncio.run(ProcessRuntime(lambda report: None, cgroups=found).remove_strays()))

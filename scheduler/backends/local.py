@@ -6,6 +6,13 @@ groups, or, for `container.type: DOCKER`, as containers on the Docker engine at 
 (the executor's Docker runtime). Both survive a crash of the scheduler and are re-adopted when
 it comes back: processes by pid + start time, containers by their `pacer.task-id` label.
 
+Where cgroups are writable (root, controllers mounted), each process task also gets a cgroup
+at `pacer/<home hash>/<task id>` holding `mem` as its memory limit, `cpus` as CPU shares (a hard
+quota with `cpu_quota`) and `pids_max`; killing it takes every descendant, escapees included.
+Elsewhere tasks are process groups only, said once in the log; `isolation` names the mode.
+Recovery finds an adopted task's cgroup again from its id and removes the cgroups of tasks it
+does not adopt.
+
 Docker, as the backend sees it:
 
 * No engine configured, or the engine does not answer: DOCKER apps wait in `/v2/queue` with
@@ -35,14 +42,16 @@ from typing import TYPE_CHECKING
 
 from app_definitions import AppDefinition
 from executor import (
+    DEFAULT_PIDS_MAX,
+    CgroupOptions,
     LaunchFailed,
     ProcessHandle,
     ProcessRuntime,
     ResourceUsage,
     TaskExit,
     TaskLaunch,
+    Unavailable,
     marathon_task_env,
-    process_group_usages,
     task_command,
 )
 from executor.docker_spec import ContainerHandle, ContainerInfo
@@ -54,7 +63,9 @@ if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load onl
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer
 from scheduler.backends import Recovery, StatusCallback, StatusUpdate
-from scheduler.backends.agents import AgentSpec, build_agents, compute_offers, detected_resources
+from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, AgentSpec, build_agents, compute_offers,
+                                      detected_resources, open_task_cgroups, remove_task_cgroups,
+                                      task_cgroup_parent)
 from scheduler.backends.containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
 
 log = logging.getLogger(__name__)
@@ -98,12 +109,22 @@ class LocalBackend:
     """Agents in this process; the executor's process and Docker runtimes do the running."""
 
     def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback,
-                 docker_host: str | None = None) -> None:
+                 docker_host: str | None = None, *, cpu_quota: bool = False,
+                 pids_max: int | None = DEFAULT_PIDS_MAX, cgroup_root: Path | None = DEFAULT_CGROUP_ROOT) -> None:
         self.agents = list(agents)
         self.home = home.resolve()
         self.sandboxes = self.home / "sandboxes"
         self._on_status = on_status
-        self.runtime = ProcessRuntime(on_exit=self._task_exited)
+        cgroups = open_task_cgroups(cgroup_root, self.home, CgroupOptions(cpu_quota=cpu_quota, pids_max=pids_max))
+        if isinstance(cgroups, Unavailable):
+            log.warning("process tasks are isolated by process groups only (%s): app mem and cpus are not "
+                        "enforced, and processes that leave a task's group outlive it", cgroups.reason)
+            cgroups = None
+        self.runtime = ProcessRuntime(on_exit=self._task_exited, cgroups=cgroups)
+        self.isolation: str = self.runtime.isolation  # cgroups-v1, cgroups-v2 or process-group
+        if cgroups is not None:
+            log.info("process tasks run in %s cgroups under %s (cpu quota %s, pids limit %s)", self.isolation,
+                     cgroups.parent, "on" if cpu_quota else "off", pids_max or "none")
         self.docker_host = docker_host or None
         self.docker: DockerRuntime | None = None
         self._docker_error: str | None = None
@@ -229,7 +250,7 @@ class LocalBackend:
         env[HOME_ENV] = str(self.home)
         launch = TaskLaunch(task_id=instance.instance_id, argv=task_command(app.cmd, app.args), env=env,
                             sandbox=self.sandboxes / instance.instance_id,
-                            kill_grace_seconds=app.task_kill_grace_seconds)
+                            kill_grace_seconds=app.task_kill_grace_seconds, mem_mb=app.mem, cpus=app.cpus)
         handle = await self.runtime.launch(launch)
         return instance.with_(pid=handle.pid, pid_start_time=handle.start_time)
 
@@ -299,9 +320,15 @@ class LocalBackend:
             await self._remove_containers(self.docker, leftovers, "(its task had ended)")
             await self._remove_containers(self.docker, strays,
                                           "(its task is unknown: a deleted app or an interrupted launch)")
+        stray_cgroups = await self.runtime.remove_strays()
+        for task_id, killed in stray_cgroups.items():
+            log.warning("removed the cgroup of task %s (%d processes) left by an earlier run", task_id, killed)
         adopted = {inst.pid for inst in alive if inst.pid is not None}
+        kept = {pid for inst in alive for pid in self.runtime.members(inst.instance_id)}  # escapees of live tasks
         stray_groups: dict[int, str] = {}
         for pid, task_id in find_task_processes(self.home).items():
+            if pid in kept:
+                continue
             try:
                 pgid = os.getpgid(pid)
             except ProcessLookupError:
@@ -314,7 +341,7 @@ class LocalBackend:
                 log.warning("killed stray task process group %s (%s) left by an earlier run", pgid, task_id)
             except ProcessLookupError:
                 pass
-        orphans = len(stray_groups) + sum(1 for c in strays if c.running)
+        orphans = len(stray_groups) + sum(1 for c in strays if c.running) + sum(1 for n in stray_cgroups.values() if n)
         return Recovery(alive=tuple(alive), lost=tuple(lost), orphans_killed=orphans)
 
     def _adopt_container(self, inst: Instance, info: ContainerInfo) -> bool:
@@ -328,23 +355,18 @@ class LocalBackend:
         """Resource usage of every running task (processes and containers), by task id.
 
         Containers report a `ContainerUsage` (memory usage, working set and limit from the
-        engine); processes a `ResourceUsage` summed over their process group.
+        engine), and so do processes in a cgroup (from its counters); other processes a
+        `ResourceUsage` summed over their process group.
         """
-        result: dict[str, ResourceUsage] = {}
-        handles = self.runtime.running()
-        if handles:
-            by_group = await asyncio.to_thread(process_group_usages, [h.pid for h in handles])
-            for handle in handles:
-                usage = by_group.get(handle.pid)
-                if usage is not None:
-                    result[handle.task_id] = usage
+        result: dict[str, ResourceUsage] = await self.runtime.usages()
         if self.docker is not None:
             result.update(await self.docker.usages())
         return result
 
     def describe(self) -> list[dict[str, object]]:
         return [{"id": a.agent_id, "hostname": a.hostname, "resources": {"cpus": a.cpus, "mem": a.mem, "disk": a.disk},
-                 "ports": f"[{a.port_range[0]}-{a.port_range[1]}]", "attributes": dict(a.attributes)}
+                 "ports": f"[{a.port_range[0]}-{a.port_range[1]}]", "attributes": dict(a.attributes),
+                 "isolation": self.isolation}
                 for a in self.agents]
 
     async def close(self) -> None:
@@ -358,5 +380,6 @@ class LocalBackend:
             await self.docker.close(kill=False)
 
 
-__all__ = ["AgentSpec", "LocalBackend", "build_agents", "compute_offers", "container_launch", "detected_resources",
-           "docker_unsupported", "is_docker_app", "LaunchFailed"]
+__all__ = ["DEFAULT_CGROUP_ROOT", "DEFAULT_PIDS_MAX", "AgentSpec", "LocalBackend", "build_agents", "compute_offers",
+           "container_launch", "detected_resources", "docker_unsupported", "is_docker_app", "LaunchFailed",
+           "open_task_cgroups", "remove_task_cgroups", "task_cgroup_parent"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -12,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scheduler.backends.local import LocalBackend, build_agents, detected_resources
+from scheduler.backends.local import DEFAULT_PIDS_MAX, LocalBackend, build_agents, detected_resources
+from scheduler.backends.mesos import FrameworkIds, MesosBackend, MesosConfig
 from scheduler.engine.core import Scheduler
 from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS
 from scheduler.state.sqlite_store import SqliteStore
@@ -30,7 +32,10 @@ class ServeOptions:
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # "*" or agent id -> attrs
     networks: tuple[str, ...] = ()
     docker_host: str | None = None   # None: detect (see resolve_docker_host); "none" or "": no Docker
+    cpu_quota: bool = False          # process tasks' cpus as a hard CFS quota too, not only as shares
+    pids_max: int = DEFAULT_PIDS_MAX  # processes per process task (0: unlimited); needs cgroups
     kill_drain_seconds: float = DEFAULT_DRAIN_SECONDS   # HAProxy-routed tasks: time to leave the LB before a kill
+    mesos: MesosConfig | None = None  # a Mesos master runs the tasks instead of the embedded agents
 
 
 DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -68,11 +73,28 @@ def resolve_docker_host(option: str | None, environ: Mapping[str, str],
 def make_scheduler(options: ServeOptions) -> Scheduler:
     home = options.home.resolve()
     store = SqliteStore(home / "state.sqlite")
+    if options.mesos is not None:
+        return _mesos_scheduler(options, options.mesos, store)
     resources = {**detected_resources(home), **options.resources}
     agents = build_agents(options.agents, resources, options.attributes.get("*", {}), options.networks)
     agents = [a if a.agent_id not in options.attributes else
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
     docker_host = resolve_docker_host(options.docker_host, os.environ)
-    return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host),
+    return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host,
+                                                          cpu_quota=options.cpu_quota, pids_max=options.pids_max),
                      drain_seconds=options.kill_drain_seconds)
+
+
+def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: SqliteStore) -> Scheduler:
+    """A framework on the Mesos master(s) of `config`; the framework id lives in the store."""
+    if options.agents != 1 or options.resources or options.attributes or options.networks:
+        log.warning("--master is set: the embedded-agent flags (--agents, --agent-resources, --attribute, --network) "
+                    "do nothing; the Mesos agents offer what they have")
+    if config.webui_url is None:
+        config = dataclasses.replace(config, webui_url=f"http://{options.host}:{options.port}")
+    ids = FrameworkIds()
+    scheduler = Scheduler(store, lambda listener: MesosBackend(config, listener, ids),
+                          drain_seconds=options.kill_drain_seconds)
+    ids.bind(scheduler.state)
+    return scheduler

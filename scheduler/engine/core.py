@@ -98,5 +98,13 @@ class Scheduler:
         await self.loop.run()
 
     async def close(self) -> None:
-        await self.tasks.close()
-        self.state.flush()
+        """Stop launches and kills in flight; the tasks keep running.
+
+        The instance records are flushed even when the caller's timeout cancels the wait
+        (a kill whose grace period outlasts the shutdown): what is recorded as being killed
+        is killed again at the next start.
+        """
+        try:
+            await self.tasks.close()
+        finally:
+            self.state.flush()

@@ -98,6 +98,7 @@ class ClusterState:
         self.queue: dict[str, QueueEntry] = {}
         self.last_failures: dict[str, dict[str, Any]] = {}
         self.framework_id = ""
+        self._meta: dict[str, str] = {}          # small durable values of the backend (the Mesos framework id)
         self.changed_apps: set[str] = set()     # apps whose state changed since the loop last looked
         self._dirty: dict[str, Instance | None] = {}
         self._checks_by_version: OrderedDict[tuple[str, str], list[HealthCheck] | None] = OrderedDict()
@@ -125,7 +126,18 @@ class ClusterState:
             framework_id = new_framework_id
             self._commit([PutMeta("framework-id", framework_id)])
         self.framework_id = framework_id
+        self._meta = dict(stored.meta)
         return list(stored.instances)
+
+    # -- small durable values -------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Durable at once: a backend's value (the framework id a Mesos master assigned) must
+        survive a kill -9 that comes right after it was learned."""
+        self._commit([PutMeta(key, value)])
+        self._meta[key] = value
 
     # -- reads --------------------------------------------------------------------------
     def app(self, app_id: str) -> AppRecord:

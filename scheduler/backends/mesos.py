@@ -1,0 +1,380 @@
+"""The Mesos backend: Pacer as a framework on an Apache Mesos cluster (the v1 scheduler HTTP API).
+
+Mesos runs the agents and isolates the tasks; Pacer decides. The master pushes offers; the
+backend holds them and returns them from `offers` (one `AgentOffer` per agent), the pure
+placement chooses, `pass_finished` hands each used agent's offers to one ACCEPT and declines the
+rest for `refuse_seconds`, and `launch` returns once the master reports the task TASK_RUNNING
+(the scheduler marks an instance running when `launch` returns, as with the embedded agents).
+
+Offers are only wanted while something waits: the backend SUPPRESSes when a pass finds nothing
+to launch and REVIVEs when something new waits. It learns what waits from `unsupported_reason`,
+which a pass asks for exactly the apps it is about to place (see `scheduler/decide/scheduling.py`);
+an explicit hint from the engine (the apps a pass wants to place) would not depend on that detail.
+
+Status updates become the scheduler's through `BackendListener.on_status` (duplicates and
+regressions filtered out), and are acknowledged when they carry a uuid. After every
+(re-)subscription, every task the backend knows is reconciled explicitly, and all the
+framework's tasks implicitly: a task nobody remembers (a launch that outlived a crash of
+`pacer serve`) is killed.
+
+The framework id the master assigns is kept in the scheduler's store (`FrameworkIds`), so a
+restarted `pacer serve` subscribes as the same framework and finds its tasks running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app_definitions import AppDefinition
+from executor import ResourceUsage
+
+from scheduler.backends import BackendListener, Recovery, StatusUpdate
+from scheduler.backends.mesos_client import MesosClient
+from scheduler.backends.mesos_config import FRAMEWORK_ID_KEY, FrameworkIds, MesosConfig, MetaStore
+from scheduler.backends.mesos_connection import FrameworkConnection
+from scheduler.backends.mesos_errors import LaunchAborted
+from scheduler.backends.mesos_launches import RUNNING, Attempt, Launcher
+from scheduler.backends.mesos_offers import HeldOffer, OfferBook
+from scheduler.backends.mesos_tasks import kill_policy, status_update, supersedes, unsupported
+from scheduler.decide.placement import AgentOffer
+from scheduler.state.model import RUNNING as TASK_RUNNING
+from scheduler.state.model import TERMINAL_STATES, Instance
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = ("MULTI_ROLE", "PARTITION_AWARE", "TASK_KILLING_STATE")
+ENDED_MEMORY = 10_000
+Json = dict[str, Any]
+
+
+@dataclass
+class Track:
+    """A task this backend launched or recovered, until it ends."""
+
+    agent_id: str
+    state: str | None
+    attempt: Attempt | None = None
+
+
+class MesosBackend:
+    def __init__(self, config: MesosConfig, listener: BackendListener, framework_ids: FrameworkIds | None = None,
+                 *, client: MesosClient | None = None) -> None:
+        self.config = config
+        self._listener = listener
+        self._ids = framework_ids or FrameworkIds()
+        self._client = client or MesosClient(config.masters)
+        self.connection: FrameworkConnection | None = None
+        self.master: str | None = None
+        self.book = OfferBook()
+        self._tracks: dict[str, Track] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._launcher = Launcher(self, config.batch_window, config.offer_wait)
+        self._kills: dict[str, float] = {}
+        self._demand: set[tuple[str, str]] = set()
+        self._last_demand: set[tuple[str, str]] = set()
+        self.suppressed = False
+        self._subscribed = asyncio.Event()
+        self._answers: dict[str, str] | None = None     # reconciliation answers while recovering
+        self._awaiting: set[str] = set()
+        self._answered = asyncio.Event()
+        self.strays_killed = 0
+        self._periodic: asyncio.Task[None] | None = None
+
+    # -- the subscription ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self.connection is not None:
+            return
+        self.connection = FrameworkConnection(self._client, self._subscribe_call, self,
+                                              framework_id=self._ids.load(),
+                                              heartbeat_misses=self.config.heartbeat_misses,
+                                              backoff=self.config.backoff)
+        self.connection.start()
+        self._periodic = asyncio.get_running_loop().create_task(self._reconcile_forever(), name="mesos-reconcile")
+
+    def _subscribe_call(self, framework_id: str | None) -> Json:
+        cfg = self.config
+        info: Json = {"user": cfg.user, "name": cfg.framework_name, "roles": [cfg.role],
+                      "failover_timeout": cfg.failover_timeout, "checkpoint": True,
+                      "capabilities": [{"type": c} for c in CAPABILITIES]}
+        if cfg.webui_url:
+            info["webui_url"] = cfg.webui_url
+        call: Json = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if framework_id:
+            info["id"] = {"value": framework_id}
+            call["framework_id"] = {"value": framework_id}
+        return call
+
+    def on_subscribed(self, framework_id: str, master: str) -> None:
+        self._ids.save(framework_id)
+        self.master = master
+        self.suppressed = False
+        self._last_demand = set()
+        self._reconcile()
+        for task_id, grace in self._kills.items():
+            track = self._tracks.get(task_id)
+            if track is not None:
+                self._send_kill(task_id, track.agent_id, grace)
+        self._subscribed.set()
+        self._listener.on_offers()   # a pass now will REVIVE if anything waits
+
+    def on_disconnected(self, reason: str) -> None:
+        self._subscribed.clear()
+        self.book.take_all()          # offers die with their subscription
+        self._launcher.abandon_all()
+
+    def on_refused(self, message: str) -> None:
+        if "removed" in message and self.connection is not None:
+            log.error("the Mesos master says framework %s has been removed (%s): its tasks are gone; subscribing "
+                      "as a new framework", self.connection.framework_id, message)
+            self.connection.framework_id = None
+            self._ids.save(None)
+
+    def on_event(self, event: Json) -> None:
+        kind = event.get("type")
+        if kind == "OFFERS":
+            for offer in event.get("offers", {}).get("offers", []):
+                self.book.add(offer)
+            self._launcher.serve_waits()
+            self._listener.on_offers()
+        elif kind == "RESCIND":
+            offer_id = event["rescind"]["offer_id"]["value"]
+            if self.book.remove(offer_id) is None:
+                self._launcher.rescinded(offer_id)
+        elif kind == "UPDATE":
+            self._on_update(event["update"]["status"])
+        elif kind == "FAILURE" and "executor_id" not in event.get("failure", {}):
+            agent = event.get("failure", {}).get("agent_id", {}).get("value")
+            if agent:
+                log.warning("Mesos agent %s was removed", agent)
+                self.book.forget_agent(agent)
+
+    def _call(self, call: Json) -> None:
+        if self.connection is not None and self.connection.live:
+            self.connection.send(call)
+
+    def _reconcile(self) -> None:
+        """Ask for every task the master should know (not launches whose ACCEPT has not left: it
+        would answer TASK_GONE for them), then for all of the framework's (strays show up)."""
+        known = [{"task_id": {"value": t}, "agent_id": {"value": track.agent_id}} for t, track in self._tracks.items()
+                 if track.attempt is None or track.attempt.sent]
+        if known:
+            self._call({"type": "RECONCILE", "reconcile": {"tasks": known}})
+        self._call({"type": "RECONCILE", "reconcile": {}})
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reconciliation_interval)
+            self._reconcile()
+
+    # -- offers -------------------------------------------------------------------------------
+    def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
+        return self.book.agent_offers(also={i.agent_id for i in active})
+
+    def unsupported_reason(self, app: AppDefinition) -> str | None:
+        self._demand.add((app.id, str(app.version)))    # a pass asks this only of apps it is about to place
+        return unsupported(app)
+
+    def pass_finished(self, launched: Sequence[Instance]) -> None:
+        self._launcher.open_batches(launched)
+        unused = self.book.take_all()
+        if unused:
+            self.decline(unused, self.config.refuse_seconds)
+        self._steer(bool(launched))
+
+    def _steer(self, launched: bool) -> None:
+        """REVIVE when something new waits (it clears the decline filters), SUPPRESS when nothing does."""
+        demand, self._demand = self._demand, set()
+        fresh = demand - self._last_demand
+        self._last_demand = demand
+        waiting = bool(demand) or launched or self._launcher.busy
+        if fresh or (waiting and self.suppressed):
+            self._revive()
+        elif not waiting and not self.suppressed and self.generation() is not None:
+            self._call({"type": "SUPPRESS", "suppress": {"roles": [self.config.role]}})
+            self.suppressed = True
+
+    def _revive(self) -> None:
+        self._call({"type": "REVIVE", "revive": {"roles": [self.config.role]}})
+        self.suppressed = False
+
+    # -- what the launcher needs (LaunchHost) ------------------------------------------------------
+    def generation(self) -> int | None:
+        conn = self.connection
+        return conn.generation if conn is not None and conn.live else None
+
+    def submit(self, call: Json, generation: int) -> asyncio.Future[None]:
+        assert self.connection is not None
+        return self.connection.call(call, generation)
+
+    def decline(self, offers: Sequence[HeldOffer], seconds: float) -> None:
+        self._call({"type": "DECLINE", "decline": {"offer_ids": [{"value": o.offer_id} for o in offers],
+                                                   "filters": {"refuse_seconds": seconds}}})
+
+    def want_offers(self) -> None:
+        if self.suppressed:
+            self._revive()
+
+    # -- launches -------------------------------------------------------------------------------
+    async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
+        """Returns once the task is TASK_RUNNING; raises LaunchAborted if it ends or never starts."""
+        loop = asyncio.get_running_loop()
+        task_id = instance.instance_id
+        attempt = Attempt(instance, app, loop.create_future())
+        track = self._tracks.setdefault(task_id, Track(instance.agent_id, None))
+        track.attempt = attempt
+        deadline = loop.time() + self.config.offer_wait
+        try:
+            while True:
+                await self._launcher.place(attempt, deadline)
+                try:
+                    async with asyncio.timeout(self.config.launch_timeout):
+                        result = await asyncio.shield(attempt.outcome)
+                except TimeoutError:
+                    self._send_kill(task_id, instance.agent_id, 0.0)
+                    raise LaunchAborted(f"no TASK_RUNNING within {self.config.launch_timeout:.0f} s") from None
+                if result == RUNNING:
+                    return instance
+                attempt.outcome = loop.create_future()   # RETRY: its ACCEPT never left
+        except LaunchAborted:
+            if not attempt.sent and self._tracks.get(task_id) is track:
+                self._forget(task_id)
+            raise
+        finally:
+            if track.attempt is attempt:
+                track.attempt = None
+
+    # -- kills --------------------------------------------------------------------------------
+    async def kill(self, instance: Instance, grace_seconds: float) -> None:
+        task_id = instance.instance_id
+        if self._launcher.cancel(task_id):
+            self._listener.on_status(StatusUpdate(task_id, "TASK_KILLED", "killed before it was launched"))
+            return
+        track = self._tracks.get(task_id)
+        if track is None:
+            self._send_kill(task_id, instance.agent_id, grace_seconds)
+            self._listener.on_status(StatusUpdate(task_id, "TASK_KILLED", "task was not running"))
+            return
+        self._kills[task_id] = grace_seconds
+        self._send_kill(task_id, track.agent_id, grace_seconds)
+
+    def _send_kill(self, task_id: str, agent_id: str, grace: float) -> None:
+        self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": {"value": agent_id},
+                                             "kill_policy": kill_policy(grace)}})
+
+    # -- status updates -------------------------------------------------------------------------
+    def _on_update(self, status: Json) -> None:
+        task_id, state = status["task_id"]["value"], status["state"]
+        agent = status.get("agent_id", {}).get("value")
+        if self._answers is not None and task_id in self._awaiting and self._answers.get(task_id) not in \
+                TERMINAL_STATES and (status.get("reason") == "REASON_RECONCILIATION" or state in TERMINAL_STATES):
+            self._answers[task_id] = state      # the master's latest word, not a retried older update
+            if len(self._answers) >= len(self._awaiting):
+                self._answered.set()
+        self._handle(task_id, state, agent, status)
+        if status.get("uuid") and agent:
+            self._call({"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": {"value": agent},
+                                                               "task_id": {"value": task_id},
+                                                               "uuid": status["uuid"]}})
+
+    def _handle(self, task_id: str, state: str, agent: str | None, status: Json) -> None:
+        track = self._tracks.get(task_id)
+        if track is None:
+            if task_id not in self._ended and state not in TERMINAL_STATES and agent:
+                log.warning("killing task %s (%s on agent %s): no instance of this scheduler owns it",
+                            task_id, state, agent)
+                self.strays_killed += 1
+                self._ended[task_id] = None
+                self._send_kill(task_id, agent, 0.0)
+            return
+        if not supersedes(track.state, state):
+            return
+        track.state = state
+        attempt = track.attempt
+        if attempt is not None and not attempt.outcome.done():
+            if state in ("TASK_STAGING", "TASK_STARTING"):
+                return                              # the launch is still under way
+            if state == TASK_RUNNING:
+                attempt.settle(RUNNING)             # the scheduler marks it running when `launch` returns
+                return
+            if state in TERMINAL_STATES:
+                attempt.settle(LaunchAborted(f"{state}: {status.get('message', '')}"))
+            else:
+                attempt.settle(RUNNING)             # UNREACHABLE, KILLING: the update below says where it is
+        if not (state == "TASK_KILLING" and task_id in self._kills):   # the scheduler announced its own kill
+            self._listener.on_status(status_update(status))
+        if state in TERMINAL_STATES:
+            self._forget(task_id)
+
+    def _forget(self, task_id: str) -> None:
+        self._tracks.pop(task_id, None)
+        self._kills.pop(task_id, None)
+        self._ended[task_id] = None
+        while len(self._ended) > ENDED_MEMORY:
+            self._ended.popitem(last=False)
+
+    # -- recovery -------------------------------------------------------------------------------
+    async def recover(self, instances: Sequence[Instance]) -> Recovery:
+        for inst in instances:
+            self._tracks[inst.instance_id] = Track(inst.agent_id, inst.state)
+        self._answers = {}
+        self._awaiting = {inst.instance_id for inst in instances}
+        self._answered.clear()
+        if not instances:
+            self._answered.set()
+        self.start()
+        try:
+            async with asyncio.timeout(self.config.subscribe_timeout):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.warning("no Mesos master answered within %.0f s; keeping the %d remembered tasks until one does",
+                        self.config.subscribe_timeout, len(instances))
+            self._answers = None
+            return Recovery(alive=tuple(instances), lost=(), orphans_killed=0)
+        try:
+            async with asyncio.timeout(self.config.reconcile_timeout):
+                await self._answered.wait()
+        except TimeoutError:
+            log.warning("reconciliation answered %d of %d tasks; the others are kept until it does",
+                        len(self._answers), len(instances))
+        answers, self._answers = self._answers, None
+        alive, lost = [], []
+        for inst in instances:
+            state = answers.get(inst.instance_id)
+            if state in TERMINAL_STATES:
+                lost.append(inst)
+            elif state == "TASK_UNREACHABLE":
+                alive.append(inst.with_(state=state))
+            else:
+                alive.append(inst)
+        return Recovery(alive=tuple(alive), lost=tuple(lost), orphans_killed=self.strays_killed)
+
+    # -- the rest of ClusterBackend ---------------------------------------------------------------
+    async def usages(self) -> Mapping[str, ResourceUsage]:
+        """Mesos keeps task usage on the agents (`/monitor/statistics`), which this backend does not read."""
+        return {}
+
+    def describe(self) -> list[dict[str, object]]:
+        held = {o.agent.agent_id: o for o in self.book.agent_offers()}
+        out: list[dict[str, object]] = []
+        for agent in self.book.agents.values():
+            offer = held.get(agent.agent_id)
+            out.append({"id": agent.agent_id, "hostname": agent.hostname, "attributes": dict(agent.attributes),
+                        "offered": {"cpus": offer.cpus, "mem": offer.mem, "disk": offer.disk} if offer else {}})
+        return out
+
+    async def close(self) -> None:
+        if self._periodic is not None:
+            self._periodic.cancel()
+            await asyncio.gather(self._periodic, return_exceptions=True)
+        if self.connection is not None:
+            await self.connection.close()
+        else:
+            await self._client.close()
+
+
+__all__ = ["FRAMEWORK_ID_KEY", "FrameworkIds", "MesosBackend", "MesosConfig", "MetaStore"]

@@ -1,0 +1,153 @@
+"""HTTP to a Mesos master's v1 scheduler API: the SUBSCRIBE event stream and the calls.
+
+Both are `POST /api/v1/scheduler` with a JSON `Call` (Mesos's JSON mapping of the protos).
+SUBSCRIBE answers 200 with a RecordIO body (`<length>\\n<json>`, repeated) and a
+`Mesos-Stream-Id` header that every other call must carry; other calls answer 202. A master
+that does not lead answers 307 with the leader in `Location` (protocol-relative: `//host:port/…`);
+SUBSCRIBE follows it and the client keeps talking to the leader from then on. Connection failures move on to the next
+configured master.
+
+pymesos would do this, but does not install on current Pythons; the protocol is small enough
+to speak directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from scheduler.backends.mesos_errors import CallRejected, MasterUnreachable, NotSubscribed, SubscriptionLost
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/api/v1/scheduler"
+MAX_REDIRECTS = 4
+MAX_RECORD_BYTES = 64 * 1024 * 1024     # one OFFERS event of a large cluster fits; a broken stream does not
+
+Json = dict[str, Any]
+
+
+def _base(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class EventStream:
+    """The body of a SUBSCRIBE response, read one RecordIO record (one `Event`) at a time."""
+
+    def __init__(self, response: aiohttp.ClientResponse, master: str) -> None:
+        self._response = response
+        self.master = master
+        self.stream_id = response.headers.get("Mesos-Stream-Id", "")
+
+    async def next_event(self) -> Json:
+        content = self._response.content
+        try:
+            header = await content.readuntil(b"\n")
+            if not header.endswith(b"\n"):
+                raise SubscriptionLost("the master closed the event stream")
+            size = int(header.strip())
+            if not 0 < size <= MAX_RECORD_BYTES:
+                raise SubscriptionLost(f"bad RecordIO length {size} in the event stream")
+            record = await content.readexactly(size)
+        except (asyncio.IncompleteReadError, aiohttp.ClientError, ConnectionError) as exc:
+            raise SubscriptionLost(f"the event stream ended: {exc or type(exc).__name__}") from exc
+        except ValueError as exc:
+            raise SubscriptionLost(f"undecodable RecordIO header in the event stream: {exc}") from exc
+        try:
+            event = json.loads(record)
+        except ValueError as exc:
+            raise SubscriptionLost(f"undecodable event in the stream: {exc}") from exc
+        if not isinstance(event, dict):
+            raise SubscriptionLost("an event that is not a JSON object")
+        return event
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class MesosClient:
+    """Calls to the leading master, which it finds by following redirects."""
+
+    def __init__(self, masters: Sequence[str], *, call_timeout: float = 10.0, connect_timeout: float = 5.0,
+                 auth: aiohttp.BasicAuth | None = None) -> None:
+        if not masters:
+            raise ValueError("at least one master URL is needed")
+        self._masters = [m.rstrip("/") for m in masters]
+        self.leader = self._masters[0]
+        self._call_timeout = call_timeout
+        self._connect_timeout = connect_timeout
+        self._auth = auth
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(auth=self._auth, headers={"Content-Type": "application/json",
+                                                                           "Accept": "application/json"})
+        return self._session
+
+    def _candidates(self) -> list[str]:
+        return [self.leader] + [m for m in self._masters if m != self.leader]
+
+    async def _post(self, body: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout,
+                    call_type: str, follow: bool = True) -> tuple[aiohttp.ClientResponse, str]:
+        """POST to the leader; follow 307s (only SUBSCRIBE: a stream id means nothing to another
+        master); try the next master when one does not answer."""
+        errors: list[str] = []
+        for start in self._candidates():
+            url = start + API_PATH
+            for _ in range(MAX_REDIRECTS):
+                try:
+                    response = await self._http().post(url, data=body, headers=headers, timeout=timeout,
+                                                       allow_redirects=False)
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    errors.append(f"{_base(url)}: {exc or type(exc).__name__}")
+                    break
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    response.release()
+                    if not follow:
+                        raise NotSubscribed(f"{call_type}: {_base(url)} no longer leads (redirects to "
+                                            f"{response.headers['Location']})")
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status == 503:
+                    errors.append(f"{_base(url)}: 503 {(await response.text()).strip()}")
+                    response.release()
+                    break
+                self.leader = _base(url)
+                return response, self.leader
+            else:
+                errors.append(f"{start}: too many redirects")
+        raise MasterUnreachable(f"{call_type}: no master answered ({'; '.join(errors)})")
+
+    async def subscribe(self, call: Json) -> EventStream:
+        """Open the event stream; the first event is SUBSCRIBED (or ERROR)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout,
+                                        sock_read=None, connect=self._connect_timeout)
+        response, master = await self._post(json.dumps(call).encode(), {}, timeout, "SUBSCRIBE")
+        if response.status != 200:
+            text = await response.text()
+            response.release()
+            raise CallRejected("SUBSCRIBE", response.status, text)
+        return EventStream(response, master)
+
+    async def call(self, call: Json, stream_id: str) -> None:
+        """Send a non-SUBSCRIBE call; returns when the master accepted it (202)."""
+        timeout = aiohttp.ClientTimeout(total=self._call_timeout, connect=self._connect_timeout)
+        response, _ = await self._post(json.dumps(call).encode(), {"Mesos-Stream-Id": stream_id}, timeout,
+                                       str(call.get("type")), follow=False)
+        try:
+            if response.status not in (200, 202):
+                raise CallRejected(str(call.get("type")), response.status, await response.text())
+        finally:
+            response.release()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

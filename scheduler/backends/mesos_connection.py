@@ -1,0 +1,205 @@
+"""Keeping a framework subscribed to the master, and sending calls on the live subscription.
+
+The subscription loop SUBSCRIBEs (with the framework id once there is one, so the master
+treats it as the same framework and keeps its tasks), reads events, and starts over with a
+capped exponential backoff whenever the stream ends: closed by the master (a failover), cut by
+the network, an ERROR event, or no HEARTBEAT for `heartbeat_misses` intervals (a silent half-open
+connection looks exactly like a quiet cluster otherwise).
+
+Calls go out one at a time, in order, on the subscription they were made for: a call made for
+an earlier subscription fails with `NotSubscribed` instead of reaching the master with the new
+stream id (its offers, say, died with the old stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from scheduler.backends.mesos_client import EventStream, Json, MesosClient
+from scheduler.backends.mesos_errors import (
+    HeartbeatsMissed,
+    MesosError,
+    NotSubscribed,
+    SubscriptionLost,
+    SubscriptionRefused,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_SECONDS = 15.0      # Mesos's default when SUBSCRIBED does not say
+SUBSCRIBED_TIMEOUT_SECONDS = 30.0
+
+
+class EventHandler(Protocol):
+    def on_subscribed(self, framework_id: str, master: str) -> None: ...
+    def on_event(self, event: Json) -> None: ...
+    def on_disconnected(self, reason: str) -> None: ...
+    def on_refused(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 0.5
+    cap: float = 10.0
+
+
+class FrameworkConnection:
+    def __init__(self, client: MesosClient, subscribe_call: Callable[[str | None], Json], handler: EventHandler,
+                 *, framework_id: str | None = None, heartbeat_misses: int = 5,
+                 backoff: Backoff = Backoff()) -> None:
+        self.client = client
+        self.framework_id = framework_id
+        self._subscribe_call = subscribe_call
+        self._handler = handler
+        self._misses = heartbeat_misses
+        self._backoff = backoff
+        self.generation = 0            # counts subscriptions; calls name the one they are for
+        self._stream_id: str | None = None
+        self._calls: asyncio.Queue[tuple[Json, int, asyncio.Future[None]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stream: EventStream | None = None
+        self._closed = False
+
+    @property
+    def live(self) -> bool:
+        return self._stream_id is not None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._subscribe_forever(), name="mesos-subscription"),
+                       loop.create_task(self._send_forever(), name="mesos-calls")]
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._stream is not None:
+            self._stream.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, call: Json, generation: int | None = None) -> asyncio.Future[None]:
+        """Queue a call for the subscription `generation` (default: the live one)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.live:
+            future.set_exception(NotSubscribed(f"{call.get('type')}: not subscribed to a master"))
+        else:
+            assert self.framework_id is not None
+            call = {"framework_id": {"value": self.framework_id}, **call}
+            self._calls.put_nowait((call, self.generation if generation is None else generation, future))
+        return future
+
+    def send(self, call: Json) -> None:
+        """Fire and forget: failures are logged (the next subscription repeats what matters)."""
+        future = self.call(call)
+        future.add_done_callback(_log_failure)
+
+    async def _send_forever(self) -> None:
+        while True:
+            call, generation, future = await self._calls.get()
+            if future.done():
+                continue
+            if generation != self.generation or self._stream_id is None:
+                future.set_exception(NotSubscribed(f"{call.get('type')}: its subscription has ended"))
+                continue
+            try:
+                await self.client.call(call, self._stream_id)
+            except MesosError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            else:
+                if not future.done():
+                    future.set_result(None)
+
+    # -- the subscription ---------------------------------------------------------------------
+    async def _subscribe_forever(self) -> None:
+        delay = self._backoff.first
+        while not self._closed:
+            reason = ""
+            try:
+                async with asyncio.timeout(SUBSCRIBED_TIMEOUT_SECONDS):   # a master that accepts and says nothing
+                    stream = self._stream = await self.client.subscribe(self._subscribe_call(self.framework_id))
+                try:
+                    await self._follow(stream)
+                finally:
+                    self._stream = None
+                    stream.close()
+            except SubscriptionRefused as exc:
+                reason = str(exc)
+                self._handler.on_refused(reason)
+            except MesosError as exc:
+                reason = str(exc)
+            except TimeoutError:
+                reason = f"no answer to SUBSCRIBE within {SUBSCRIBED_TIMEOUT_SECONDS:.0f} s"
+            except Exception as exc:    # a malformed event, say: never give up the subscription for good
+                log.exception("the Mesos subscription failed")
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._stream_id is not None:
+                self._stream_id = None
+                delay = self._backoff.first
+                log.warning("Mesos subscription lost: %s; subscribing again", reason)
+                self._handler.on_disconnected(reason)
+            else:
+                log.warning("cannot subscribe to the Mesos master: %s; retrying in %.1f s", reason, delay)
+            await asyncio.sleep(delay)
+            delay = min(self._backoff.cap, delay * 2)
+
+    async def _follow(self, stream: EventStream) -> None:
+        first = await _next(stream, SUBSCRIBED_TIMEOUT_SECONDS, SubscriptionLost("no SUBSCRIBED event arrived"))
+        if first.get("type") == "ERROR":
+            raise SubscriptionRefused(first.get("error", {}).get("message", "ERROR event"))
+        if first.get("type") != "SUBSCRIBED":
+            raise SubscriptionLost(f"expected SUBSCRIBED, got {first.get('type')}")
+        subscribed = first["subscribed"]
+        interval = float(subscribed.get("heartbeat_interval_seconds") or DEFAULT_HEARTBEAT_SECONDS)
+        self.framework_id = subscribed["framework_id"]["value"]
+        self.generation += 1
+        self._stream_id = stream.stream_id
+        log.info("subscribed to Mesos master %s as framework %s", stream.master, self.framework_id)
+        self._handler.on_subscribed(self.framework_id, stream.master)
+        loop = asyncio.get_running_loop()
+        allowed = self._misses * interval
+        deadline = loop.time() + allowed
+        while True:
+            silence = HeartbeatsMissed(f"no HEARTBEAT for {allowed:.1f} s ({self._misses} intervals)")
+            event = await _next(stream, deadline - loop.time(), silence)
+            kind = event.get("type")
+            if kind == "HEARTBEAT":
+                deadline = loop.time() + allowed
+            elif kind == "ERROR":
+                raise SubscriptionRefused(event.get("error", {}).get("message", "ERROR event"))
+            else:
+                try:
+                    self._handler.on_event(event)
+                except Exception:   # one bad event must not cost the subscription
+                    log.exception("handling a %s event failed", kind)
+
+
+async def _next(stream: EventStream, timeout: float, on_timeout: MesosError) -> Json:
+    """The next event, or `on_timeout` raised. `asyncio.timeout`, not `wait_for`: on Python 3.11
+    `wait_for` can swallow a cancellation that races the awaited read, and `close` would hang."""
+    if timeout <= 0:
+        raise on_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await stream.next_event()
+    except TimeoutError:
+        raise on_timeout from None
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if isinstance(exc, NotSubscribed):
+        log.debug("%s", exc)
+    elif exc is not None:
+        log.warning("Mesos call failed: %s", exc)

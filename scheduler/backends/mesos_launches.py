@@ -1,0 +1,284 @@
+"""Launches on pushed offers: one ACCEPT per agent per scheduling pass, and what happens when
+the offers a pass placed on go away before that ACCEPT could be sent.
+
+A pass places its launches on the offers held at that moment; `Launcher.open_batches` then hands
+every offer of each agent that got launches to a `Batch`. The instances' `launch` calls (which
+bring the app definition a TaskInfo needs) add their TaskInfos to the batch, and the batch goes
+out as one ACCEPT when every instance of it arrived, or after a short window (an instance may
+never arrive: it was killed, or its launch is queued behind others).
+
+A launch that finds no open batch (it came late, the offers were rescinded, the subscription
+ended before the ACCEPT left) waits for an offer instead: the next offers of its agent that fit
+serve it first, before a scheduling pass sees them. A launch whose ACCEPT may have reached the
+master is never sent again: reconciliation after the next subscription tells what became of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app_definitions import AppDefinition
+
+from scheduler.backends.mesos_errors import CallRejected, LaunchAborted, NotSubscribed
+from scheduler.backends.mesos_offers import HeldOffer, OfferBook, ResourcePool
+from scheduler.backends.mesos_tasks import needs, task_info
+from scheduler.state.model import Instance
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+RUNNING = "running"     # the task reached TASK_RUNNING (or moved past it)
+RETRY = "retry"         # its ACCEPT never left: wait for another offer
+
+
+@dataclass
+class Attempt:
+    """One instance being launched, and how its current try ends."""
+
+    instance: Instance
+    app: AppDefinition
+    outcome: asyncio.Future[str]
+    sent: bool = False          # its ACCEPT left: the master may know the task from now on
+
+    @property
+    def task_id(self) -> str:
+        return self.instance.instance_id
+
+    def settle(self, result: str | BaseException) -> None:
+        """End the current try (once): with a result, or by raising in `launch`."""
+        if self.outcome.done():
+            return
+        if isinstance(result, BaseException):
+            self.outcome.set_exception(result)
+        else:
+            self.outcome.set_result(result)
+
+
+@dataclass
+class Batch:
+    """The offers of one agent and the tasks launched on them by one ACCEPT."""
+
+    agent_id: str
+    offers: list[HeldOffer]
+    expected: set[str]
+    generation: int
+    pool: ResourcePool = field(init=False)
+    tasks: dict[str, tuple[Attempt, Json]] = field(default_factory=dict)
+    closed: bool = False
+    timer: asyncio.TimerHandle | None = None
+
+    def __post_init__(self) -> None:
+        self.pool = ResourcePool(self.offers)
+
+    @property
+    def complete(self) -> bool:
+        return self.expected <= set(self.tasks)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def accept_call(self) -> Json:
+        return {"type": "ACCEPT", "accept": {
+            "offer_ids": [{"value": o.offer_id} for o in self.offers],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [info for _, info in self.tasks.values()]}}],
+            "filters": {"refuse_seconds": 0.0}}}    # what is left of the offers comes back at once
+
+
+@dataclass
+class OfferWait:
+    attempt: Attempt
+    placed: asyncio.Future[None]
+
+
+class LaunchHost(Protocol):
+    """What the launcher needs of the backend."""
+
+    book: OfferBook
+
+    def generation(self) -> int | None:
+        """The live subscription's number, None when there is none."""
+
+    def submit(self, call: Json, generation: int) -> asyncio.Future[None]:
+        """Send `call` on subscription `generation` (NotSubscribed if that one ended)."""
+
+    def decline(self, offers: Sequence[HeldOffer], seconds: float) -> None: ...
+
+    def want_offers(self) -> None:
+        """A launch waits for offers: make sure they come (REVIVE if suppressed)."""
+
+
+class Launcher:
+    def __init__(self, host: LaunchHost, batch_window: float, offer_wait: float) -> None:
+        self._host = host
+        self._window = batch_window
+        self._offer_wait = offer_wait
+        self._batches: dict[str, Batch] = {}     # instance id -> its open batch
+        self._waits: list[OfferWait] = []
+
+    @property
+    def busy(self) -> bool:
+        """Launches are under way that still need offers or an ACCEPT."""
+        return bool(self._batches or self._waits)
+
+    def open_batches(self, launched: Sequence[Instance]) -> None:
+        """After a pass: every offer of each agent that got launches goes to one batch."""
+        generation = self._host.generation()
+        by_agent: dict[str, list[str]] = {}
+        for inst in launched:
+            by_agent.setdefault(inst.agent_id, []).append(inst.instance_id)
+        for agent_id, ids in by_agent.items():
+            offers = self._host.book.take_agent(agent_id)
+            if not offers or generation is None:
+                continue                     # these launches will wait for the agent's next offer
+            batch = Batch(agent_id, offers, set(ids), generation)
+            batch.timer = asyncio.get_running_loop().call_later(self._window, self._flush, batch)
+            for iid in ids:
+                self._batches[iid] = batch
+
+    async def place(self, attempt: Attempt, deadline: float) -> None:
+        """Put the attempt's TaskInfo into an ACCEPT: its pass's batch, or the next fitting offer."""
+        if not self._join(attempt):
+            await self._wait_for_offer(attempt, deadline)
+
+    def _join(self, attempt: Attempt) -> bool:
+        batch = self._batches.pop(attempt.task_id, None)
+        if batch is None or batch.closed:
+            return False
+        try:
+            resources = batch.pool.take(needs(attempt.app), attempt.instance.ports)
+        except LaunchAborted:
+            batch.expected.discard(attempt.task_id)
+            if batch.complete:
+                self._flush(batch)
+            return False
+        batch.tasks[attempt.task_id] = (attempt, task_info(attempt.instance, attempt.app, resources))
+        if batch.complete:
+            self._flush(batch)
+        return True
+
+    def _close(self, batch: Batch) -> None:
+        batch.close()
+        for iid in batch.expected:
+            if self._batches.get(iid) is batch:
+                del self._batches[iid]
+
+    def _flush(self, batch: Batch) -> None:
+        if batch.closed:
+            return
+        self._close(batch)
+        if not batch.tasks:
+            self._host.decline(batch.offers, 0.0)
+            return
+        for attempt, _ in batch.tasks.values():
+            attempt.sent = True
+        future = self._host.submit(batch.accept_call(), batch.generation)
+        future.add_done_callback(lambda f: self._accepted(batch, f))
+
+    def _accepted(self, batch: Batch, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        exc = future.exception()
+        for attempt, _ in batch.tasks.values():
+            if isinstance(exc, NotSubscribed):
+                attempt.sent = False
+                attempt.settle(RETRY)                 # never sent: try the next offer
+            elif isinstance(exc, CallRejected):
+                attempt.sent = False
+                attempt.settle(LaunchAborted(str(exc)))
+            # otherwise the master may have it: reconciliation after the next subscription says
+        if not isinstance(exc, NotSubscribed):
+            log.warning("ACCEPT on agent %s failed: %s", batch.agent_id, exc)
+
+    def abandon_all(self) -> None:
+        """The subscription ended: open batches' offers died with it."""
+        for batch in set(self._batches.values()):
+            self._abandon(batch)
+
+    def rescinded(self, offer_id: str) -> None:
+        batch = next((b for b in self._batches.values() if any(o.offer_id == offer_id for o in b.offers)), None)
+        if batch is None:
+            return
+        log.info("offer %s was rescinded before its ACCEPT; its launches wait for the next offer of agent %s",
+                 offer_id, batch.agent_id)
+        others = [o for o in batch.offers if o.offer_id != offer_id]
+        if others:
+            self._host.decline(others, 0.0)
+        self._abandon(batch)
+
+    def _abandon(self, batch: Batch) -> None:
+        """The batch's offers are gone before its ACCEPT left: its tasks wait for new offers."""
+        if batch.closed:
+            return
+        self._close(batch)
+        for attempt, _ in batch.tasks.values():
+            attempt.settle(RETRY)
+
+    async def _wait_for_offer(self, attempt: Attempt, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        wait = OfferWait(attempt, loop.create_future())
+        self._waits.append(wait)
+        self._host.want_offers()
+        self.serve_waits()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await wait.placed
+        except TimeoutError:
+            raise LaunchAborted(f"no offer of agent {attempt.instance.agent_id} had room for the task within "
+                                f"{self._offer_wait:.0f} s") from None
+        finally:
+            if wait in self._waits:
+                self._waits.remove(wait)
+
+    def serve_waits(self) -> None:
+        """Launches waiting for an offer get the next fitting offers of their agent first."""
+        generation = self._host.generation()
+        if not self._waits or generation is None:
+            return
+        by_agent: dict[str, list[OfferWait]] = {}
+        for wait in self._waits:
+            by_agent.setdefault(wait.attempt.instance.agent_id, []).append(wait)
+        for agent_id, waits in by_agent.items():
+            offers = self._host.book.of_agent(agent_id)
+            if not offers:
+                continue
+            pool = ResourcePool(offers)
+            chosen = []
+            for wait in waits:
+                app, inst = wait.attempt.app, wait.attempt.instance
+                if pool.fits(needs(app), inst.ports):
+                    chosen.append((wait, task_info(inst, app, pool.take(needs(app), inst.ports))))
+            if not chosen:
+                continue
+            batch = Batch(agent_id, self._host.book.take_agent(agent_id), set(), generation)
+            for wait, info in chosen:
+                batch.tasks[wait.attempt.task_id] = (wait.attempt, info)
+                batch.expected.add(wait.attempt.task_id)
+                self._waits.remove(wait)
+                wait.placed.set_result(None)
+            self._flush(batch)
+
+    def cancel(self, task_id: str) -> bool:
+        """Take back a launch whose ACCEPT has not left; False when there is none."""
+        batch = self._batches.pop(task_id, None)
+        if batch is not None and not batch.closed:
+            batch.expected.discard(task_id)
+            entry = batch.tasks.pop(task_id, None)
+            if entry is not None:
+                entry[0].settle(LaunchAborted("killed before it was launched"))
+            if batch.complete:
+                self._flush(batch)
+            return True
+        wait = next((w for w in self._waits if w.attempt.task_id == task_id), None)
+        if wait is not None:
+            self._waits.remove(wait)
+            wait.placed.set_exception(LaunchAborted("killed before it was launched"))
+            return True
+        return False
