@@ -338,3 +338,13 @@ async def test_a_routed_task_leaves_the_load_balancer_before_it_is_signalled(tmp
         assert sched.state.instances.get(victim) is None
     finally:
         await shutdown(sched)
+
+
+async def test_a_deployment_that_moves_to_its_next_step_asks_for_the_next_round_at_once(core: Core):
+    """A new app's Start step completes in one pass and its Scale step must start right away:
+    waiting for the loop's tick would add a second to every deployment step."""
+    sched = core.sched
+    sched.writes.create_app(service("/prompt", 1))
+    sched.loop.round()                                 # the Start step (held at 0) completes
+    assert sched.state.deployments and sched.loop.wake_pending
+    await settle(sched)

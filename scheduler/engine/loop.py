@@ -48,6 +48,11 @@ class SchedulingLoop:
     def backend(self) -> ClusterBackend:
         return self._tasks.backend
 
+    @property
+    def wake_pending(self) -> bool:
+        """A round is due now rather than at the next tick."""
+        return self._wake.is_set()
+
     def wake(self, app_id: str | None = None) -> None:
         if app_id is not None:
             self._touched.add(app_id)
@@ -61,6 +66,8 @@ class SchedulingLoop:
         decided = decide(view, now)
         self._seed += len(decided.launches)
         apply_pass(decided, now, state=self._state, tasks=self._tasks, events=self._events, rollback=self._rollback)
+        if any(verdict.advanced and not verdict.finished for verdict in decided.runs):
+            self._wake.set()    # a deployment moved to its next step: that step starts now, not at the tick
         return decided
 
     def round(self) -> None:
