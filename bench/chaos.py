@@ -63,15 +63,16 @@ class Tally:
 class Home:
     """A fresh home with one `pacer serve` at a time; acknowledged apps are remembered."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *extra_args: str) -> None:
         self.root = root
+        self.extra_args = extra_args
         self.path = root / "home"
         self.path.mkdir(parents=True)
         self.server: PacerServer | None = None
         self.acknowledged: dict[str, int] = {}     # app id -> instances as last acknowledged
 
     def start(self) -> PacerServer:
-        self.server = PacerServer(self.path, *SERVE_ARGS).start()
+        self.server = PacerServer(self.path, *SERVE_ARGS, *self.extra_args).start()
         return self.server
 
     def crash(self, sig: int = signal.SIGKILL) -> None:
@@ -226,7 +227,8 @@ def run_fault(name: str, tries: int, seed: int, progress: Callable[[str], None] 
             tally.notes.append("full-disk needs root to mount a tmpfs; skipped")
             shutil.rmtree(root, ignore_errors=True)
             return tally
-        home = Home(root)
+        # the small disk of the full-disk fault is all below the default free-space watermark
+        home = Home(root, "--min-free-disk-mb", "4", "--disk-watch-interval", "1") if disk else Home(root)
         try:
             tally.tries += 1
             FAULTS[name](home, rng, tally)

@@ -1,8 +1,10 @@
 """Running one task: environment, command line, process runtime, kill, usage stats.
 
 Pure parts (``env``, ``states``, ``procfs.parse_stat``, ``stats.usage_from_stats``,
-``cgroup_limits``) decide; ``process`` (bookkeeping), ``posix`` (system calls)
-and ``cgroups`` (per-task cgroups: limits, kill of every descendant) act on processes;
+``cgroup_limits``, ``sandboxes.choose_removals``) decide; ``process`` (bookkeeping), ``posix``
+(system calls) and ``cgroups`` (per-task cgroups: limits, kill of every descendant) act on
+processes; ``logger`` (a task's own log writer process) and ``task_logs`` (the scheduler's side)
+cap and rotate task output; ``sandboxes`` collects ended tasks' sandboxes;
 ``runtime`` is the Protocol the scheduler codes against and ``testing`` holds an
 awaitable ``on_exit`` for tests. Errors: see ``executor.errors``.
 """
@@ -34,6 +36,7 @@ from executor.process import (
     read_start_time,
 )
 from executor.runtime import TaskRuntime
+from executor.sandboxes import DiskPolicy
 from executor.states import (
     TASK_FAILED,
     TASK_FINISHED,
@@ -42,6 +45,7 @@ from executor.states import (
     TaskExit,
 )
 from executor.stats import ResourceUsage, process_group_usage, process_group_usages, task_usages
+from executor.task_logs import LogPolicy
 
 __all__ = [
     "CGROUPS_V1",
@@ -54,9 +58,11 @@ __all__ = [
     "TASK_LOST",
     "CgroupOptions",
     "Cgroups",
+    "DiskPolicy",
     "ExecutorError",
     "InvalidTaskSpec",
     "LaunchFailed",
+    "LogPolicy",
     "ProcessHandle",
     "ProcessRuntime",
     "ResourceUsage",

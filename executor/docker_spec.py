@@ -33,6 +33,10 @@ Decisions, and why:
   the quota derived from the app's ``cpus``: the engine refuses both at once.
 * ``link`` on a user-defined network goes into the container's endpoint on it, as the docker CLI
   puts it: the engine ignores legacy links there.
+* The container's output is capped as a process task's is (``log_max_bytes`` × ``log_files`` per
+  container): the ``json-file`` driver with ``max-size``/``max-file``. An app's own ``log-opt``
+  for a rotating driver (``json-file``, ``local``) may lower them, never raise them; another
+  driver (syslog, journald…) does not write under the engine's data root and is left alone.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executor.docker_params import map_parameters
+from executor.docker_params import map_parameters, parse_bytes
 from executor.errors import InvalidTaskSpec
 from executor.states import TASK_FAILED, TASK_FINISHED, TASK_KILLED, TaskExit
 from executor.stats import ResourceUsage
@@ -58,6 +62,7 @@ LABEL_SCOPE = "pacer.home"
 """Which Pacer owns the container (its home directory): several may share one engine."""
 
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
+ROTATING_LOG_DRIVERS = frozenset({"json-file", "local"})
 CPU_PERIOD_US = 100_000
 MIN_CPU_QUOTA_US = 1_000
 OOM_REASON = "OOM"
@@ -107,6 +112,8 @@ class ContainerLaunch:
     parameters: tuple[tuple[str, str], ...] = ()
     kill_grace_seconds: float = 3.0
     sandbox: Path | None = None
+    log_max_bytes: int = 0  # the engine's log file size cap (0: the engine's defaults)
+    log_files: int = 1      # log files kept, the current one included
 
     @property
     def name(self) -> str:
@@ -246,6 +253,9 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
         host_config.pop("cpu_period", None)
         host_config.pop("cpu_quota", None)
     host_config.update(params.host_config)
+    if spec.log_max_bytes > 0:
+        host_config["log_config"] = capped_log_config(host_config.get("log_config"), spec.log_max_bytes,
+                                                      spec.log_files)
     endpoint = dict(params.endpoint)
     if "links" in host_config and _user_defined(spec.network):  # where the docker CLI puts them too
         endpoint["Links"] = [f"{name}:{alias}" for name, alias in host_config.pop("links").items()]
@@ -275,6 +285,31 @@ def container_options(spec: ContainerLaunch, scope: Mapping[str, str] | None = N
     stop_signal = create.get("stop_signal", "SIGTERM")
     return ContainerOptions(create=create, host_config=host_config, stop_signal=stop_signal,
                             force_pull=spec.force_pull or params.force_pull)
+
+
+def _docker_size(size: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def capped_log_config(current: Mapping[str, Any] | None, max_bytes: int, files: int) -> dict[str, Any]:
+    """The engine's ``LogConfig`` with the agent's cap: ``json-file`` unless the app chose a driver;
+    the app's ``max-size``/``max-file`` of a rotating driver kept when they are lower."""
+    files = max(1, files)
+    if current is None:
+        return {"type": "json-file", "config": {"max-size": _docker_size(max_bytes), "max-file": str(files)}}
+    driver = current.get("type") or "json-file"
+    config = dict(current.get("config") or {})
+    if driver not in ROTATING_LOG_DRIVERS:
+        return {"type": driver, "config": config}
+    theirs = parse_bytes("log-opt", config["max-size"]) if config.get("max-size") else -1
+    their_files = str(config.get("max-file", "")).strip()
+    config["max-size"] = _docker_size(min(max_bytes, theirs) if theirs > 0 else max_bytes)
+    config["max-file"] = str(min(files, int(their_files)) if their_files.isdigit() and int(their_files) > 0
+                             else files)
+    return {"type": driver, "config": config}
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +429,6 @@ def container_info(summary: Mapping[str, Any]) -> ContainerInfo | None:
 __all__ = [
     "LABEL_AGENT_ID", "LABEL_APP_ID", "LABEL_APP_VERSION", "LABEL_PORTS", "LABEL_SCOPE", "LABEL_TASK_ID",
     "SANDBOX_MOUNT", "ContainerExit", "ContainerHandle", "ContainerInfo", "ContainerLaunch",
-    "ContainerOptions", "ContainerUsage", "PortBinding", "VolumeMount", "container_exit", "container_info",
-    "container_options", "short_task_id", "task_labels", "usage_from_stats",
+    "ContainerOptions", "ContainerUsage", "PortBinding", "VolumeMount", "capped_log_config", "container_exit",
+    "container_info", "container_options", "short_task_id", "task_labels", "usage_from_stats",
 ]

@@ -25,33 +25,46 @@ from executor.procfs import DEAD_STATES, iter_stats, read_stat
 logger = logging.getLogger(__name__)
 
 
+def make_sandbox(task_id: str, sandbox: Path) -> None:
+    """Create the task's sandbox (its working directory) with its ``stdout`` and ``stderr``.
+
+    The files are created here, not only by the task's logger a moment later, so that they
+    exist as soon as the launch returns, as they did when tasks wrote to them directly.
+    """
+    try:
+        sandbox.mkdir(parents=True, exist_ok=True)
+        for name in ("stdout", "stderr"):
+            os.close(os.open(sandbox / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+    except OSError as error:
+        raise LaunchFailed(f"cannot launch task {task_id}: {sandbox}: {error.strerror or error}") from error
+
+
 def spawn(
-    task_id: str, argv: list[str], env: dict[str, str], sandbox: Path,
+    task_id: str, argv: list[str], env: dict[str, str], sandbox: Path, stdout: int, stderr: int,
     before_exec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Create the sandbox and start the process as a new session in it.
+    """Start the process as a new session in its sandbox, writing to ``stdout``/``stderr``.
 
     ``Popen`` rather than ``asyncio.create_subprocess_exec``: on Python 3.11
     the latter's default child watcher costs a thread per child. stdout and
-    stderr are appended to files in the sandbox, never piped to us: a pipe
-    would die with the scheduler and take the task down with SIGPIPE.
+    stderr are the write ends of pipes read by the task's own logger process
+    (``executor.logger``), never by us: a pipe read by the scheduler would die
+    with it and take the task down with SIGPIPE.
     ``before_exec`` runs in the child after ``setsid`` (joining the task's
     cgroup); it must only make system calls on prepared data.
     """
     try:
-        sandbox.mkdir(parents=True, exist_ok=True)
-        with open(sandbox / "stdout", "ab") as out, open(sandbox / "stderr", "ab") as err:
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=sandbox,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=before_exec,
-            )
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=sandbox,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=before_exec,
+        )
     except OSError as error:
         where = error.filename if error.filename is not None else argv[0]
         reason = error.strerror or str(error)

@@ -6,8 +6,11 @@ How a task is run, and why:
   a SIGKILL of the scheduler, or a Ctrl-C in its terminal, does not reach the
   tasks, as tasks outlive a Mesos agent restart; and the task's children can
   be signalled together through the group.
-* stdout/stderr go to ``<sandbox>/stdout`` and ``<sandbox>/stderr``, Mesos'
-  sandbox layout; the working directory is the sandbox.
+* stdout/stderr go to ``<sandbox>/stdout`` and ``<sandbox>/stderr`` (Mesos'
+  layout) through pipes read by the task's own logger process, which caps and
+  rotates them (``executor.logger``, ``TaskLaunch.logs``); the working directory
+  is the sandbox. An end is reported once the logger has written the last
+  output (at most ``LOG_DRAIN_TIMEOUT`` later).
 * One pidfd per task, watched with ``loop.add_reader``; no thread and no
   asyncio subprocess transport per task. Python 3.11's default asyncio child
   watcher starts one thread per child; measured on 500 ``sleep`` tasks,
@@ -68,6 +71,7 @@ from executor.states import (
     with_memory_limit,
 )
 from executor.stats import ResourceUsage, task_usages
+from executor.task_logs import LogPolicy, LogWriters
 
 __all__ = [
     "ProcessHandle",
@@ -88,6 +92,7 @@ GROUP_EXIT_TIMEOUT = 5.0
 SIGKILL is only delayed by uninterruptible sleep (a hung NFS read); waiting
 for ever there would stall every kill behind it.
 """
+LOG_DRAIN_TIMEOUT = 1.0  # an escapee of a process group may hold the pipes: do not wait on it for long
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class TaskLaunch:
     kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
     mem_mb: float = 0.0  # the cgroup's memory limit; 0: none
     cpus: float = 0.0  # the cgroup's CPU shares (and quota, if the runtime's cgroups say so)
+    logs: LogPolicy = LogPolicy()  # the size cap and rotation of its stdout/stderr
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class _Watch:
     killing: bool = False
     collected: bool = False  # the leader's exit was seen: never signal this task again
     cgroup: TaskCgroup | None = None
+    logs: asyncio.Future[None] | None = None  # resolved once its logger has exited; None: adopted
 
 
 class ProcessRuntime:
@@ -141,6 +148,7 @@ class ProcessRuntime:
     def __init__(self, on_exit: Callable[[TaskExit], None], cgroups: Cgroups | None = None) -> None:
         self._on_exit = on_exit
         self._cgroups = cgroups
+        self._logs = LogWriters()
         self._tasks: dict[str, _Watch] = {}
         self._by_pid: dict[int, _Watch] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -166,22 +174,28 @@ class ProcessRuntime:
         env = process_environment(spec.env, os.environ)
         cgroup = None if self._cgroups is None else self._cgroups.create(spec.task_id, spec.mem_mb, spec.cpus)
         try:
-            handle, pidfd, child = self._spawn(spec, env, cgroup)
+            handle, pidfd, child, drained = self._spawn(spec, env, cgroup)
         except LaunchFailed:
             if cgroup is not None:
                 await cgroup.destroy(GROUP_EXIT_TIMEOUT)
             raise
         self._watch(loop, _Watch(handle, pidfd, child, spec.kill_grace_seconds, loop.create_future(),
-                                 cgroup=cgroup))
+                                 cgroup=cgroup, logs=drained))
         return handle
 
-    @staticmethod
     def _spawn(
-        spec: TaskLaunch, env: dict[str, str], cgroup: TaskCgroup | None
-    ) -> tuple[ProcessHandle, int, subprocess.Popen[bytes]]:
-        """Start the process (in its cgroup) and open its pidfd; nothing runs on failure."""
-        with cgroup.joining() if cgroup is not None else contextlib.nullcontext() as join:
-            child = posix.spawn(spec.task_id, spec.argv, env, spec.sandbox, before_exec=join)
+        self, spec: TaskLaunch, env: dict[str, str], cgroup: TaskCgroup | None
+    ) -> tuple[ProcessHandle, int, subprocess.Popen[bytes], asyncio.Future[None]]:
+        """Start the process (in its cgroup, its output piped to its logger) and open its pidfd;
+        nothing runs on failure."""
+        posix.make_sandbox(spec.task_id, spec.sandbox)
+        logs = self._logs.open(spec.task_id, spec.sandbox, spec.logs)
+        try:
+            with cgroup.joining() if cgroup is not None else contextlib.nullcontext() as join:
+                child = posix.spawn(spec.task_id, spec.argv, env, spec.sandbox, logs.stdout, logs.stderr,
+                                    before_exec=join)
+        finally:
+            logs.close_write_ends()
         try:
             pidfd = os.pidfd_open(child.pid)
         except OSError as error:  # EMFILE: out of file descriptors
@@ -192,7 +206,7 @@ class ProcessRuntime:
             os.close(pidfd)
             posix.abort(child)
             raise LaunchFailed(f"cannot read /proc/{child.pid}/stat for task {spec.task_id}")
-        return ProcessHandle(spec.task_id, child.pid, start_time), pidfd, child
+        return ProcessHandle(spec.task_id, child.pid, start_time), pidfd, child, logs.drained
 
     def adopt(
         self, handle: ProcessHandle, kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS
@@ -299,6 +313,7 @@ class ProcessRuntime:
                     self._forget(watch)
                     watch.ended.set_result(None)
         await asyncio.gather(*(asyncio.shield(w.ended) for w in list(self._tasks.values())))
+        await self._logs.close()
         self._tidy_cgroups()
 
     # -- internals -------------------------------------------------------
@@ -344,7 +359,7 @@ class ProcessRuntime:
         posix.signal_group(pgid, signal.SIGKILL)  # our unreaped zombie still pins pgid
         report = self._reap(watch)
         leftovers = posix.live_group_members(pgid) if watch.cgroup is None else []
-        if not leftovers and watch.cgroup is None:
+        if not leftovers and watch.cgroup is None and (watch.logs is None or watch.logs.done()):
             self._finish(watch, report)
             return
         task = loop.create_task(
@@ -387,6 +402,9 @@ class ProcessRuntime:
                 )
                 break
             await asyncio.sleep(0.005)
+        if watch.logs is not None and not watch.logs.done():  # the last output, on its way to disk
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(watch.logs), LOG_DRAIN_TIMEOUT)
         self._finish(watch, report)
 
     def _finish(self, watch: _Watch, report: TaskExit) -> None:

@@ -22,8 +22,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from app_definitions import DefinitionError, app_json_schema
+from executor.task_logs import MIN_MAX_BYTES, parse_size
 
 from metrics import MetricsConfigError
 from metrics.cli import add_arguments as add_metrics_arguments
@@ -89,6 +91,27 @@ def _attributes(values: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _disk(args: argparse.Namespace) -> dict[str, Any]:
+    """The task-log and disk flags of `serve`, checked, as `ServeOptions` fields."""
+    try:
+        max_bytes = parse_size(args.task_log_max_bytes)
+    except ValueError as exc:
+        raise UsageError(f"--task-log-max-bytes: {exc}") from None
+    if max_bytes < MIN_MAX_BYTES:
+        raise UsageError(f"--task-log-max-bytes must be at least {MIN_MAX_BYTES} bytes (got {max_bytes})")
+    for flag, value, least in (("--task-log-files", args.task_log_files, 1),
+                               ("--min-free-disk-mb", args.min_free_disk_mb, 0),
+                               ("--sandbox-gc-delay", args.sandbox_gc_delay, 0),
+                               ("--sandbox-gc-keep", args.sandbox_gc_keep, 0)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least} (got {value:g})")
+    if args.disk_watch_interval <= 0:
+        raise UsageError(f"--disk-watch-interval must be a positive number of seconds (got {args.disk_watch_interval:g})")
+    return {"task_log_max_bytes": max_bytes, "task_log_files": args.task_log_files,
+            "min_free_disk_mb": args.min_free_disk_mb, "sandbox_gc_delay": args.sandbox_gc_delay,
+            "sandbox_gc_keep": args.sandbox_gc_keep, "disk_watch_interval": args.disk_watch_interval}
+
+
 def _mesos(args: argparse.Namespace) -> MesosConfig | None:
     """`--master URL[,URL…]`: run tasks on that Mesos cluster instead of the embedded agents."""
     if args.master is None:
@@ -131,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pids-limit", type=int, default=4096, metavar="N",
                    help="most processes a process task may have (default 4096; 0 = unlimited); needs writable "
                         "cgroups")
+    s.add_argument("--task-log-max-bytes", default="10M", metavar="SIZE",
+                   help="size of one stdout/stderr file of a task before it is rotated, e.g. 10M, 512K (default "
+                        "10M); an app may lower it with the label PACER_LOG_MAX_BYTES")
+    s.add_argument("--task-log-files", type=int, default=2, metavar="N",
+                   help="stdout/stderr files kept per task and stream, the current one included (default 2); an "
+                        "app may lower it with the label PACER_LOG_FILES")
+    s.add_argument("--min-free-disk-mb", type=float, default=64.0, metavar="MB",
+                   help="while less is free on the disk under --home, launches wait in /v2/queue (default 64; "
+                        "0 = never)")
+    s.add_argument("--sandbox-gc-delay", type=float, default=3600.0, metavar="SECONDS",
+                   help="sandboxes of ended tasks are removed this long after the end, sooner the fuller the disk "
+                        "(default 3600)")
+    s.add_argument("--sandbox-gc-keep", type=int, default=3, metavar="N",
+                   help="newest sandboxes of ended tasks always kept per app, besides its newest failure (default 3)")
+    s.add_argument("--disk-watch-interval", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds between two collections of ended sandboxes (default 60)")
     s.add_argument("--master", default=None, metavar="URL",
                    help="run tasks on the Mesos cluster of this master, http://HOST:5050 (comma-separate several); "
                         "without it, on the embedded agents")
@@ -219,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                                    docker_host=args.docker_host,
                                    kill_drain_seconds=max(0.0, args.kill_drain_seconds),
                                    mesos=_mesos(args),
-                                   cpu_quota=args.cpu_quota, pids_max=max(0, args.pids_limit))
+                                   cpu_quota=args.cpu_quota, pids_max=max(0, args.pids_limit),
+                                   **_disk(args))
             return leave(run_main(run_pacer(PacerOptions(
                 serve=options, metrics=metrics_options_from_args(args),
                 autoscale_interval=_positive(args.autoscale_interval), autoscaler=not args.no_autoscaler,

@@ -1,28 +1,38 @@
 """The embedded agents: what each one has, and what it has free given the running instances.
 
 Agents on one host share a network namespace, so their host-port ranges are disjoint, and one
-cgroup parent per home (`pacer/<home hash>`) holds their process tasks' cgroups.
+cgroup parent per home (`pacer/<home hash>`) holds their process tasks' cgroups. They share the
+disk under the home too: `AgentDisk` holds launches back below its free-space watermark and
+removes the sandboxes of ended tasks (see `executor.sandboxes` for the rules).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor import CgroupOptions, Cgroups, ProcessRuntime, Unavailable, open_cgroups
+from executor import sandboxes
 from executor.cgroups import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
+from executor.sandboxes import DiskPolicy, DiskWatch
+from periodic import run_periodically
 
 from scheduler.decide.constraints import AgentView
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer, subtract_ports
 
+log = logging.getLogger(__name__)
+
 PORT_RANGE_START = 31000
 PORT_RANGE_SIZE = 1000
+HOME_ENV = "PACER_HOME"  # in every task's environment: which home's scheduler started it
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,32 @@ def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> l
         networks=a.networks) for a in agents]
 
 
+def _read_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[key.decode(errors="replace")] = value.decode(errors="replace")
+    return env
+
+
+def find_task_processes(home: Path) -> dict[int, str]:
+    """pid -> task id of every process that a Pacer with this home started (its env says so)."""
+    found = {}
+    marker = str(home)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        env = _read_environ(int(entry))
+        if env.get(HOME_ENV) == marker and "MESOS_TASK_ID" in env:
+            found[int(entry)] = env["MESOS_TASK_ID"]
+    return found
+
+
 def task_cgroup_parent(home: Path) -> str:
     """`pacer/<hash of home>`: derived from the home alone, so a restarted `pacer serve` on the
     same home finds its tasks' cgroups, and two homes on one host never see each other's."""
@@ -114,3 +150,58 @@ def remove_task_cgroups(home: Path, root: Path = DEFAULT_CGROUP_ROOT) -> list[st
     if isinstance(found, Unavailable):
         return []
     return list(asyncio.run(ProcessRuntime(lambda report: None, cgroups=found).remove_strays()))
+
+
+class AgentDisk:
+    """The disk under the home, as the agents use it: the launch watermark and sandbox collection.
+
+    `launch_blocked` is asked for every app that waits for a launch (through the backend's
+    `unsupported_reason`), so it reads the free space at most twice a second; the moment it
+    finds the disk under the watermark it also wakes the collector, which then removes what it
+    may at once. `run` is the collector's loop; start it only once the tasks of an earlier run
+    have been adopted, so that none of theirs looks ended.
+    """
+
+    def __init__(self, home: Path, root: Path, policy: DiskPolicy,
+                 usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage) -> None:
+        self.home = home
+        self.root = root
+        self.policy = policy
+        self.watch = DiskWatch(home, usage)
+        self._pressure = asyncio.Event()
+        self._blocked = False
+
+    def launch_blocked(self) -> str | None:
+        """Why launches wait (the free space is under the watermark), or None."""
+        space = self.watch.space()
+        reason = None if space is None else sandboxes.watermark_reason(self.home, space, self.policy.min_free_mb)
+        if reason is not None and not self._blocked:
+            log.warning("%s", reason)
+            self._pressure.set()
+        elif reason is None and self._blocked:
+            log.info("free disk under %s is above the watermark again; launches resume", self.home)
+        self._blocked = reason is not None
+        return reason
+
+    def task_ended(self, task_id: str, state: str) -> None:
+        """Stamp the sandbox with the end, which its age counts from."""
+        sandboxes.mark_ended(self.root / task_id, state)
+
+    async def run(self, live: Callable[[], set[str]]) -> None:
+        """Collect every `watch_interval` seconds, and at once when the disk runs short."""
+        await run_periodically("sandbox collection", lambda: self.collect(live), self.policy.watch_interval,
+                               log=log, wake=self._pressure, first_delay=True)
+
+    async def collect(self, live: Callable[[], set[str]]) -> list[str]:
+        """One round: the ended sandboxes that are old enough (for how full the disk is) go."""
+        space = self.watch.space(fresh=True)
+        delay = self.policy.gc_delay if space is None else sandboxes.gc_delay(self.policy, space)
+        found = await asyncio.to_thread(sandboxes.scan, self.root, live())
+        chosen = sandboxes.choose_removals(found, time.time(), delay, self.policy.keep_per_app)  # vs. mtimes
+        running = live()  # launched meanwhile: a launch never reuses an ended task's id, but be sure
+        removed = await asyncio.to_thread(sandboxes.remove, self.root, [t for t in chosen if t not in running])
+        if removed:
+            log.info("removed %d sandboxes of ended tasks under %s (older than %.0f s)", len(removed), self.root,
+                     delay)
+            self.watch.space(fresh=True)
+        return removed

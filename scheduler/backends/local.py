@@ -13,6 +13,11 @@ Elsewhere tasks are process groups only, said once in the log; `isolation` names
 Recovery finds an adopted task's cgroup again from its id and removes the cgroups of tasks it
 does not adopt.
 
+Disk: a task's stdout/stderr are capped and rotated by a logger process of its own (`logs`, lowered
+per app by the `PACER_LOG_*` labels; for containers, the engine's json-file driver with the same
+caps); below `disk.min_free_mb` free under the home every app waits in `/v2/queue` saying so; once
+the tasks of an earlier run are adopted, the sandboxes of ended tasks are collected (`AgentDisk`).
+
 Docker, as the backend sees it:
 
 * No engine configured, or the engine does not answer: DOCKER apps wait in `/v2/queue` with
@@ -55,6 +60,8 @@ from executor import (
     task_command,
 )
 from executor.docker_spec import ContainerHandle, ContainerInfo
+from executor.sandboxes import DiskPolicy
+from executor.task_logs import LogPolicy
 from periodic import run_periodically
 
 if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load only when Docker is configured
@@ -63,14 +70,13 @@ if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load onl
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer
 from scheduler.backends import Recovery, StatusCallback, StatusUpdate
-from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, AgentSpec, build_agents, compute_offers,
-                                      detected_resources, open_task_cgroups, remove_task_cgroups,
-                                      task_cgroup_parent)
+from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, HOME_ENV, AgentDisk, AgentSpec, build_agents,
+                                      compute_offers, detected_resources, find_task_processes, open_task_cgroups,
+                                      remove_task_cgroups, task_cgroup_parent)
 from scheduler.backends.containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
 
 log = logging.getLogger(__name__)
 
-HOME_ENV = "PACER_HOME"
 DOCKER_RETRY_SECONDS = 5.0
 IMAGE_RETRY_SECONDS = 5.0
 IMAGE_RETRY_MAX_SECONDS = 300.0
@@ -79,38 +85,13 @@ NETWORK_REFRESH_SECONDS = 30.0
 BUILTIN_DOCKER_NETWORKS = frozenset({"host", "none", "bridge"})
 
 
-def _read_environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep:
-            env[key.decode(errors="replace")] = value.decode(errors="replace")
-    return env
-
-
-def find_task_processes(home: Path) -> dict[int, str]:
-    """pid -> task id of every process that a Pacer with this home started (its env says so)."""
-    found = {}
-    marker = str(home)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        env = _read_environ(int(entry))
-        if env.get(HOME_ENV) == marker and "MESOS_TASK_ID" in env:
-            found[int(entry)] = env["MESOS_TASK_ID"]
-    return found
-
-
 class LocalBackend:
     """Agents in this process; the executor's process and Docker runtimes do the running."""
 
     def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback,
                  docker_host: str | None = None, *, cpu_quota: bool = False,
-                 pids_max: int | None = DEFAULT_PIDS_MAX, cgroup_root: Path | None = DEFAULT_CGROUP_ROOT) -> None:
+                 pids_max: int | None = DEFAULT_PIDS_MAX, cgroup_root: Path | None = DEFAULT_CGROUP_ROOT,
+                 logs: LogPolicy = LogPolicy(), disk: DiskPolicy = DiskPolicy()) -> None:
         self.agents = list(agents)
         self.home = home.resolve()
         self.sandboxes = self.home / "sandboxes"
@@ -133,8 +114,13 @@ class LocalBackend:
         self._engine_networks: frozenset[str] = frozenset()
         self._network_refresh: asyncio.Task[None] | None = None
         self._closed = False
+        self.logs = logs
+        self.disk = AgentDisk(self.home, self.sandboxes, disk)
+        self._launching: set[str] = set()
+        self._sandbox_gc: asyncio.Task[None] | None = None
 
     def _task_exited(self, exit_: TaskExit) -> None:
+        self.disk.task_ended(exit_.task_id, exit_.state)
         self._on_status(StatusUpdate(exit_.task_id, exit_.state, exit_.message, exit_.exit_code))
 
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
@@ -147,8 +133,9 @@ class LocalBackend:
         """Offers are computed from the agents each pass: nothing is held, nothing to decline."""
 
     def unsupported_reason(self, app: AppDefinition) -> str | None:
-        if not is_docker_app(app):
-            return None
+        reason = self.disk.launch_blocked() or self._log_label_problem(app)
+        if reason is not None or not is_docker_app(app):
+            return reason
         if self.docker_host is None:
             return ("container type DOCKER: no Docker engine is configured "
                     "(set DOCKER_HOST or start pacer serve with --docker-host)")
@@ -237,7 +224,28 @@ class LocalBackend:
 
     # -- tasks ------------------------------------------------------------------------
 
+    def _log_label_problem(self, app: AppDefinition) -> str | None:
+        try:
+            self.logs.for_labels(app.labels)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _live_tasks(self) -> set[str]:
+        """Tasks whose sandboxes are in use: running, adopted, or being launched."""
+        live = {h.task_id for h in self.runtime.running()} | self._launching
+        if self.docker is not None:
+            live.update(h.task_id for h in self.docker.running())
+        return live
+
     async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
+        self._launching.add(instance.instance_id)  # its sandbox exists before its task is watched
+        try:
+            return await self._launch(instance, app)
+        finally:
+            self._launching.discard(instance.instance_id)
+
+    async def _launch(self, instance: Instance, app: AppDefinition) -> Instance:
         if is_docker_app(app):
             return await self._launch_container(instance, app)
         specs = app.port_specs()
@@ -250,7 +258,8 @@ class LocalBackend:
         env[HOME_ENV] = str(self.home)
         launch = TaskLaunch(task_id=instance.instance_id, argv=task_command(app.cmd, app.args), env=env,
                             sandbox=self.sandboxes / instance.instance_id,
-                            kill_grace_seconds=app.task_kill_grace_seconds, mem_mb=app.mem, cpus=app.cpus)
+                            kill_grace_seconds=app.task_kill_grace_seconds, mem_mb=app.mem, cpus=app.cpus,
+                            logs=self.logs.for_labels(app.labels))
         handle = await self.runtime.launch(launch)
         return instance.with_(pid=handle.pid, pid_start_time=handle.start_time)
 
@@ -259,7 +268,9 @@ class LocalBackend:
             raise LaunchFailed(self._docker_error or "no Docker engine is configured")
         from executor.docker_runtime import ImageUnavailable
 
-        spec = container_launch(instance, app, self.sandboxes / instance.instance_id)
+        logs = self.logs.for_labels(app.labels)
+        spec = replace(container_launch(instance, app, self.sandboxes / instance.instance_id),
+                       log_max_bytes=logs.max_bytes, log_files=logs.files)
         try:
             handle = await self.docker.launch(spec)
         except ImageUnavailable as exc:
@@ -342,6 +353,9 @@ class LocalBackend:
             except ProcessLookupError:
                 pass
         orphans = len(stray_groups) + sum(1 for c in strays if c.running) + sum(1 for n in stray_cgroups.values() if n)
+        if self._sandbox_gc is None and not self._closed:  # what was not adopted has ended: collectable
+            self._sandbox_gc = asyncio.get_running_loop().create_task(self.disk.run(self._live_tasks),
+                                                                      name="sandbox-gc")
         return Recovery(alive=tuple(alive), lost=tuple(lost), orphans_killed=orphans)
 
     def _adopt_container(self, inst: Instance, info: ContainerInfo) -> bool:
@@ -371,7 +385,7 @@ class LocalBackend:
 
     async def close(self) -> None:
         self._closed = True
-        for task in (self._docker_retry, self._network_refresh):
+        for task in (self._docker_retry, self._network_refresh, self._sandbox_gc):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -381,5 +395,5 @@ class LocalBackend:
 
 
 __all__ = ["DEFAULT_CGROUP_ROOT", "DEFAULT_PIDS_MAX", "AgentSpec", "LocalBackend", "build_agents", "compute_offers",
-           "container_launch", "detected_resources", "docker_unsupported", "is_docker_app", "LaunchFailed",
-           "open_task_cgroups", "remove_task_cgroups", "task_cgroup_parent"]
+           "container_launch", "detected_resources", "docker_unsupported", "find_task_processes", "is_docker_app",
+           "LaunchFailed", "open_task_cgroups", "remove_task_cgroups", "task_cgroup_parent"]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.sandboxes import DiskPolicy
+from executor.task_logs import LogPolicy
 from scheduler.backends.local import DEFAULT_PIDS_MAX, LocalBackend, build_agents, detected_resources
 from scheduler.backends.mesos import FrameworkIds, MesosBackend, MesosConfig
 from scheduler.engine.core import Scheduler
@@ -36,6 +38,12 @@ class ServeOptions:
     pids_max: int = DEFAULT_PIDS_MAX  # processes per process task (0: unlimited); needs cgroups
     kill_drain_seconds: float = DEFAULT_DRAIN_SECONDS   # HAProxy-routed tasks: time to leave the LB before a kill
     mesos: MesosConfig | None = None  # a Mesos master runs the tasks instead of the embedded agents
+    task_log_max_bytes: int = LogPolicy.max_bytes  # process tasks' stdout/stderr: size of one file...
+    task_log_files: int = LogPolicy.files          # ...and files kept per stream (apps may lower both)
+    min_free_disk_mb: float = DiskPolicy.min_free_mb  # launches wait while less is free under the home
+    sandbox_gc_delay: float = DiskPolicy.gc_delay     # seconds an ended task's sandbox is kept (less when full)
+    sandbox_gc_keep: int = DiskPolicy.keep_per_app    # newest ended sandboxes always kept per app
+    disk_watch_interval: float = DiskPolicy.watch_interval  # seconds between sandbox collections
 
 
 DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -81,8 +89,12 @@ def make_scheduler(options: ServeOptions) -> Scheduler:
               type(a)(**{**a.__dict__, "attributes": {**a.attributes, **options.attributes[a.agent_id]}})
               for a in agents]
     docker_host = resolve_docker_host(options.docker_host, os.environ)
+    logs = LogPolicy(options.task_log_max_bytes, options.task_log_files)
+    disk = DiskPolicy(min_free_mb=options.min_free_disk_mb, gc_delay=options.sandbox_gc_delay,
+                      keep_per_app=options.sandbox_gc_keep, watch_interval=options.disk_watch_interval)
     return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host,
-                                                          cpu_quota=options.cpu_quota, pids_max=options.pids_max),
+                                                          cpu_quota=options.cpu_quota, pids_max=options.pids_max,
+                                                          logs=logs, disk=disk),
                      drain_seconds=options.kill_drain_seconds)
 
 
