@@ -22,7 +22,7 @@ from typing import Any
 from app_definitions import AppDefinition
 from executor import ResourceUsage
 
-from scheduler.backends import Recovery, StatusCallback, StatusUpdate
+from scheduler.backends import DEFAULT_LAUNCH_CONCURRENCY, BackendInfo, Recovery, StatusCallback, StatusUpdate
 from scheduler.backends.agents import AgentSpec, compute_offers
 from scheduler.decide.placement import AgentOffer
 from scheduler.engine.core import Scheduler
@@ -77,6 +77,8 @@ class FakeBackend:
     held_kills: dict[str, Instance] = field(default_factory=dict)
     strays_killed: list[str] = field(default_factory=list)
     passes_finished: list[tuple[str, ...]] = field(default_factory=list)   # what each pass launched
+    info: BackendInfo = field(default_factory=BackendInfo)                  # what /v2/info shows of it
+    launch_concurrency: int = DEFAULT_LAUNCH_CONCURRENCY
     _failures: list[str] = field(default_factory=list)
     _next_pid: int = 1000
 
@@ -121,6 +123,9 @@ class FakeBackend:
 
     def describe(self) -> list[dict[str, object]]:
         return []
+
+    def backend_info(self) -> BackendInfo:
+        return self.info
 
     async def close(self) -> None:
         return None

@@ -313,10 +313,13 @@ def test_kill_tasks_of_an_app(client: MarathonClient) -> None:
 
 def test_list_and_cancel_deployments(client: MarathonClient) -> None:
     client.create_app("/mp-dep", app(instances=1, mem=100000))       # never placed: the deployment stays
-    deployment = wait_until(lambda: [d for d in client.list_deployments() if d.affected_apps == ["/mp-dep"]],
-                            what="the deployment of /mp-dep")[0]
+    # a new app's plan is StartApplication (done at the first pass) then ScaleApplication, the
+    # step that waits for an offer: wait for that one, the first may still be current
+    deployment = wait_until(lambda: [d for d in client.list_deployments() if d.affected_apps == ["/mp-dep"]
+                                     and d.current_step == 2], what="the deployment of /mp-dep at its second step")[0]
     assert isinstance(deployment, MarathonDeployment)
-    assert 1 <= deployment.current_step <= deployment.total_steps == len(deployment.steps)
+    assert deployment.total_steps == len(deployment.steps) == 2
+    assert [a.action for s in deployment.steps for a in s.actions] == ["StartApplication", "ScaleApplication"]
     assert [(a.action, a.app) for a in deployment.current_actions] == [("ScaleApplication", "/mp-dep")]
 
     rollback = client.delete_deployment(deployment.id)                # reverts the create: the app goes

@@ -303,3 +303,22 @@ async def test_removed_framework_subscribes_anew(env: Env) -> None:
     assert env.meta.values[FRAMEWORK_ID_KEY] not in ("", "gone-0001")
     assert "framework_id" not in env.calls("SUBSCRIBE")[-1]
     assert env.master.refusals == [(200, "Framework has been removed")]
+
+
+async def test_a_task_killed_while_its_agent_was_unreachable_is_killed_again_when_it_comes_back(env: Env) -> None:
+    """What an expunge does: the KILL of a task on a lost agent reaches nobody (the master answers
+    TASK_UNREACHABLE); when the agent comes back with the task RUNNING, the backend kills it."""
+    listener = Listener()
+    backend = env.backend(listener)
+    await backend.recover([])
+    [inst] = await launched(env, backend)
+    env.master.lose_agent(inst.agent_id)
+    await eventually(lambda: listener.states(inst.instance_id) == ["TASK_UNREACHABLE"], what="TASK_UNREACHABLE")
+    await backend.kill(inst, 7.0)
+    await eventually(lambda: len(env.calls("KILL")) == 1, what="the KILL")
+    await asyncio.sleep(0.2)
+    assert sim_task(env, inst.instance_id).state == "TASK_UNREACHABLE"      # nobody got it
+    env.master.agent_back(inst.agent_id)
+    await eventually(lambda: sim_task(env, inst.instance_id).state == "TASK_KILLED", what="killed on its return")
+    assert len(env.calls("KILL")) == 2
+    await eventually(lambda: listener.states(inst.instance_id)[-1] == "TASK_KILLED", what="the end reported")

@@ -3,17 +3,22 @@ the v1 protos by the simulator's validator), and which status updates move a tas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from marathon.models.info import MarathonConfig
 
 from app_definitions import parse_app_definition
+from scheduler.api.system import marathon_config
+from scheduler.backends import BackendInfo
 from scheduler.backends.mesos import MesosBackend, MesosConfig
 from scheduler.backends.mesos_errors import LaunchAborted
 from scheduler.backends.mesos_offers import HeldOffer, OfferBook, ResourcePool, attribute_text
 from scheduler.backends.mesos_tasks import status_update, supersedes, task_info, task_name, unsupported
 from scheduler.state.model import Instance
 
+from .fakes import FakeClock, agent, build_scheduler
 from .mesos_sim.agents import ranges_attribute, scalar_attribute, set_attribute, text_attribute
 from .mesos_sim.protocol import validate
 
@@ -174,3 +179,29 @@ def test_the_subscribe_call_fits_the_protos_and_uses_roles_not_role() -> None:
 
 def info_id(call: dict[str, Any]) -> Any:
     return call["subscribe"]["framework_info"]["id"]
+
+
+# -- /v2/info ----------------------------------------------------------------------------------
+
+MESOS_INFO = BackendInfo(master="http://m1:5050,http://m2:5050", framework_id="fw-0001", role="web", user="svc",
+                         framework_name="pacer", failover_timeout=3600.0, leader="http://m2:5050")
+
+
+@pytest.mark.parametrize("backend", [BackendInfo(), MESOS_INFO])
+def test_info_shows_only_keys_marathon_has(backend: BackendInfo) -> None:
+    config = marathon_config(backend, "h", [])
+    MarathonConfig(**config)                     # marathon-python refuses a key Marathon does not have
+    assert (config["master"], config["mesos_role"], config["mesos_user"]) == (backend.master, backend.role,
+                                                                              backend.user)
+
+
+def test_the_framework_id_is_the_masters_on_mesos_and_the_schedulers_own_otherwise(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sched, fake = build_scheduler(tmp_path / "state.db", clock, [agent(1)])
+    sched.state.load(new_framework_id="pacer-own")
+    assert sched.view.framework_id == "pacer-own"
+    fake.info = MESOS_INFO
+    assert sched.view.framework_id == "fw-0001"
+    fake.info = BackendInfo(master="http://m1:5050")            # not subscribed yet: no id, as Marathon
+    assert sched.view.framework_id is None
+    sched.store.close()

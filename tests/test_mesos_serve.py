@@ -3,10 +3,12 @@ scheduler (deployments, the API) around the Mesos backend."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from marathon import MarathonClient
 
 from .mesos_sim import AgentSpec
 from .mesos_sim.harness import SimHarness
@@ -67,3 +69,46 @@ def test_agents_and_framework_show_in_the_api(sim: SimHarness, pacer_factory: Ca
     assert {a["hostname"] for a in agents} <= {"agent-1", "agent-2", "agent-3"}
     launched = sim.calls("ACCEPT")[0]["accept"]["operations"][0]["launch"]["task_infos"][0]
     assert {r["allocation_info"]["role"] for r in launched["resources"]} == {"web"}
+    framework_id = sim.run(lambda: next(iter(sim.leader.frameworks)))
+    _, raw, _ = server.get("/v2/info")
+    config = raw["marathon_config"]
+    assert raw["frameworkId"] == framework_id                      # the master's id, not Pacer's own
+    assert (config["master"], config["mesos_role"], config["mesos_user"]) == (sim.url, "web", "nobody")
+    assert (config["framework_name"], config["failover_timeout"]) == ("shop", 3600)
+    assert config["mesos_leader_ui_url"] == sim.leader.url
+    info = MarathonClient(server.url, timeout=10).get_info()       # parses Marathon's keys strictly
+    assert (info.framework_id, info.marathon_config.master) == (framework_id, sim.url)
+    assert (info.marathon_config.mesos_role, info.marathon_config.mesos_user) == ("web", "nobody")
+
+
+def test_agent_lost_then_back_replaced_after_inactive_and_the_late_comer_killed(
+        sim: SimHarness, pacer_factory: Callable[..., PacerServer]) -> None:
+    """unreachableStrategy against the simulator: the instance of a lost agent still counts for
+    inactiveAfterSeconds, then is replaced; when the agent comes back, its task (RUNNING again)
+    is the one killed, and the app ends with exactly its two tasks."""
+    server = pacer_factory("--master", sim.url)
+    inactive = 3
+    app = {"id": "/web", "cmd": "sleep 1000", "instances": 2, "cpus": 0.1, "mem": 16,
+           "constraints": [["hostname", "UNIQUE"]],
+           "unreachableStrategy": {"inactiveAfterSeconds": inactive, "expungeAfterSeconds": 600}}
+    assert server.request("POST", "/v2/apps", app)[0] == 201
+    first = {t["id"] for t in _running(server, "/web", 2)}
+    victim = sorted(first)[0]
+    agent_id = sim.run(lambda: sim.cluster.task(victim).agent_id)
+    sim.run(lambda: sim.leader.lose_agent(agent_id))
+    lost_at = time.monotonic()
+    wait_until(lambda: any(t["id"] == victim and t["state"] == "TASK_UNREACHABLE" for t in server.tasks("/web")),
+               what="the task reported unreachable")
+    time.sleep(max(0.0, lost_at + inactive - 1.5 - time.monotonic()))
+    assert {t["id"] for t in server.tasks("/web")} == first          # still counted: nothing launched yet
+    replaced = wait_until(lambda: [t for t in server.running("/web") if t["id"] not in first], timeout=20,
+                          what="a replacement once inactive")
+    assert time.monotonic() - lost_at >= inactive
+    assert len(replaced) == 1 and sim.hostname_of(replaced[0]["id"]) != sim.hostname_of(victim)
+    sim.run(lambda: sim.leader.agent_back(agent_id))
+    survivors = {t["id"] for t in _running(server, "/web", 2)}
+    assert victim not in survivors and survivors == (first - {victim}) | {replaced[0]["id"]}
+    wait_until(lambda: sim.live_ids() == survivors, what="the late comer killed, none duplicated")
+    assert "TASK_KILLED" in sim.run(lambda: sim.cluster.task(victim).statuses)
+    assert sim.rejections() == []
+    wait_until(lambda: not sim.unacknowledged(), what="every status update acknowledged")

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from scheduler.api.params import LEADER_KEY, SchedulerApi, json_response, scheduler_of
+from scheduler.backends import BackendInfo
 from scheduler.state.model import RUNNING, STAGING, STARTING
 
 DROPWIZARD_VERSION = "4.0.0"
@@ -36,6 +37,28 @@ async def ping(request: web.Request) -> web.Response:
     return web.Response(text="pong", content_type="text/plain")
 
 
+def marathon_config(backend: BackendInfo, host: str, agents: list[dict[str, object]]) -> dict[str, Any]:
+    """Marathon's `marathon_config`, with Marathon's keys only. On Mesos it shows the flags
+    Pacer was started with (`--master`, `--mesos-role`, `--mesos-user`, `--framework-name`,
+    `--failover-timeout`) and the leading master (`mesos_leader_ui_url`, as Marathon does)."""
+    config: dict[str, Any] = {
+        "master": backend.master,
+        "hostname": host,
+        "local_port_min": 10000,
+        "local_port_max": 20000,
+        "task_launch_timeout": 300000,
+        "reconciliation_interval": 600000,
+        "mesos_role": backend.role,
+        "mesos_user": backend.user,
+        "features": sorted({f"task_isolation:{a['isolation']}" for a in agents if "isolation" in a}),
+    }
+    if backend.on_mesos:
+        config["framework_name"] = backend.framework_name
+        config["failover_timeout"] = int(backend.failover_timeout) if backend.failover_timeout is not None else None
+        config["mesos_leader_ui_url"] = backend.leader
+    return config
+
+
 async def info(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     leader = _leader(request)
@@ -47,17 +70,7 @@ async def info(request: web.Request) -> web.Response:
         "elected": True,
         "leader": leader,
         "frameworkId": sched.view.framework_id,
-        "marathon_config": {
-            "master": "local",
-            "hostname": host,
-            "local_port_min": 10000,
-            "local_port_max": 20000,
-            "task_launch_timeout": 300000,
-            "reconciliation_interval": 600000,
-            "mesos_role": "*",
-            "mesos_user": None,
-            "features": sorted({f"task_isolation:{a['isolation']}" for a in sched.view.agents() if "isolation" in a}),
-        },
+        "marathon_config": marathon_config(sched.view.backend_info(), host, sched.view.agents()),
         "zookeeper_config": {},
         "http_config": {"http_port": int(port) if port.isdigit() else None, "https_port": None},
     })

@@ -6,6 +6,11 @@ through a `BackendListener`, so a backend that computes its offers (the embedded
 `local`) and one that is pushed offers (a Mesos master) fit the same seam: a pushed backend
 keeps the offers it holds, returns them from `offers`, says `on_offers` when new ones arrive,
 launches on them, and declines the rest in `pass_finished`.
+
+A backend also says how many launches may be under way at once (`launch_concurrency`: one that
+forks processes bounds it, one that hands launches to a master need not) and what `/v2/info`
+shows of it (`backend_info`: the master, the framework id, the role and user, as Marathon names
+them).
 """
 
 from __future__ import annotations
@@ -40,6 +45,30 @@ class Recovery:
 
 StatusCallback = Callable[[StatusUpdate], None]
 
+DEFAULT_LAUNCH_CONCURRENCY = 32
+"""Launches a backend that starts tasks itself runs at once (forks, container creations)."""
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What `/v2/info` shows of the backend, in the terms of Marathon's flags.
+
+    `master` is Marathon's `--master`: the master URL(s) as given, or `local` for the embedded
+    agents. `framework_id` is the id a Mesos master gave the framework (None until it did, and
+    for the embedded agents, whose scheduler names itself)."""
+
+    master: str = "local"
+    framework_id: str | None = None
+    role: str = "*"
+    user: str | None = None
+    framework_name: str | None = None
+    failover_timeout: float | None = None
+    leader: str | None = None          # the leading master's URL, once subscribed
+
+    @property
+    def on_mesos(self) -> bool:
+        return self.master != "local"
+
 
 class BackendListener(Protocol):
     """What a backend tells the scheduler."""
@@ -52,6 +81,9 @@ class BackendListener(Protocol):
 
 
 class ClusterBackend(Protocol):
+    launch_concurrency: int
+    """How many `launch` calls the scheduler lets run at once."""
+
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         """Free resources of every agent, given the instances that hold resources now."""
 
@@ -76,6 +108,9 @@ class ClusterBackend(Protocol):
 
     def describe(self) -> list[dict[str, object]]:
         """Agents as the API shows them."""
+
+    def backend_info(self) -> BackendInfo:
+        """The backend as `/v2/info` shows it."""
 
     async def close(self) -> None:
         """Stop watching tasks; tasks keep running (agents outlive their scheduler)."""

@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load onl
 
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer
-from scheduler.backends import Recovery, StatusCallback, StatusUpdate
+from scheduler.backends import DEFAULT_LAUNCH_CONCURRENCY, BackendInfo, Recovery, StatusCallback, StatusUpdate
 from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, HOME_ENV, AgentDisk, AgentSpec, build_agents,
                                       compute_offers, detected_resources, find_task_processes, open_task_cgroups,
                                       remove_task_cgroups, task_cgroup_parent)
@@ -87,6 +87,8 @@ BUILTIN_DOCKER_NETWORKS = frozenset({"host", "none", "bridge"})
 
 class LocalBackend:
     """Agents in this process; the executor's process and Docker runtimes do the running."""
+
+    launch_concurrency = DEFAULT_LAUNCH_CONCURRENCY
 
     def __init__(self, agents: Sequence[AgentSpec], home: Path, on_status: StatusCallback,
                  docker_host: str | None = None, *, cpu_quota: bool = False,
@@ -382,6 +384,9 @@ class LocalBackend:
                  "ports": f"[{a.port_range[0]}-{a.port_range[1]}]", "attributes": dict(a.attributes),
                  "isolation": self.isolation}
                 for a in self.agents]
+
+    def backend_info(self) -> BackendInfo:
+        return BackendInfo()
 
     async def close(self) -> None:
         self._closed = True

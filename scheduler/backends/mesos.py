@@ -19,13 +19,25 @@ framework's tasks implicitly: a task nobody remembers (a launch that outlived a 
 
 The framework id the master assigns is kept in the scheduler's store (`FrameworkIds`), so a
 restarted `pacer serve` subscribes as the same framework and finds its tasks running.
+
+A task whose agent stops answering is TASK_UNREACHABLE; the scheduler decides under the app's
+`unreachableStrategy` when to replace and when to forget it. A KILL for it reaches nobody (the
+master answers with the task's state), so a task killed meanwhile is killed again when it
+reports from its returning agent.
+
+At scale (ten thousand agents, a hundred thousand tasks) the backend keeps its offers indexed
+by agent, sends a pass's ACCEPTs side by side (a KILL waits for its task's ACCEPT), builds each
+ACCEPT's TaskInfos only when it is sent, and makes its calls on a pipelined connection
+(`mesos_http`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
+from functools import partial
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,17 +45,17 @@ from typing import Any
 from app_definitions import AppDefinition
 from executor import ResourceUsage
 
-from scheduler.backends import BackendListener, Recovery, StatusUpdate
+from scheduler.backends import BackendInfo, BackendListener, Recovery, StatusUpdate
 from scheduler.backends.mesos_client import MesosClient
 from scheduler.backends.mesos_config import FRAMEWORK_ID_KEY, FrameworkIds, MesosConfig, MetaStore
-from scheduler.backends.mesos_connection import FrameworkConnection
+from scheduler.backends.mesos_connection import FrameworkConnection, LazyCall
 from scheduler.backends.mesos_errors import LaunchAborted
 from scheduler.backends.mesos_launches import RUNNING, Attempt, Launcher
 from scheduler.backends.mesos_offers import HeldOffer, OfferBook
-from scheduler.backends.mesos_tasks import kill_policy, status_update, supersedes, unsupported
+from scheduler.backends.mesos_tasks import acknowledge_call, kill_policy, status_update, supersedes, unsupported
 from scheduler.decide.placement import AgentOffer
 from scheduler.state.model import RUNNING as TASK_RUNNING
-from scheduler.state.model import TERMINAL_STATES, Instance
+from scheduler.state.model import TERMINAL_STATES, UNREACHABLE, Instance
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +77,7 @@ class MesosBackend:
     def __init__(self, config: MesosConfig, listener: BackendListener, framework_ids: FrameworkIds | None = None,
                  *, client: MesosClient | None = None) -> None:
         self.config = config
+        self.launch_concurrency = config.launch_concurrency
         self._listener = listener
         self._ids = framework_ids or FrameworkIds()
         self._client = client or MesosClient(config.masters)
@@ -80,6 +93,7 @@ class MesosBackend:
         self.suppressed = False
         self._subscribed = asyncio.Event()
         self._answers: dict[str, str] | None = None     # reconciliation answers while recovering
+        self._unreachable_since: dict[str, float] = {}   # … and since when a task is unreachable
         self._awaiting: set[str] = set()
         self._answered = asyncio.Event()
         self.strays_killed = 0
@@ -92,7 +106,8 @@ class MesosBackend:
         self.connection = FrameworkConnection(self._client, self._subscribe_call, self,
                                               framework_id=self._ids.load(),
                                               heartbeat_misses=self.config.heartbeat_misses,
-                                              backoff=self.config.backoff)
+                                              backoff=self.config.backoff,
+                                              parallel_lanes=self.config.parallel_lanes)
         self.connection.start()
         self._periodic = asyncio.get_running_loop().create_task(self._reconcile_forever(), name="mesos-reconcile")
 
@@ -137,9 +152,8 @@ class MesosBackend:
     def on_event(self, event: Json) -> None:
         kind = event.get("type")
         if kind == "OFFERS":
-            for offer in event.get("offers", {}).get("offers", []):
-                self.book.add(offer)
-            self._launcher.serve_waits()
+            agents = [self.book.add(offer).agent.agent_id for offer in event.get("offers", {}).get("offers", [])]
+            self._launcher.serve_waits(agents)
             self._listener.on_offers()
         elif kind == "RESCIND":
             offer_id = event["rescind"]["offer_id"]["value"]
@@ -153,7 +167,7 @@ class MesosBackend:
                 log.warning("Mesos agent %s was removed", agent)
                 self.book.forget_agent(agent)
 
-    def _call(self, call: Json) -> None:
+    def _call(self, call: Json | LazyCall) -> None:
         if self.connection is not None and self.connection.live:
             self.connection.send(call)
 
@@ -161,7 +175,7 @@ class MesosBackend:
         """Ask for every task the master should know (not launches whose ACCEPT has not left: it
         would answer TASK_GONE for them), then for all of the framework's (strays show up)."""
         known = [{"task_id": {"value": t}, "agent_id": {"value": track.agent_id}} for t, track in self._tracks.items()
-                 if track.attempt is None or track.attempt.sent]
+                 if track.attempt is None or (track.attempt.sent and not track.attempt.in_flight)]
         if known:
             self._call({"type": "RECONCILE", "reconcile": {"tasks": known}})
         self._call({"type": "RECONCILE", "reconcile": {}})
@@ -207,7 +221,7 @@ class MesosBackend:
         conn = self.connection
         return conn.generation if conn is not None and conn.live else None
 
-    def submit(self, call: Json, generation: int) -> asyncio.Future[None]:
+    def submit(self, call: LazyCall, generation: int) -> asyncio.Future[None]:
         assert self.connection is not None
         return self.connection.call(call, generation)
 
@@ -263,6 +277,14 @@ class MesosBackend:
         self._send_kill(task_id, track.agent_id, grace_seconds)
 
     def _send_kill(self, task_id: str, agent_id: str, grace: float) -> None:
+        """KILL, once the master knows the task: ACCEPTs go out side by side with other calls, so
+        a KILL waits for its task's ACCEPT to be answered (else the master would not know the
+        task yet, and the ACCEPT would start it after the KILL)."""
+        track = self._tracks.get(task_id)
+        accepting = track.attempt.accepting if track is not None and track.attempt is not None else None
+        if accepting is not None and not accepting.done():
+            accepting.add_done_callback(lambda _: self._send_kill(task_id, agent_id, grace))
+            return
         self._call({"type": "KILL", "kill": {"task_id": {"value": task_id}, "agent_id": {"value": agent_id},
                                              "kill_policy": kill_policy(grace)}})
 
@@ -273,13 +295,15 @@ class MesosBackend:
         if self._answers is not None and task_id in self._awaiting and self._answers.get(task_id) not in \
                 TERMINAL_STATES and (status.get("reason") == "REASON_RECONCILIATION" or state in TERMINAL_STATES):
             self._answers[task_id] = state      # the master's latest word, not a retried older update
+            unreachable_ns = status.get("unreachable_time", {}).get("nanoseconds")
+            if unreachable_ns is not None:
+                self._unreachable_since[task_id] = unreachable_ns / 1e9
             if len(self._answers) >= len(self._awaiting):
                 self._answered.set()
         self._handle(task_id, state, agent, status)
         if status.get("uuid") and agent:
-            self._call({"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": {"value": agent},
-                                                               "task_id": {"value": task_id},
-                                                               "uuid": status["uuid"]}})
+            # queued compactly: a busy cluster has a hundred thousand of them waiting behind ACCEPTs
+            self._call(LazyCall("ACKNOWLEDGE", partial(acknowledge_call, agent, task_id, status["uuid"])))
 
     def _handle(self, task_id: str, state: str, agent: str | None, status: Json) -> None:
         track = self._tracks.get(task_id)
@@ -293,6 +317,11 @@ class MesosBackend:
             return
         if not supersedes(track.state, state):
             return
+        if track.state == UNREACHABLE and task_id in self._kills and state not in TERMINAL_STATES:
+            # Its agent is back, and the task with it; the KILL sent while it was unreachable
+            # reached nobody (a master answers it with the task's state), so it goes again.
+            log.info("task %s came back after it was killed (or expunged) while unreachable; killing it", task_id)
+            self._send_kill(task_id, track.agent_id, self._kills[task_id])
         track.state = state
         attempt = track.attempt
         if attempt is not None and not attempt.outcome.done():
@@ -322,6 +351,7 @@ class MesosBackend:
         for inst in instances:
             self._tracks[inst.instance_id] = Track(inst.agent_id, inst.state)
         self._answers = {}
+        self._unreachable_since = {}
         self._awaiting = {inst.instance_id for inst in instances}
         self._answered.clear()
         if not instances:
@@ -347,8 +377,9 @@ class MesosBackend:
             state = answers.get(inst.instance_id)
             if state in TERMINAL_STATES:
                 lost.append(inst)
-            elif state == "TASK_UNREACHABLE":
-                alive.append(inst.with_(state=state))
+            elif state == UNREACHABLE:    # since when the master says (its unreachableStrategy counts from then)
+                since = inst.unreachable_since or self._unreachable_since.get(inst.instance_id) or time.time()
+                alive.append(inst.with_(state=state, unreachable_since=since))
             else:
                 alive.append(inst)
         return Recovery(alive=tuple(alive), lost=tuple(lost), orphans_killed=self.strays_killed)
@@ -366,6 +397,12 @@ class MesosBackend:
             out.append({"id": agent.agent_id, "hostname": agent.hostname, "attributes": dict(agent.attributes),
                         "offered": {"cpus": offer.cpus, "mem": offer.mem, "disk": offer.disk} if offer else {}})
         return out
+
+    def backend_info(self) -> BackendInfo:
+        cfg = self.config
+        return BackendInfo(master=",".join(cfg.masters), framework_id=self._ids.load(), role=cfg.role, user=cfg.user,
+                           framework_name=cfg.framework_name, failover_timeout=cfg.failover_timeout,
+                           leader=self.master)
 
     async def close(self) -> None:
         if self._periodic is not None:

@@ -4,8 +4,9 @@ Both are `POST /api/v1/scheduler` with a JSON `Call` (Mesos's JSON mapping of th
 SUBSCRIBE answers 200 with a RecordIO body (`<length>\\n<json>`, repeated) and a
 `Mesos-Stream-Id` header that every other call must carry; other calls answer 202. A master
 that does not lead answers 307 with the leader in `Location` (protocol-relative: `//host:port/…`);
-SUBSCRIBE follows it and the client keeps talking to the leader from then on. Connection failures move on to the next
-configured master.
+SUBSCRIBE follows it, moves on to the next configured master when one does not answer, and the
+client keeps talking to the leader from then on. SUBSCRIBE uses aiohttp (one long response);
+the other calls, by the hundred thousand on a large cluster, go through `mesos_http`.
 
 pymesos would do this, but does not install on current Pythons; the protocol is small enough
 to speak directly.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from scheduler.backends.mesos_errors import CallRejected, MasterUnreachable, NotSubscribed, SubscriptionLost
+from scheduler.backends.mesos_http import CallChannel
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +42,63 @@ def _base(url: str) -> str:
 
 
 class EventStream:
-    """The body of a SUBSCRIBE response, read one RecordIO record (one `Event`) at a time."""
+    """The body of a SUBSCRIBE response, read one RecordIO record (one `Event`) at a time.
+
+    The body is read in whatever chunks arrive and every complete record of a chunk is decoded
+    at once: a busy master writes many events per packet, and a read per event would cost a
+    trip through the event loop for each."""
 
     def __init__(self, response: aiohttp.ClientResponse, master: str) -> None:
         self._response = response
         self.master = master
         self.stream_id = response.headers.get("Mesos-Stream-Id", "")
+        self._buffer = bytearray()
+        self._events: deque[Json] = deque()
+
+    @property
+    def buffered(self) -> bool:
+        """Events already read and decoded: `next_event` returns one without waiting."""
+        return bool(self._events)
 
     async def next_event(self) -> Json:
-        content = self._response.content
-        try:
-            header = await content.readuntil(b"\n")
-            if not header.endswith(b"\n"):
+        while not self._events:
+            try:
+                chunk = await self._response.content.readany()
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                raise SubscriptionLost(f"the event stream ended: {exc or type(exc).__name__}") from exc
+            if not chunk:
                 raise SubscriptionLost("the master closed the event stream")
-            size = int(header.strip())
+            self._buffer += chunk
+            self._decode()
+        return self._events.popleft()
+
+    def _decode(self) -> None:
+        buffer = self._buffer
+        start = 0
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                if len(buffer) - start > 20:
+                    raise SubscriptionLost("undecodable RecordIO header in the event stream")
+                break
+            try:
+                size = int(buffer[start:newline].strip())
+            except ValueError as exc:
+                raise SubscriptionLost(f"undecodable RecordIO header in the event stream: {exc}") from exc
             if not 0 < size <= MAX_RECORD_BYTES:
                 raise SubscriptionLost(f"bad RecordIO length {size} in the event stream")
-            record = await content.readexactly(size)
-        except (asyncio.IncompleteReadError, aiohttp.ClientError, ConnectionError) as exc:
-            raise SubscriptionLost(f"the event stream ended: {exc or type(exc).__name__}") from exc
-        except ValueError as exc:
-            raise SubscriptionLost(f"undecodable RecordIO header in the event stream: {exc}") from exc
-        try:
-            event = json.loads(record)
-        except ValueError as exc:
-            raise SubscriptionLost(f"undecodable event in the stream: {exc}") from exc
-        if not isinstance(event, dict):
-            raise SubscriptionLost("an event that is not a JSON object")
-        return event
+            if len(buffer) - newline - 1 < size:
+                break
+            record = bytes(buffer[newline + 1:newline + 1 + size])
+            start = newline + 1 + size
+            try:
+                event = json.loads(record)
+            except ValueError as exc:
+                raise SubscriptionLost(f"undecodable event in the stream: {exc}") from exc
+            if not isinstance(event, dict):
+                raise SubscriptionLost("an event that is not a JSON object")
+            self._events.append(event)
+        del buffer[:start]
 
     def close(self) -> None:
         self._response.close()
@@ -84,7 +116,9 @@ class MesosClient:
         self._call_timeout = call_timeout
         self._connect_timeout = connect_timeout
         self._auth = auth
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None      # SUBSCRIBE: the event stream
+        self._channel: CallChannel | None = None                # every other call
+        self._retired: set[asyncio.Task[None]] = set()
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -96,9 +130,8 @@ class MesosClient:
         return [self.leader] + [m for m in self._masters if m != self.leader]
 
     async def _post(self, body: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout,
-                    call_type: str, follow: bool = True) -> tuple[aiohttp.ClientResponse, str]:
-        """POST to the leader; follow 307s (only SUBSCRIBE: a stream id means nothing to another
-        master); try the next master when one does not answer."""
+                    call_type: str) -> tuple[aiohttp.ClientResponse, str]:
+        """POST to the leader; follow 307s; try the next master when one does not answer."""
         errors: list[str] = []
         for start in self._candidates():
             url = start + API_PATH
@@ -111,9 +144,6 @@ class MesosClient:
                     break
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     response.release()
-                    if not follow:
-                        raise NotSubscribed(f"{call_type}: {_base(url)} no longer leads (redirects to "
-                                            f"{response.headers['Location']})")
                     url = urljoin(url, response.headers["Location"])
                     continue
                 if response.status == 503:
@@ -137,17 +167,44 @@ class MesosClient:
             raise CallRejected("SUBSCRIBE", response.status, text)
         return EventStream(response, master)
 
+    def _channel_to(self, base: str) -> CallChannel:
+        channel = self._channel
+        if channel is None or channel.base != base:
+            if channel is not None:              # a new leader: the old connection's calls are over
+                retiring = asyncio.get_running_loop().create_task(channel.close())
+                self._retired.add(retiring)
+                retiring.add_done_callback(self._retired.discard)
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if self._auth is not None:
+                headers["Authorization"] = self._auth.encode()
+            channel = self._channel = CallChannel(base, headers=headers, connect_timeout=self._connect_timeout,
+                                                  call_timeout=self._call_timeout)
+        return channel
+
     async def call(self, call: Json, stream_id: str) -> None:
-        """Send a non-SUBSCRIBE call; returns when the master accepted it (202)."""
-        timeout = aiohttp.ClientTimeout(total=self._call_timeout, connect=self._connect_timeout)
-        response, _ = await self._post(json.dumps(call).encode(), {"Mesos-Stream-Id": stream_id}, timeout,
-                                       str(call.get("type")), follow=False)
+        """Send a non-SUBSCRIBE call to the leader; returns when the master accepted it (202).
+
+        Calls go on a pipelined connection of their own (`mesos_http`), not through aiohttp: a
+        large cluster makes hundreds of thousands of them. A master that no longer leads answers
+        with a redirect: the call is refused with `NotSubscribed` (its stream id means nothing
+        to another master)."""
+        call_type = str(call.get("type"))
+        leader = self.leader
         try:
-            if response.status not in (200, 202):
-                raise CallRejected(str(call.get("type")), response.status, await response.text())
-        finally:
-            response.release()
+            answer = await self._channel_to(leader).post(API_PATH, json.dumps(call).encode(),
+                                                         {"Mesos-Stream-Id": stream_id})
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise MasterUnreachable(f"{call_type}: {leader}: {exc or type(exc).__name__}") from exc
+        if answer.status in (301, 302, 303, 307, 308) and "location" in answer.headers:
+            raise NotSubscribed(f"{call_type}: {leader} no longer leads (redirects to {answer.headers['location']})")
+        if answer.status == 503:
+            raise MasterUnreachable(f"{call_type}: {leader}: 503 {answer.body.decode(errors='replace').strip()}")
+        if answer.status not in (200, 202):
+            raise CallRejected(call_type, answer.status, answer.body.decode(errors="replace"))
 
     async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        await asyncio.gather(*self._retired, return_exceptions=True)
         if self._session is not None:
             await self._session.close()

@@ -39,6 +39,8 @@ class MesosConfig:
     reconciliation_interval: float = 600.0
     launch_timeout: float = 300.0               # Marathon's --task_launch_timeout
     batch_window: float = 0.05
+    launch_concurrency: int = 1_000_000         # launches awaiting TASK_RUNNING at once: each is a future here
+    parallel_lanes: int = 32                    # ACCEPT and ACKNOWLEDGE calls in flight at once (they need no order)
     offer_wait: float = 30.0
     backoff: Backoff = Backoff()
 

@@ -8,14 +8,21 @@ connection looks exactly like a quiet cluster otherwise).
 
 Calls go out one at a time, in order, on the subscription they were made for: a call made for
 an earlier subscription fails with `NotSubscribed` instead of reaching the master with the new
-stream id (its offers, say, died with the old stream).
+stream id (its offers, say, died with the old stream). Order matters between most calls (a
+DECLINE before the REVIVE that clears its filter, a SUPPRESS after it), and those go out one at
+a time, in order. Two kinds need no order among themselves, and come by the thousand on a large
+cluster: ACKNOWLEDGE (it only lets the agent send a task's next update) and ACCEPT (each takes
+offers no other call names; the backend holds back a KILL of a task until its ACCEPT was
+answered). Those go out on `parallel_lanes` calls at once, ACCEPTs first: a waiting ACCEPT starts
+tasks, a waiting ACKNOWLEDGE only delays a report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +38,7 @@ from scheduler.backends.mesos_errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_SECONDS = 15.0      # Mesos's default when SUBSCRIBED does not say
+UNORDERED = {"ACCEPT": 0, "ACKNOWLEDGE": 1}   # calls sent side by side, by priority (lower first)
 SUBSCRIBED_TIMEOUT_SECONDS = 30.0
 
 
@@ -42,6 +50,19 @@ class EventHandler(Protocol):
 
 
 @dataclass(frozen=True)
+class LazyCall:
+    """A call whose body is built when it is sent (`build`), for calls too large to hold by the
+    thousand while they wait (an ACCEPT carries its TaskInfos)."""
+
+    type: str
+    build: Callable[[], Json]
+
+
+Call = Json | LazyCall
+Queued = tuple[Call, int, "asyncio.Future[None]"]
+
+
+@dataclass(frozen=True)
 class Backoff:
     first: float = 0.5
     cap: float = 10.0
@@ -50,7 +71,7 @@ class Backoff:
 class FrameworkConnection:
     def __init__(self, client: MesosClient, subscribe_call: Callable[[str | None], Json], handler: EventHandler,
                  *, framework_id: str | None = None, heartbeat_misses: int = 5,
-                 backoff: Backoff = Backoff()) -> None:
+                 backoff: Backoff = Backoff(), parallel_lanes: int = 32) -> None:
         self.client = client
         self.framework_id = framework_id
         self._subscribe_call = subscribe_call
@@ -59,7 +80,10 @@ class FrameworkConnection:
         self._backoff = backoff
         self.generation = 0            # counts subscriptions; calls name the one they are for
         self._stream_id: str | None = None
-        self._calls: asyncio.Queue[tuple[Json, int, asyncio.Future[None]]] = asyncio.Queue()
+        self._calls: asyncio.Queue[Queued] = asyncio.Queue()
+        self._unordered: asyncio.PriorityQueue[tuple[int, int, Queued]] = asyncio.PriorityQueue()
+        self._queued = itertools.count()
+        self._lanes = max(1, parallel_lanes)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stream: EventStream | None = None
         self._closed = False
@@ -71,7 +95,9 @@ class FrameworkConnection:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._subscribe_forever(), name="mesos-subscription"),
-                       loop.create_task(self._send_forever(), name="mesos-calls")]
+                       loop.create_task(self._send_forever(self._next_ordered), name="mesos-calls")]
+        self._tasks += [loop.create_task(self._send_forever(self._next_unordered), name=f"mesos-calls-{i}")
+                        for i in range(self._lanes)]
 
     async def close(self) -> None:
         self._closed = True
@@ -83,30 +109,44 @@ class FrameworkConnection:
         await self.client.close()
 
     # -- calls ------------------------------------------------------------------------------
-    def call(self, call: Json, generation: int | None = None) -> asyncio.Future[None]:
+    def call(self, call: Call, generation: int | None = None) -> asyncio.Future[None]:
         """Queue a call for the subscription `generation` (default: the live one)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        kind = call.type if isinstance(call, LazyCall) else str(call.get("type"))
         if not self.live:
-            future.set_exception(NotSubscribed(f"{call.get('type')}: not subscribed to a master"))
+            future.set_exception(NotSubscribed(f"{kind}: not subscribed to a master"))
         else:
-            assert self.framework_id is not None
-            call = {"framework_id": {"value": self.framework_id}, **call}
-            self._calls.put_nowait((call, self.generation if generation is None else generation, future))
+            item: Queued = (call, self.generation if generation is None else generation, future)
+            priority = UNORDERED.get(kind)
+            if priority is None:
+                self._calls.put_nowait(item)
+            else:
+                self._unordered.put_nowait((priority, next(self._queued), item))
         return future
 
-    def send(self, call: Json) -> None:
+    async def _next_ordered(self) -> Queued:
+        return await self._calls.get()
+
+    async def _next_unordered(self) -> Queued:
+        return (await self._unordered.get())[2]
+
+    def send(self, call: Call) -> None:
         """Fire and forget: failures are logged (the next subscription repeats what matters)."""
         future = self.call(call)
         future.add_done_callback(_log_failure)
 
-    async def _send_forever(self) -> None:
+    async def _send_forever(self, take: Callable[[], Awaitable[Queued]]) -> None:
         while True:
-            call, generation, future = await self._calls.get()
+            queued, generation, future = await take()
             if future.done():
                 continue
+            kind = queued.type if isinstance(queued, LazyCall) else queued.get("type")
             if generation != self.generation or self._stream_id is None:
-                future.set_exception(NotSubscribed(f"{call.get('type')}: its subscription has ended"))
+                future.set_exception(NotSubscribed(f"{kind}: its subscription has ended"))
                 continue
+            assert self.framework_id is not None
+            body = queued.build() if isinstance(queued, LazyCall) else queued
+            call = {"framework_id": {"value": self.framework_id}, **body}
             try:
                 await self.client.call(call, self._stream_id)
             except MesosError as exc:
@@ -188,6 +228,8 @@ async def _next(stream: EventStream, timeout: float, on_timeout: MesosError) -> 
     `wait_for` can swallow a cancellation that races the awaited read, and `close` would hang."""
     if timeout <= 0:
         raise on_timeout
+    if stream.buffered:                 # decoded already: no wait, no timer
+        return await stream.next_event()
     try:
         async with asyncio.timeout(timeout):
             return await stream.next_event()

@@ -5,7 +5,10 @@ A pass places its launches on the offers held at that moment; `Launcher.open_bat
 every offer of each agent that got launches to a `Batch`. The instances' `launch` calls (which
 bring the app definition a TaskInfo needs) add their TaskInfos to the batch, and the batch goes
 out as one ACCEPT when every instance of it arrived, or after a short window (an instance may
-never arrive: it was killed, or its launch is queued behind others).
+never arrive: it was killed, or its launch is queued behind others). The window opens only once
+the event loop has moved on from the pass: a pass of a hundred thousand launches takes seconds
+to apply and to write down, and its launches must not find their batches closed by a window
+that elapsed meanwhile.
 
 A launch that finds no open batch (it came late, the offers were rescinded, the subscription
 ended before the ACCEPT left) waits for an offer instead: the next offers of its agent that fit
@@ -23,8 +26,9 @@ from typing import Any, Protocol
 
 from app_definitions import AppDefinition
 
+from scheduler.backends.mesos_connection import LazyCall
 from scheduler.backends.mesos_errors import CallRejected, LaunchAborted, NotSubscribed
-from scheduler.backends.mesos_offers import HeldOffer, OfferBook, ResourcePool
+from scheduler.backends.mesos_offers import Claim, HeldOffer, OfferBook, ResourcePool
 from scheduler.backends.mesos_tasks import needs, task_info
 from scheduler.state.model import Instance
 
@@ -44,6 +48,12 @@ class Attempt:
     app: AppDefinition
     outcome: asyncio.Future[str]
     sent: bool = False          # its ACCEPT left: the master may know the task from now on
+    accepting: asyncio.Future[None] | None = None   # that ACCEPT, until the master answered it
+
+    @property
+    def in_flight(self) -> bool:
+        """Its ACCEPT left and was not answered yet: the master may not know the task yet."""
+        return self.accepting is not None and not self.accepting.done()
 
     @property
     def task_id(self) -> str:
@@ -68,7 +78,7 @@ class Batch:
     expected: set[str]
     generation: int
     pool: ResourcePool = field(init=False)
-    tasks: dict[str, tuple[Attempt, Json]] = field(default_factory=dict)
+    tasks: dict[str, tuple[Attempt, Claim]] = field(default_factory=dict)   # with the resources each takes
     closed: bool = False
     timer: asyncio.TimerHandle | None = None
 
@@ -86,13 +96,16 @@ class Batch:
             self.timer = None
 
     def accept_call(self) -> Json:
+        """The ACCEPT, TaskInfos and all. Built when it is sent, not when the batch closes: a pass
+        of a hundred thousand launches would otherwise hold all their TaskInfos at once."""
+        infos = [task_info(attempt.instance, attempt.app, claim.resources()) for attempt, claim in self.tasks.values()]
         return {"type": "ACCEPT", "accept": {
             "offer_ids": [{"value": o.offer_id} for o in self.offers],
-            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [info for _, info in self.tasks.values()]}}],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": infos}}],
             "filters": {"refuse_seconds": 0.0}}}    # what is left of the offers comes back at once
 
 
-@dataclass
+@dataclass(eq=False)
 class OfferWait:
     attempt: Attempt
     placed: asyncio.Future[None]
@@ -106,7 +119,7 @@ class LaunchHost(Protocol):
     def generation(self) -> int | None:
         """The live subscription's number, None when there is none."""
 
-    def submit(self, call: Json, generation: int) -> asyncio.Future[None]:
+    def submit(self, call: LazyCall, generation: int) -> asyncio.Future[None]:
         """Send `call` on subscription `generation` (NotSubscribed if that one ended)."""
 
     def decline(self, offers: Sequence[HeldOffer], seconds: float) -> None: ...
@@ -121,7 +134,7 @@ class Launcher:
         self._window = batch_window
         self._offer_wait = offer_wait
         self._batches: dict[str, Batch] = {}     # instance id -> its open batch
-        self._waits: list[OfferWait] = []
+        self._waits: dict[str, dict[str, OfferWait]] = {}    # agent id -> instance id -> its wait
 
     @property
     def busy(self) -> bool:
@@ -134,14 +147,25 @@ class Launcher:
         by_agent: dict[str, list[str]] = {}
         for inst in launched:
             by_agent.setdefault(inst.agent_id, []).append(inst.instance_id)
+        opened = []
         for agent_id, ids in by_agent.items():
             offers = self._host.book.take_agent(agent_id)
             if not offers or generation is None:
                 continue                     # these launches will wait for the agent's next offer
             batch = Batch(agent_id, offers, set(ids), generation)
-            batch.timer = asyncio.get_running_loop().call_later(self._window, self._flush, batch)
+            opened.append(batch)
             for iid in ids:
                 self._batches[iid] = batch
+        if opened:
+            # Armed from the next turn of the loop: the launches this pass spawned are queued
+            # before it, so they reach their batches before any window can close one.
+            asyncio.get_running_loop().call_soon(self._arm, opened)
+
+    def _arm(self, batches: list[Batch]) -> None:
+        loop = asyncio.get_running_loop()
+        for batch in batches:
+            if not batch.closed:
+                batch.timer = loop.call_later(self._window, self._flush, batch)
 
     async def place(self, attempt: Attempt, deadline: float) -> None:
         """Put the attempt's TaskInfo into an ACCEPT: its pass's batch, or the next fitting offer."""
@@ -153,13 +177,13 @@ class Launcher:
         if batch is None or batch.closed:
             return False
         try:
-            resources = batch.pool.take(needs(attempt.app), attempt.instance.ports)
+            claim = batch.pool.claim(needs(attempt.app), attempt.instance.ports)
         except LaunchAborted:
             batch.expected.discard(attempt.task_id)
             if batch.complete:
                 self._flush(batch)
             return False
-        batch.tasks[attempt.task_id] = (attempt, task_info(attempt.instance, attempt.app, resources))
+        batch.tasks[attempt.task_id] = (attempt, claim)
         if batch.complete:
             self._flush(batch)
         return True
@@ -177,9 +201,10 @@ class Launcher:
         if not batch.tasks:
             self._host.decline(batch.offers, 0.0)
             return
+        future = self._host.submit(LazyCall("ACCEPT", batch.accept_call), batch.generation)
         for attempt, _ in batch.tasks.values():
             attempt.sent = True
-        future = self._host.submit(batch.accept_call(), batch.generation)
+            attempt.accepting = future
         future.add_done_callback(lambda f: self._accepted(batch, f))
 
     def _accepted(self, batch: Batch, future: asyncio.Future[None]) -> None:
@@ -224,44 +249,53 @@ class Launcher:
     async def _wait_for_offer(self, attempt: Attempt, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         wait = OfferWait(attempt, loop.create_future())
-        self._waits.append(wait)
+        agent_id = attempt.instance.agent_id
+        self._waits.setdefault(agent_id, {})[attempt.task_id] = wait
         self._host.want_offers()
-        self.serve_waits()
+        self.serve_waits([agent_id])
         try:
             async with asyncio.timeout_at(deadline):
                 await wait.placed
         except TimeoutError:
-            raise LaunchAborted(f"no offer of agent {attempt.instance.agent_id} had room for the task within "
+            raise LaunchAborted(f"no offer of agent {agent_id} had room for the task within "
                                 f"{self._offer_wait:.0f} s") from None
         finally:
-            if wait in self._waits:
-                self._waits.remove(wait)
+            self._unwait(agent_id, attempt.task_id, wait)
 
-    def serve_waits(self) -> None:
-        """Launches waiting for an offer get the next fitting offers of their agent first."""
+    def _unwait(self, agent_id: str, task_id: str, wait: OfferWait | None = None) -> OfferWait | None:
+        waits = self._waits.get(agent_id, {})
+        found = waits.get(task_id)
+        if found is None or (wait is not None and found is not wait):
+            return None
+        del waits[task_id]
+        if not waits:
+            self._waits.pop(agent_id, None)
+        return found
+
+    def serve_waits(self, agents: Sequence[str] | None = None) -> None:
+        """Launches waiting for an offer get the next fitting offers of their agent first
+        (`agents`: only those agents got offers; None: any may have)."""
         generation = self._host.generation()
         if not self._waits or generation is None:
             return
-        by_agent: dict[str, list[OfferWait]] = {}
-        for wait in self._waits:
-            by_agent.setdefault(wait.attempt.instance.agent_id, []).append(wait)
-        for agent_id, waits in by_agent.items():
-            offers = self._host.book.of_agent(agent_id)
-            if not offers:
+        for agent_id in list(self._waits if agents is None else agents):
+            waits = self._waits.get(agent_id)
+            offers = self._host.book.of_agent(agent_id) if waits else None
+            if not waits or not offers:
                 continue
             pool = ResourcePool(offers)
             chosen = []
-            for wait in waits:
+            for wait in waits.values():
                 app, inst = wait.attempt.app, wait.attempt.instance
                 if pool.fits(needs(app), inst.ports):
-                    chosen.append((wait, task_info(inst, app, pool.take(needs(app), inst.ports))))
+                    chosen.append((wait, pool.claim(needs(app), inst.ports)))
             if not chosen:
                 continue
             batch = Batch(agent_id, self._host.book.take_agent(agent_id), set(), generation)
-            for wait, info in chosen:
-                batch.tasks[wait.attempt.task_id] = (wait.attempt, info)
+            for wait, claim in chosen:
+                batch.tasks[wait.attempt.task_id] = (wait.attempt, claim)
                 batch.expected.add(wait.attempt.task_id)
-                self._waits.remove(wait)
+                self._unwait(agent_id, wait.attempt.task_id)
                 wait.placed.set_result(None)
             self._flush(batch)
 
@@ -276,9 +310,9 @@ class Launcher:
             if batch.complete:
                 self._flush(batch)
             return True
-        wait = next((w for w in self._waits if w.attempt.task_id == task_id), None)
-        if wait is not None:
-            self._waits.remove(wait)
-            wait.placed.set_exception(LaunchAborted("killed before it was launched"))
-            return True
+        for agent_id in list(self._waits):
+            wait = self._unwait(agent_id, task_id)
+            if wait is not None:
+                wait.placed.set_exception(LaunchAborted("killed before it was launched"))
+                return True
         return False

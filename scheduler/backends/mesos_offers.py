@@ -16,9 +16,8 @@ are exactly a part of the offers it accepts.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scheduler.backends.mesos_errors import LaunchAborted
@@ -70,7 +69,7 @@ class HeldOffer:
         role = offer.get("allocation_info", {}).get("role", "*")
         resources = []
         for res in offer.get("resources", []):
-            entry = copy.deepcopy(dict(res))
+            entry = dict(res)
             entry.setdefault("allocation_info", {"role": role})   # masters before MULTI_ROLE leave it out
             resources.append(entry)
         return cls(offer["id"]["value"], agent_view(offer), role, tuple(resources))
@@ -80,11 +79,19 @@ def _ranges(entry: Mapping[str, Any]) -> list[tuple[int, int]]:
     return [(int(r["begin"]), int(r["end"])) for r in entry.get("ranges", {}).get("range", [])]
 
 
+def _piece(entry: Json, **value: Json) -> Json:
+    """A copy of a `Resource` entry with its value replaced. Shallow: the role, allocation and
+    reservation parts are never changed once received, so they are shared, not copied."""
+    piece = dict(entry)
+    piece.update(value)
+    return piece
+
+
 class ResourcePool:
     """Resources of the offers one ACCEPT uses, handed out to the tasks it launches."""
 
     def __init__(self, offers: Iterable[HeldOffer]) -> None:
-        self._entries: list[Json] = [copy.deepcopy(e) for o in offers for e in o.resources]
+        self._entries: list[Json] = [dict(e) for o in offers for e in o.resources]
 
     def scalar(self, name: str) -> float:
         return sum(float(e["scalar"]["value"]) for e in self._entries
@@ -96,26 +103,35 @@ class ResourcePool:
     def fits(self, needs: Mapping[str, float], ports: Sequence[int]) -> bool:
         if any(self.scalar(name) + EPSILON < amount for name, amount in needs.items() if amount > 0):
             return False
+        if not ports:
+            return True
         free = self.ports()
         return all(any(b <= p <= e for b, e in free) for p in ports)
 
     def take(self, needs: Mapping[str, float], ports: Sequence[int]) -> list[Json]:
         """The `Resource` entries for one task (scalars by name, then each port), or LaunchAborted."""
+        return self.claim(needs, ports).resources()
+
+    def claim(self, needs: Mapping[str, float], ports: Sequence[int]) -> "Claim":
+        """Take one task's share now, and write its `Resource` entries only when its TaskInfo is
+        (`Claim.resources`): a pass of a hundred thousand launches waits for its ACCEPTs holding
+        claims, a few tuples each, not the entries."""
         if not self.fits(needs, ports):
             wanted = ", ".join(f"{n}={v:g}" for n, v in needs.items() if v > 0)
             raise LaunchAborted(f"the offers no longer hold {wanted} and ports {list(ports)}")
-        taken: list[Json] = []
+        parts: list[tuple[Json, float | int]] = []
         for name in SCALARS:
             amount = needs.get(name, 0.0)
             if amount > 0:
-                taken.extend(self._take_scalar(name, amount))
+                parts.extend(self._take_scalar(name, amount))
         for port in ports:
-            taken.append(self._take_port(port))
-        return _merge_ports(taken)
+            parts.append(self._take_port(port))
+        return Claim(tuple(parts))
 
-    def _take_scalar(self, name: str, amount: float) -> list[Json]:
+    def _take_scalar(self, name: str, amount: float) -> list[tuple[Json, float]]:
         out = []
-        for entry in self._entries:
+        emptied = False
+        for i, entry in enumerate(self._entries):
             if amount <= EPSILON:
                 break
             if entry["name"] != name or entry.get("type") != "SCALAR":
@@ -124,16 +140,17 @@ class ResourcePool:
             use = min(have, amount)
             if use <= EPSILON:
                 continue
-            piece = copy.deepcopy(entry)
-            piece["scalar"] = {"value": round(use, 6)}
-            entry["scalar"] = {"value": round(have - use, 6)}
-            out.append(piece)
+            out.append((entry, round(use, 6)))
+            left = round(have - use, 6)
+            self._entries[i] = _piece(entry, scalar={"value": left})
+            emptied = emptied or left <= EPSILON
             amount -= use
-        self._entries = [e for e in self._entries if e.get("type") != "SCALAR" or e["scalar"]["value"] > EPSILON]
+        if emptied:
+            self._entries = [e for e in self._entries if e.get("type") != "SCALAR" or e["scalar"]["value"] > EPSILON]
         return out
 
-    def _take_port(self, port: int) -> Json:
-        for entry in self._entries:
+    def _take_port(self, port: int) -> tuple[Json, int]:
+        for i, entry in enumerate(self._entries):
             if entry["name"] != "ports" or entry.get("type") != "RANGES":
                 continue
             ranges = _ranges(entry)
@@ -145,11 +162,24 @@ class ResourcePool:
                     left.extend(r for r in ((b, port - 1), (port + 1, e)) if r[0] <= r[1])
                 else:
                     left.append((b, e))
-            entry["ranges"] = {"range": [{"begin": b, "end": e} for b, e in left]}
-            piece = copy.deepcopy(entry)
-            piece["ranges"] = {"range": [{"begin": port, "end": port}]}
-            return piece
+            self._entries[i] = _piece(entry, ranges={"range": [{"begin": b, "end": e} for b, e in left]})
+            return entry, port
         raise LaunchAborted(f"port {port} is not in the offers")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One task's share of an ACCEPT's offers: (offered entry, amount) per scalar taken from it,
+    (offered entry, port) per port. The entries are those received (never changed), so each
+    piece keeps its role, allocation and reservation."""
+
+    parts: tuple[tuple[Json, float | int], ...]
+
+    def resources(self) -> list[Json]:
+        pieces = [_piece(entry, scalar={"value": value}) if entry.get("type") == "SCALAR"
+                  else _piece(entry, ranges={"range": [{"begin": value, "end": value}]})
+                  for entry, value in self.parts]
+        return _merge_ports(pieces)
 
 
 def _merge_ports(entries: list[Json]) -> list[Json]:
@@ -167,39 +197,64 @@ def _merge_ports(entries: list[Json]) -> list[Json]:
     return merged
 
 
-@dataclass
 class OfferBook:
-    """The offers held now, by id, and every agent seen in an offer since the subscription."""
+    """The offers held now, by id and by agent, and every agent seen in an offer since the
+    subscription. A cluster of ten thousand agents holds ten thousand offers, and every pass
+    asks for them all: each agent's `AgentOffer` is computed once per change of its offers."""
 
-    held: dict[str, HeldOffer] = field(default_factory=dict)
-    agents: dict[str, AgentView] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.held: dict[str, HeldOffer] = {}
+        self.agents: dict[str, AgentView] = {}
+        self._by_agent: dict[str, dict[str, HeldOffer]] = {}
+        self._summaries: dict[str, AgentOffer] = {}
 
     def add(self, offer: Mapping[str, Any]) -> HeldOffer:
         held = HeldOffer.of(offer)
+        agent_id = held.agent.agent_id
         self.held[held.offer_id] = held
-        self.agents[held.agent.agent_id] = held.agent
+        self.agents[agent_id] = held.agent
+        self._by_agent.setdefault(agent_id, {})[held.offer_id] = held
+        self._summaries.pop(agent_id, None)
         return held
 
     def remove(self, offer_id: str) -> HeldOffer | None:
-        return self.held.pop(offer_id, None)
+        held = self.held.pop(offer_id, None)
+        if held is not None:
+            agent_id = held.agent.agent_id
+            mine = self._by_agent.get(agent_id, {})
+            mine.pop(offer_id, None)
+            if not mine:
+                self._by_agent.pop(agent_id, None)
+            self._summaries.pop(agent_id, None)
+        return held
 
     def of_agent(self, agent_id: str) -> list[HeldOffer]:
-        return [o for o in self.held.values() if o.agent.agent_id == agent_id]
+        return list(self._by_agent.get(agent_id, {}).values())
 
     def take_agent(self, agent_id: str) -> list[HeldOffer]:
         """Every offer of the agent, removed from the book (one ACCEPT will use them)."""
-        taken = self.of_agent(agent_id)
+        taken = list(self._by_agent.pop(agent_id, {}).values())
         for offer in taken:
             del self.held[offer.offer_id]
+        self._summaries.pop(agent_id, None)
         return taken
 
     def take_all(self) -> list[HeldOffer]:
         taken = list(self.held.values())
         self.held.clear()
+        self._by_agent.clear()
+        self._summaries.clear()
         return taken
 
     def forget_agent(self, agent_id: str) -> None:
         self.agents.pop(agent_id, None)
+
+    def _summary(self, agent_id: str) -> AgentOffer:
+        summary = self._summaries.get(agent_id)
+        if summary is None:
+            summary = self._summaries[agent_id] = summarize(self.agents[agent_id],
+                                                            self._by_agent.get(agent_id, {}).values())
+        return summary
 
     def agent_offers(self, also: Iterable[str] = ()) -> list[AgentOffer]:
         """One `AgentOffer` per agent with held offers (what they add up to), and a zero one for
@@ -207,18 +262,25 @@ class OfferBook:
 
         Nothing at all when no offer is held: "no agent offers resources" is then the truth,
         where zero offers would blame the agents for lacking cpus."""
-        by_agent: dict[str, list[HeldOffer]] = {}
-        for offer in self.held.values():
-            by_agent.setdefault(offer.agent.agent_id, []).append(offer)
-        if not by_agent:
+        if not self._by_agent:
             return []
-        for agent_id in also:
-            if agent_id in self.agents:
-                by_agent.setdefault(agent_id, [])
-        out = []
-        for agent_id, offers in by_agent.items():
-            pool = ResourcePool(offers)
-            out.append(AgentOffer(agent=self.agents[agent_id], cpus=pool.scalar("cpus"), mem=pool.scalar("mem"),
-                                  disk=pool.scalar("disk"), gpus=int(pool.scalar("gpus") + EPSILON),
-                                  free_ports=tuple(sorted(pool.ports()))))
+        out = [self._summary(agent_id) for agent_id in self._by_agent]
+        for agent_id in set(also):
+            if agent_id in self.agents and agent_id not in self._by_agent:
+                out.append(self._summary(agent_id))
         return out
+
+
+def summarize(agent: AgentView, offers: Iterable[HeldOffer]) -> AgentOffer:
+    """What the offers of one agent add up to, as placement weighs it."""
+    scalars = dict.fromkeys(SCALARS, 0.0)
+    ports: list[tuple[int, int]] = []
+    for offer in offers:
+        for entry in offer.resources:
+            name, kind = entry["name"], entry.get("type")
+            if kind == "SCALAR" and name in scalars:
+                scalars[name] += float(entry["scalar"]["value"])
+            elif kind == "RANGES" and name == "ports":
+                ports.extend(_ranges(entry))
+    return AgentOffer(agent=agent, cpus=scalars["cpus"], mem=scalars["mem"], disk=scalars["disk"],
+                      gpus=int(scalars["gpus"] + EPSILON), free_ports=tuple(sorted(ports)))

@@ -224,6 +224,12 @@ def supersedes(previous: str | None, new: str) -> bool:
     return _RANK.get(new, 0) >= _RANK.get(previous, 0)
 
 
+def acknowledge_call(agent_id: str, task_id: str, update_uuid: str) -> Json:
+    """The ACKNOWLEDGE of one status update (its uuid as the update carried it: base64)."""
+    return {"type": "ACKNOWLEDGE", "acknowledge": {"agent_id": {"value": agent_id}, "task_id": {"value": task_id},
+                                                   "uuid": update_uuid}}
+
+
 def status_update(status: Mapping[str, Any]) -> StatusUpdate:
     message = status.get("message") or status.get("reason") or ""
     found = _EXIT.search(message)

@@ -22,6 +22,13 @@ Ranking (a documented choice, `strategy=`):
 Ties are broken by a hash of (seed, agent id), so the result depends on the seed and on the
 set of offers, not on their order. Random host ports come from a generator seeded the same way.
 
+Without constraints, an instance changes nothing but its own agent's free resources and count,
+so the agents' ranking is sorted once and only the chosen agent is re-ranked (a heap) after
+each placement: the same choices as the one-at-a-time scan over every agent, at a cost that
+does not grow with the number of agents per instance (10,000 agents are a common cluster).
+A pass that places many apps on the same offers holds them in an `OfferTable`: their columns
+are read once per pass, and each app's placements update only the agents they used.
+
 Why not place an instance: `PlacementResult.rejections` counts, for the instance that could not
 be placed, the agents rejected by each reason (each agent counted once, by the first check it
 failed), and `message` says it in one sentence for `/v2/queue` and the logs.
@@ -29,12 +36,14 @@ failed), and `message` says it in one sentence for `/v2/queue` and the logs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -62,7 +71,11 @@ class DuplicateAgentOffer(ValueError):
 
 @dataclass(frozen=True)
 class AgentOffer:
-    """What one agent has free right now."""
+    """What one agent has free right now.
+
+    Its free ports are also kept merged and counted, once, when the offer is made: a pass
+    weighs every offer for every app it places, and an offer changes only when a placement
+    takes from it."""
 
     agent: AgentView
     cpus: float
@@ -71,6 +84,13 @@ class AgentOffer:
     gpus: int = 0
     free_ports: tuple[tuple[int, int], ...] = ()   # inclusive ranges of free host ports
     networks: frozenset[str] = frozenset()         # named container networks on the agent
+    merged_ports: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+    port_count: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        merged = tuple(_merge(self.free_ports))
+        object.__setattr__(self, "merged_ports", merged)
+        object.__setattr__(self, "port_count", sum(end - begin + 1 for begin, end in merged))
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,11 @@ class Fit:
 
 def _merge(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, non-overlapping inclusive ranges (offers may list them in any order)."""
+    if len(ranges) == 1:                      # the usual case, and one offer per agent per pass
+        begin, end = ranges[0]
+        return [(int(begin), int(end))] if begin <= end else []
+    if all(b <= e for b, e in ranges) and all(a[1] + 1 < b[0] for a, b in zip(ranges, ranges[1:])):
+        return [(int(b), int(e)) for b, e in ranges]      # already so: what consuming leaves
     merged: list[tuple[int, int]] = []
     for begin, end in sorted((int(b), int(e)) for b, e in ranges if b <= e):
         if merged and begin <= merged[-1][1] + 1:
@@ -141,43 +166,138 @@ def _seeded_u64(seed: int, text: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest(), "little")
 
 
+class _AgentHashes(dict[str, int]):
+    """A 64-bit hash of each agent id, computed once per process (a memo: still pure)."""
+
+    LIMIT = 1 << 17
+
+    def __missing__(self, agent_id: str) -> int:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        value = self[agent_id] = int.from_bytes(hashlib.blake2b(agent_id.encode(), digest_size=8).digest(),
+                                                "little")
+        return value
+
+
+_AGENT_HASHES = _AgentHashes()
+
+
+def _tiebreaks(seed: int, agent_hashes: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of (seed, agent id) per agent from the agents' own hashes (`_AGENT_HASHES`),
+    the seed mixed in for all agents at once (splitmix64's finalizer)."""
+    z = agent_hashes ^ np.uint64(_seeded_u64(seed, ""))
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+class OfferTable(Sequence[AgentOffer]):
+    """The offers of one scheduling pass, with their columns: what `place_tasks` weighs.
+
+    A pass places app after app on the same offers, each taking its share (`consumed`). Read
+    from the offers for every app, the columns of ten thousand agents cost more than placing a
+    hundred instances on them; kept here, they are read once per pass, and each app's
+    placements change only the agents they used (the rest is shared between the tables). A
+    used agent's `AgentOffer` is made again only if someone asks for it; it is then exactly
+    what `consume_offers` would have left."""
+
+    def __init__(self, offers: Sequence[AgentOffer]) -> None:
+        self._offers: list[AgentOffer | None] = list(offers)
+        self.ids = [o.agent.agent_id for o in offers]
+        self.index = {agent_id: i for i, agent_id in enumerate(self.ids)}
+        if len(self.index) != len(self.ids):
+            dup = next(i for i, c in Counter(self.ids).items() if c > 1)
+            raise DuplicateAgentOffer(f"more than one offer for agent {dup!r}")
+        self.agents = [o.agent for o in offers]
+        self.networks = [o.networks for o in offers]
+        self.free_ports = [o.free_ports for o in offers]
+        self.cpus = np.array([o.cpus for o in offers], dtype=np.float64)
+        self.mem = np.array([o.mem for o in offers], dtype=np.float64)
+        self.disk = np.array([o.disk for o in offers], dtype=np.float64)
+        self.gpus = np.array([o.gpus for o in offers], dtype=np.int64)
+        self.port_total = np.array([o.port_count for o in offers], dtype=np.int64)
+        self.ranges = [o.merged_ports for o in offers]
+        self.hashes = np.array([_AGENT_HASHES[i] for i in self.ids], dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._offers)
+
+    @overload
+    def __getitem__(self, i: int) -> AgentOffer: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[AgentOffer]: ...
+
+    def __getitem__(self, i: int | slice) -> AgentOffer | list[AgentOffer]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        offer = self._offers[i]
+        if offer is None:
+            offer = self._offers[i] = AgentOffer(
+                self.agents[i], cpus=float(self.cpus[i]), mem=float(self.mem[i]), disk=float(self.disk[i]),
+                gpus=int(self.gpus[i]), free_ports=self.free_ports[i], networks=self.networks[i])
+        return offer
+
+    def consumed(self, request: TaskRequest, placements: Sequence[Placement]) -> "OfferTable":
+        """The table after `placements` of `request` took their share (this one is unchanged),
+        computed as `consume_offers` computes it."""
+        by_agent = _by_agent(placements)
+        if not by_agent:
+            return self
+        table = copy.copy(self)
+        table._offers, table.free_ports, table.ranges = list(self._offers), list(self.free_ports), list(self.ranges)
+        table.cpus, table.mem, table.disk = self.cpus.copy(), self.mem.copy(), self.disk.copy()
+        table.gpus, table.port_total = self.gpus.copy(), self.port_total.copy()
+        for agent_id, taken in by_agent.items():
+            i = self.index[agent_id]
+            n = len(taken)
+            table.cpus[i] = max(0.0, float(self.cpus[i]) - n * request.cpus)
+            table.mem[i] = max(0.0, float(self.mem[i]) - n * request.mem)
+            table.disk[i] = max(0.0, float(self.disk[i]) - n * request.disk)
+            table.gpus[i] = max(0, int(self.gpus[i]) - n * request.gpus)
+            free = table.free_ports[i] = subtract_ports(self.free_ports[i], [p for pl in taken for p in pl.host_ports])
+            merged = table.ranges[i] = tuple(_merge(free))
+            table.port_total[i] = sum(end - begin + 1 for begin, end in merged)
+            table._offers[i] = None
+        return table
+
+
 class _Pool:
     """The offers as numpy columns, consumed as instances are placed. Private to one call."""
 
     def __init__(self, request: TaskRequest, offers: Sequence[AgentOffer], placed: Sequence[AgentView],
                  seed: int) -> None:
-        n = len(offers)
-        self.offers = offers
-        ids = [o.agent.agent_id for o in offers]
-        if len(set(ids)) != n:
-            dup = next(i for i, c in Counter(ids).items() if c > 1)
-            raise DuplicateAgentOffer(f"more than one offer for agent {dup!r}")
-        self.cpus = np.array([o.cpus for o in offers], dtype=np.float64)
-        self.mem = np.array([o.mem for o in offers], dtype=np.float64)
-        self.disk = np.array([o.disk for o in offers], dtype=np.float64)
-        self.gpus = np.array([o.gpus for o in offers], dtype=np.int64)
+        table = offers if isinstance(offers, OfferTable) else OfferTable(offers)
+        n = len(table)
+        self.offers = table
+        self.cpus, self.mem, self.disk = table.cpus.copy(), table.mem.copy(), table.disk.copy()
+        self.gpus, self.port_total = table.gpus.copy(), table.port_total
         required = frozenset(request.required_networks)
-        self.network_ok = np.array([required <= o.networks for o in offers], dtype=bool)
-        on_agent = Counter(p.agent_id for p in placed)
-        self.instances = np.array([on_agent.get(i, 0) for i in ids], dtype=np.int64)
-        self.tiebreak = np.array([_seeded_u64(seed, i) for i in ids], dtype=np.uint64)
+        self.network_ok = np.array([required <= o.networks for o in table], dtype=bool) if required else \
+            np.ones(n, dtype=bool)
+        self.instances = np.zeros(n, dtype=np.int64)
+        for agent_id, k in Counter(p.agent_id for p in placed).items():
+            if agent_id in table.index:
+                self.instances[table.index[agent_id]] = k
+        self.tiebreak = _tiebreaks(seed, table.hashes)
 
-        self.ranges = [_merge(o.free_ports) for o in offers]
-        owner = np.array([i for i, rs in enumerate(self.ranges) for _ in rs], dtype=np.int64)
-        starts = np.array([b for rs in self.ranges for b, _ in rs], dtype=np.int64)
-        ends = np.array([e for rs in self.ranges for _, e in rs], dtype=np.int64)
-        self.port_total = np.bincount(owner, weights=ends - starts + 1, minlength=n).astype(np.int64)
+        self.ranges = table.ranges
         self.ports_free = self.port_total.copy()
         self.taken: dict[int, list[int]] = {}
         self.fixed = tuple(p for p in request.host_ports if p > 0)
         self.fixed_ok = np.ones(n, dtype=bool)
-        for port in self.fixed:
-            has = np.zeros(n, dtype=bool)
-            has[owner[(starts <= port) & (port <= ends)]] = True
-            self.fixed_ok &= has
+        if self.fixed:
+            owner = np.array([i for i, rs in enumerate(self.ranges) for _ in rs], dtype=np.int64)
+            starts = np.array([b for rs in self.ranges for b, _ in rs], dtype=np.int64)
+            ends = np.array([e for rs in self.ranges for _, e in rs], dtype=np.int64)
+            for port in self.fixed:
+                has = np.zeros(n, dtype=bool)
+                has[owner[(starts <= port) & (port <= ends)]] = True
+                self.fixed_ok &= has
 
-        agents = [o.agent for o in offers]
-        self.tallies = {c.field: FieldTally(c.field, agents, placed) for c in request.constraints}
+        self.tallies = {c.field: FieldTally(c.field, table.agents, placed) for c in request.constraints}
         self.group_by = [self.tallies[c.field] for c in request.constraints if c.operator == "GROUP_BY"]
 
     def take(self, i: int, request: TaskRequest, rng: np.random.Generator) -> tuple[int, ...]:
@@ -261,15 +381,68 @@ def _feasible(pool: _Pool, request: TaskRequest) -> np.ndarray:
 # -- ranking -------------------------------------------------------------------------------------
 
 def _choose(pool: _Pool, candidates: np.ndarray, strategy: Strategy) -> int:
-    """The best of the feasible agent indices `candidates` (np.lexsort: last key is primary)."""
-    load = np.zeros(len(candidates), dtype=np.int64)
-    for tally in pool.group_by:
-        load += tally.load()[candidates]
+    """The best of the feasible agent indices `candidates` (ascending), key by key: the GROUP_BY
+    load, then for spread the fewest instances and the most free mem, for binpack the least free
+    mem and cpus, then the tie-break hash; a full tie goes to the lowest index."""
+    if pool.group_by:
+        load = np.zeros(len(candidates), dtype=np.int64)
+        for tally in pool.group_by:
+            load += tally.load()[candidates]
+        candidates = candidates[load == load.min()]
+    columns = ((pool.instances, False), (pool.mem, True)) if strategy == "spread" else \
+        ((pool.mem, False), (pool.cpus, False))
+    for column, highest in columns:
+        if len(candidates) == 1:
+            return int(candidates[0])
+        values = column[candidates]
+        candidates = candidates[values == (values.max() if highest else values.min())]
+    return int(candidates[np.argmin(pool.tiebreak[candidates])])
+
+
+def _rank(pool: _Pool, i: int, strategy: Strategy) -> tuple[float, float, int, int]:
+    """Agent i's place in `_choose`'s order when no GROUP_BY applies: smaller is better."""
     if strategy == "spread":
-        keys = (pool.tiebreak[candidates], -pool.mem[candidates], pool.instances[candidates], load)
+        return (int(pool.instances[i]), -float(pool.mem[i]), int(pool.tiebreak[i]), i)
+    return (float(pool.mem[i]), float(pool.cpus[i]), int(pool.tiebreak[i]), i)
+
+
+def _fits(pool: _Pool, request: TaskRequest, i: int) -> bool:
+    """The checks of `CHECKS` but constraints, for agent i alone."""
+    return bool(pool.network_ok[i] and pool.cpus[i] + EPSILON >= request.cpus
+                and pool.mem[i] + EPSILON >= request.mem and pool.disk[i] + EPSILON >= request.disk
+                and pool.gpus[i] >= request.gpus and pool.ports_free[i] >= len(request.host_ports)
+                and pool.fixed_ok[i])
+
+
+def _place_unconstrained(pool: _Pool, request: TaskRequest, count: int, rng: np.random.Generator,
+                         strategy: Strategy) -> list[Placement]:
+    """`count` placements (fewer if the agents run out) of a request without constraints.
+
+    Placing on an agent changes only that agent, so `_choose`'s order over all feasible agents is
+    sorted once; the agents used so far wait in a heap under their new rank, and each placement
+    takes the better of the heap's top and the next agent of the sorted order."""
+    feasible = np.flatnonzero(_feasible(pool, request))
+    if strategy == "spread":
+        keys = (pool.tiebreak[feasible], -pool.mem[feasible], pool.instances[feasible])
     else:
-        keys = (pool.tiebreak[candidates], pool.cpus[candidates], pool.mem[candidates], load)
-    return int(candidates[np.lexsort(keys)[0]])
+        keys = (pool.tiebreak[feasible], pool.cpus[feasible], pool.mem[feasible])
+    order = feasible[np.lexsort(keys)].tolist()
+    used: list[tuple[float, float, int, int]] = []
+    placements: list[Placement] = []
+    nxt = 0
+    while len(placements) < count:
+        fresh = _rank(pool, order[nxt], strategy) if nxt < len(order) else None
+        if used and (fresh is None or used[0] < fresh):
+            i = heapq.heappop(used)[3]
+        elif fresh is not None:
+            i = fresh[3]
+            nxt += 1
+        else:
+            break
+        placements.append(Placement(pool.offers.ids[i], pool.take(i, request, rng)))
+        if _fits(pool, request, i):
+            heapq.heappush(used, _rank(pool, i, strategy))
+    return placements
 
 
 # -- entry points --------------------------------------------------------------------------------
@@ -290,14 +463,20 @@ def place_tasks(request: TaskRequest, count: int, offers: Sequence[AgentOffer], 
         return PlacementResult(placements=())
     pool = _Pool(request, offers, placed, seed)
     rng = np.random.default_rng(_seeded_u64(seed, request.app_id))
-    placements: list[Placement] = []
+    if not request.constraints:
+        placements = _place_unconstrained(pool, request, count, rng, strategy)
+        if len(placements) == count:
+            return PlacementResult(tuple(placements))
+        rejections, message = _explain(pool, request)
+        return PlacementResult(tuple(placements), rejections, message)
+    placements = []
     for _ in range(count):
         candidates = np.flatnonzero(_feasible(pool, request))
         if len(candidates) == 0:
             rejections, message = _explain(pool, request)
             return PlacementResult(tuple(placements), rejections, message)
         i = _choose(pool, candidates, strategy)
-        placements.append(Placement(pool.offers[i].agent.agent_id, pool.take(i, request, rng)))
+        placements.append(Placement(pool.offers.ids[i], pool.take(i, request, rng)))
     return PlacementResult(tuple(placements))
 
 
@@ -407,22 +586,35 @@ def subtract_ports(ranges: Sequence[tuple[int, int]], taken: Iterable[int]) -> t
     return tuple(out)
 
 
-def consume_offers(offers: Sequence[AgentOffer], request: TaskRequest,
-                   placements: Sequence[Placement]) -> list[AgentOffer]:
+def consume_offers(offers: Sequence[AgentOffer], request: TaskRequest, placements: Sequence[Placement],
+                   *, index: Mapping[str, int] | None = None) -> list[AgentOffer]:
     """The offers left after `placements` took their share, so one pass can place many apps
-    without recomputing every agent's free resources from the instance table."""
+    without recomputing every agent's free resources from the instance table. `index` (agent
+    id → position in `offers`) spares a scan of every offer for the few that were used."""
+    by_agent = _by_agent(placements)
+    out = list(offers)
+    if not by_agent:
+        return out
+    if index is None:
+        index = {o.agent.agent_id: i for i, o in enumerate(offers)}
+    for agent_id, taken in by_agent.items():
+        i = index[agent_id]
+        out[i] = _consumed(offers[i], request, taken)
+    return out
+
+
+def _by_agent(placements: Sequence[Placement]) -> dict[str, list[Placement]]:
     by_agent: dict[str, list[Placement]] = {}
     for placement in placements:
         by_agent.setdefault(placement.agent_id, []).append(placement)
-    out = []
-    for offer in offers:
-        taken = by_agent.get(offer.agent.agent_id)
-        if not taken:
-            out.append(offer)
-            continue
-        n = len(taken)
-        out.append(replace(
-            offer, cpus=max(0.0, offer.cpus - n * request.cpus), mem=max(0.0, offer.mem - n * request.mem),
-            disk=max(0.0, offer.disk - n * request.disk), gpus=max(0, offer.gpus - n * request.gpus),
-            free_ports=subtract_ports(offer.free_ports, [p for pl in taken for p in pl.host_ports])))
-    return out
+    return by_agent
+
+
+def _consumed(offer: AgentOffer, request: TaskRequest, taken: Sequence[Placement]) -> AgentOffer:
+    """What is left of `offer` once `taken` (placements on it) took their share (`OfferTable`
+    computes the same column by column)."""
+    n = len(taken)
+    return replace(
+        offer, cpus=max(0.0, offer.cpus - n * request.cpus), mem=max(0.0, offer.mem - n * request.mem),
+        disk=max(0.0, offer.disk - n * request.disk), gpus=max(0, offer.gpus - n * request.gpus),
+        free_ports=subtract_ports(offer.free_ports, [p for pl in taken for p in pl.host_ports]))

@@ -3,8 +3,9 @@ purely (Nomad's reconciler returns its results the same way; the engine carries 
 
 For each app it considers, the pass works out the instances to kill, how many to launch and
 where (placement against the free offers, consumed app by app), why launches wait (backoff,
-no fitting offer, a backend that cannot run the app) and how running deployments move on
-(a completed step, progress, a stalled deadline). It never touches the store, the backend,
+no fitting offer, a backend that cannot run the app), which unreachable instances are given up
+(`unreachable.py`: replaced, then expunged) and how running deployments move on (a completed
+step, progress, a stalled deadline). It never touches the store, the backend,
 the clock or an event: `decide(view, now)` returns a `Pass`, and that is all.
 """
 
@@ -14,8 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.decide import backoff as backoff_math
+from scheduler.decide import unreachable
 from scheduler.decide.constraints import AgentView
-from scheduler.decide.placement import AgentOffer, consume_offers, place_tasks
+from scheduler.decide.placement import AgentOffer, OfferTable, Placement, TaskRequest, place_tasks
 from scheduler.decide.reconcile import Convergence, plan_convergence
 from scheduler.decide.restart import InstanceState, next_restart_step
 from scheduler.deploy.plan import DeploymentAction
@@ -23,6 +25,9 @@ from scheduler.deploy.progress import RunVerdict, StallEvidence, failures_since,
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.state.apps import AppRecord
 from scheduler.state.model import RUNNING, Instance
+
+
+WAITING_FOR_BACKOFF = "waiting for backoff"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class QueueStatus:
     placed: bool = False          # placement was tried (not held back by backoff)
     offers_seen: int = 0          # offers this pass weighed for the app
     offers_unused: bool = False   # the offers were weighed and not all instances could be placed
+    reason_kept: bool = False     # no offer to weigh: `message` is the last pass's reason, kept with its rejections
 
 
 @dataclass(frozen=True)
@@ -86,30 +92,40 @@ class Pass:
     expired_backoffs: tuple[str, ...] = ()
     runs: tuple[RunVerdict, ...] = ()
     forgotten_apps: tuple[str, ...] = ()       # no definition and no instance left
+    expunged: tuple[str, ...] = ()             # unreachable instances given up for good (their tasks killed)
 
 
 def converge_app(record: AppRecord, insts: Sequence[Instance], action: DeploymentAction | None,
-                 agents: Mapping[str, AgentView], health: Mapping[str, InstanceHealth]) -> tuple[Convergence, bool]:
+                 agents: Mapping[str, AgentView], health: Mapping[str, InstanceHealth],
+                 now: float) -> tuple[Convergence, bool]:
     """What this pass does for one app, and whether its deployment action is complete.
 
     A StartApplication step holds a new app at 0 (its scale_to) until the step of its
-    dependency level scales it up, which is what orders a group's deployment.
+    dependency level scales it up, which is what orders a group's deployment. An unreachable
+    instance counts as one of the app's until its strategy gives it up (inactive), and an
+    inactive one is left out of the judgement of the step.
     """
     app = record.definition
+    gives_up = app.unreachable_strategy
+
+    def counted(i: Instance) -> bool:
+        return unreachable.counts(i, gives_up, now)
+
     if action is not None and action.action == "RestartApplication":
         states = [InstanceState(instance_id=i.instance_id, is_new=i.config_version == record.config_version,
                                 healthy=_healthy(health, i), ready=_ready(health, i),
-                                active=i.active, staged_at=i.staged_at) for i in insts]
+                                active=counted(i), staged_at=i.staged_at) for i in insts]
         strategy = app.upgrade_strategy
         step = next_restart_step(app.instances, (strategy.minimum_health_capacity, strategy.maximum_over_capacity),
                                  states, resident=app.is_resident)
         return Convergence(launch=step.launch, kill=tuple(step.kill)), step.done
     target = action.scale_to if action is not None and action.scale_to is not None else app.instances
     plan = plan_convergence(target=target, instances=insts, kill_selection=app.kill_selection,
-                            constraints=record.task_request.constraints, agents=agents)
-    active = [i for i in insts if i.active]
+                            constraints=record.task_request.constraints, agents=agents, counts=counted)
+    present = [i for i in insts if not unreachable.inactive(i, gives_up, now)]
+    active = [i for i in present if i.active]
     # readiness is probed for the current config's instances only, and gates them as in Marathon
-    complete = (not plan.launch and not plan.kill and len(active) == len(insts) == target
+    complete = (not plan.launch and not plan.kill and len(active) == len(present) == target
                 and all(_healthy(health, i) and (_ready(health, i) or i.config_version != record.config_version)
                         for i in active))
     return plan, complete
@@ -126,19 +142,22 @@ def _ready(health: Mapping[str, InstanceHealth], inst: Instance) -> bool:
 
 
 class _Offers:
-    """The free offers of this pass, fetched on first use and consumed as apps are placed."""
+    """The free offers of this pass, fetched on first use and consumed as apps are placed (an
+    `OfferTable`: the agents' columns are read once per pass, not once per app)."""
 
     def __init__(self, supply: Callable[[], Sequence[AgentOffer]]) -> None:
         self._supply = supply
-        self._offers: list[AgentOffer] | None = None
+        self._table: OfferTable | None = None
+        self.agents: dict[str, AgentView] = {}
 
-    def get(self) -> list[AgentOffer]:
-        if self._offers is None:
-            self._offers = list(self._supply())
-        return self._offers
+    def get(self) -> OfferTable:
+        if self._table is None:
+            self._table = OfferTable(self._supply())
+            self.agents = dict(zip(self._table.ids, self._table.agents))
+        return self._table
 
-    def set(self, offers: list[AgentOffer]) -> None:
-        self._offers = offers
+    def consume(self, request: TaskRequest, placements: Sequence[Placement]) -> None:
+        self._table = self.get().consumed(request, placements)
 
 
 def decide(view: ClusterView, now: float) -> Pass:
@@ -150,6 +169,7 @@ def decide(view: ClusterView, now: float) -> Pass:
     queue: dict[str, QueueStatus | None] = {}
     expired: list[str] = []
     forgotten: list[str] = []
+    expunged: list[str] = []
     done: dict[str, bool] = {}
     offers = _Offers(view.offers)
     seed = view.seed
@@ -162,11 +182,16 @@ def decide(view: ClusterView, now: float) -> Pass:
                 forgotten.append(app_id)
             done[app_id] = not insts
             continue
+        strategy = record.definition.unreachable_strategy
+        gone = [i.instance_id for i in insts if unreachable.expunged(i, strategy, now)]
+        if gone:
+            expunged.extend(gone)
+            insts = [i for i in insts if i.instance_id not in gone]
         run = run_of.get(app_id)
         if run is not None and run.waits_for_step(app_id):
             continue
         action = run.action_for(app_id) if run is not None else None
-        decision, done[app_id] = converge_app(record, insts, action, view.agents, view.health)
+        decision, done[app_id] = converge_app(record, insts, action, view.agents, view.health, now)
         by_id = {i.instance_id: i for i in insts}
         kills.extend(Kill(iid) for iid in decision.kill if not by_id[iid].killing)
         if decision.launch == 0:
@@ -177,22 +202,30 @@ def decide(view: ClusterView, now: float) -> Pass:
             expired.append(app_id)
         elif not backoff_math.launch_allowed(b, now):
             queue[app_id] = QueueStatus(decision.launch,
-                                        f"waiting for backoff: {backoff_math.time_left(b, now):.1f} s left")
+                                        f"{WAITING_FOR_BACKOFF}: {backoff_math.time_left(b, now):.1f} s left")
             continue
         seed += 1
-        status, placed = _place(record, insts, decision.launch, offers, view.unsupported(record), seed)
+        status, placed = _place(record, insts, decision.launch, offers, view.unsupported(record), seed,
+                                view.queue_reasons.get(app_id))
         queue[app_id] = status
         launches.extend(placed)
     runs = tuple(_judge_runs(view, done, queue, now))
     return Pass(kills=tuple(kills), launches=tuple(launches), queue=queue, expired_backoffs=tuple(expired),
-                runs=runs, forgotten_apps=tuple(forgotten))
+                runs=runs, forgotten_apps=tuple(forgotten), expunged=tuple(expunged))
 
 
 def _place(record: AppRecord, insts: Sequence[Instance], count: int, offers: _Offers, unsupported: str | None,
-           seed: int) -> tuple[QueueStatus, list[Launch]]:
-    """Place up to `count` instances on the pass's offers and consume what they take."""
+           seed: int, previous: str | None = None) -> tuple[QueueStatus, list[Launch]]:
+    """Place up to `count` instances on the pass's offers and consume what they take.
+
+    With no offer at all to weigh, the reason of the last pass that had some (`previous`) is
+    still the best one: a master pushes offers, the offers a constraint refused are declined,
+    and the passes after that see none until something changes. "No agent offers resources"
+    would then hide the constraint that is the real reason."""
     available = offers.get()
-    agents = {o.agent.agent_id: o.agent for o in available}
+    if not available and unsupported is None and previous and not previous.startswith(WAITING_FOR_BACKOFF):
+        return QueueStatus(count, previous, {}, placed=True, reason_kept=True), []
+    agents = offers.agents
     placed_on = [agents[i.agent_id] for i in insts if i.active and i.agent_id in agents]
     result = place_tasks(record.task_request, count, available, placed_on, seed=seed)
     short = len(result.placements) < count or unsupported is not None
@@ -201,7 +234,7 @@ def _place(record: AppRecord, insts: Sequence[Instance], count: int, offers: _Of
                          placed=True, offers_seen=len(available), offers_unused=short)
     if unsupported:
         return status, []
-    offers.set(consume_offers(available, record.task_request, result.placements))
+    offers.consume(record.task_request, result.placements)
     return status, [Launch(record.app_id, p.agent_id, agents[p.agent_id].hostname, tuple(p.host_ports))
                     for p in result.placements]
 

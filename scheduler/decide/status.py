@@ -3,7 +3,8 @@
 A terminal update ends the instance; it counts toward the app's launch backoff when the task
 failed on its own, or when the scheduler killed it for failing its health checks (then it is
 reported as TASK_FAILED with that reason, as Marathon does). A kill the scheduler asked for
-for any other reason (scale down, restart, delete) is no failure.
+for any other reason (scale down, restart, delete) is no failure. A non-terminal update moves
+the instance on, and notes when it became unreachable or came back (`decide/unreachable.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from app_definitions import AppDefinition
 
 from scheduler.decide import backoff as backoff_math
+from scheduler.decide import unreachable
 from scheduler.state.clock import iso_timestamp
 from scheduler.state.model import TERMINAL_STATES, Instance
 
@@ -30,7 +32,9 @@ class StatusVerdict:
 def judge_status(inst: Instance, state: str, message: str, app: AppDefinition | None,
                  backoff: backoff_math.Backoff | None, now: float) -> StatusVerdict:
     if state not in TERMINAL_STATES:
-        return StatusVerdict(inst.with_(state=state, message=message), None, None)
+        strategy = app.unreachable_strategy if app is not None else None
+        moved = unreachable.on_update(inst, state, strategy, now)
+        return StatusVerdict(moved.with_(state=state, message=message), None, None)
     failed_checks = inst.kill_reason.startswith(FAILED_HEALTH_CHECKS)
     if failed_checks:
         state, message = "TASK_FAILED", inst.kill_reason

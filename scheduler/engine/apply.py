@@ -28,6 +28,10 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
         inst = state.instances.get(kill.instance_id)
         if inst is not None:
             tasks.kill(inst, kill.reason)
+    for instance_id in p.expunged:
+        inst = state.instances.get(instance_id)
+        if inst is not None:
+            tasks.expunge(inst)
     _apply_queue(p, now, state)
     launched: list[Instance] = []
     for launch in p.launches:
@@ -71,7 +75,7 @@ def _apply_queue(p: Pass, now: float, state: ClusterState) -> None:
             entry.unused_offers += status.offers_seen
             entry.last_unused_offer_at = now
         entry.message = status.message
-        if status.placed:
+        if status.placed and not status.reason_kept:
             entry.rejections = dict(status.rejections)
         state.set_queue(app_id, entry)
 

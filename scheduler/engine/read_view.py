@@ -1,8 +1,9 @@
 """`SchedulerView`: the read-only face the API renders from.
 
 It joins what the state knows (apps, instances, deployments, queue) with what the health
-checker knows (check results, readiness) and the backend describes (agents), so API handlers
-never reach into the objects that own them.
+checker knows (check results, readiness) and the backend describes (agents, and for /v2/info
+the master and framework it runs as), so API handlers never reach into the objects that own
+them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from app_definitions import DefinitionError, parse_app_definition
 
-from scheduler.backends import ClusterBackend
+from scheduler.backends import BackendInfo, ClusterBackend
 from scheduler.decide.backoff import Backoff
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.view import healthy
@@ -54,8 +55,14 @@ class SchedulerView:
         return self._state.last_failures
 
     @property
-    def framework_id(self) -> str:
-        return self._state.framework_id
+    def framework_id(self) -> str | None:
+        """On Mesos, the id the master gave the framework (None until it did); else the
+        scheduler's own, made on its first start."""
+        info = self._backend.backend_info()
+        return info.framework_id if info.on_mesos else self._state.framework_id
+
+    def backend_info(self) -> BackendInfo:
+        return self._backend.backend_info()
 
     @property
     def location(self) -> str:

@@ -1,7 +1,8 @@
 """`TaskRunner`: starts and kills tasks through the backend and records how they end.
 
-It is the only place that calls the backend for a task: launches run concurrently under a
-bound (`LAUNCH_CONCURRENCY`) so a large deployment cannot open thousands of launches at once;
+It is the only place that calls the backend for a task: launches run concurrently under the
+backend's bound (`launch_concurrency`: the embedded agents fork, so a large deployment must not
+open thousands of launches at once; a Mesos master takes a pass's launches in a few messages);
 a kill marks the instance as killing first (it stops counting toward `instances` at once) and
 publishes TASK_KILLING. Status updates from the backend are judged by the pure
 `judge_status` and written to the state here.
@@ -24,7 +25,6 @@ from scheduler.state.model import RUNNING, STAGING, TERMINAL_STATES, Instance, c
 
 log = logging.getLogger(__name__)
 
-LAUNCH_CONCURRENCY = 32
 DEFAULT_GRACE_SECONDS = 3.0
 DEFAULT_DRAIN_SECONDS = 2.0
 HAPROXY_LABEL_PREFIX = "HAPROXY_"
@@ -56,7 +56,7 @@ class TaskRunner:
         self._on_change = on_change      # wakes the scheduling loop
         self._on_ended = on_ended        # an instance ended: forget its health records
         self._drain_seconds = drain_seconds
-        self._slots = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+        self._slots = asyncio.Semaphore(self.backend.launch_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- bookkeeping of background work -------------------------------------------------
@@ -89,6 +89,15 @@ class TaskRunner:
         self.publish_status(inst, "TASK_KILLING")
         self._spawn(self._kill_after(inst, self._drain_delay(inst)))
 
+    def expunge(self, inst: Instance) -> None:
+        """Forget an unreachable instance its app's strategy gave up, and have the backend kill
+        its task should its agent ever come back (the replacement runs by now)."""
+        log.warning("task %s of %s was unreachable since %s: expunged (unreachableStrategy)", inst.instance_id,
+                    inst.app_id, inst.unreachable_since)
+        self._state.remove_instance(inst.instance_id)
+        self._on_ended(inst.instance_id)
+        self._spawn(self.backend.kill(inst, self._grace(inst)))
+
     def drain_for(self, app: AppDefinition) -> float:
         """The drain a new instance of `app` gets, decided at launch (the app may be gone by
         the time the instance is killed)."""
@@ -116,7 +125,7 @@ class TaskRunner:
         async with self._slots:
             # A process launch forks inline and never waits: without this yield every launch of
             # a pass ran in one turn of the event loop (2,000 launches held the API and SIGTERM
-            # for ~30 s); with it, at most LAUNCH_CONCURRENCY run between two polls for I/O.
+            # for ~30 s); with it, at most `launch_concurrency` run between two polls for I/O.
             await asyncio.sleep(0)
             if self._state.instances.get(inst.instance_id) is None:
                 return

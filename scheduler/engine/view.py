@@ -18,7 +18,19 @@ def healthy(state: ClusterState, checker: HealthChecker, inst: Instance) -> bool
     return instance_health(checker.records.get(inst.instance_id), bool(state.health_checks_of(inst)))
 
 
+_UNCHECKED = {(considered, ready): InstanceHealth(healthy=considered, ready=ready)
+              for considered in (False, True) for ready in (False, True)}
+
+
 def instance_health_view(state: ClusterState, checker: HealthChecker, inst: Instance) -> InstanceHealth:
+    if inst.instance_id not in checker.records:
+        # No check has run (none configured, or not yet): the common case of a large launch,
+        # answered without the verdict and failure-cause walks below.
+        running = inst.state == RUNNING
+        record = state.apps.get(inst.app_id)
+        ready = checker.is_ready(inst.instance_id) if record is not None and record.definition.readiness_checks \
+            else running
+        return _UNCHECKED[(running and not state.health_checks_of(inst), ready)]
     has_checks = bool(state.health_checks_of(inst))
     verdict = instance_health(checker.records.get(inst.instance_id), has_checks)
     considered = inst.state == RUNNING and (verdict is True or (verdict is None and not has_checks))

@@ -174,6 +174,7 @@ class SimTask:
     obeys_sigterm: bool = True
     pending: deque[Json] = field(default_factory=deque)   # reliable updates awaiting an ACKNOWLEDGE
     last_sent: float = 0.0
+    resends: int = 0                                      # of the oldest pending update (its retry backoff)
     statuses: list[str] = field(default_factory=list)     # every state the task went through
 
     @property
@@ -212,7 +213,9 @@ class Cluster:
     def __init__(self, cluster_id: str = "sim") -> None:
         self.cluster_id = cluster_id
         self.agents: dict[str, SimAgent] = {}
-        self.tasks: dict[tuple[str, str], SimTask] = {}
+        self.tasks: dict[tuple[str, str], SimTask] = {}     # by (framework id, task id); add with `add_task`
+        self._on_agent: dict[str, dict[tuple[str, str], SimTask]] = {}
+        self._first_key: dict[str, tuple[str, str]] = {}    # task id -> the first key it was launched under
         self._agent_seq = itertools.count(1)
         self.sink: UpdateSink | None = None      # the leading master delivers reliable updates
 
@@ -221,21 +224,31 @@ class Cluster:
         self.agents[agent.agent_id] = agent
         return agent
 
+    def add_task(self, task: SimTask) -> None:
+        """A launched task (replacing an ended one of the same id). Indexed by agent and id, so a
+        cluster of thousands of agents and a hundred thousand tasks answers in constant time."""
+        key = (task.framework_id, task.task_id)
+        previous = self.tasks.get(key)
+        if previous is not None:
+            self._on_agent.get(previous.agent_id, {}).pop(key, None)
+        self.tasks[key] = task
+        self._on_agent.setdefault(task.agent_id, {})[key] = task
+        self._first_key.setdefault(task.task_id, key)
+
     def agent_by_hostname(self, hostname: str) -> SimAgent:
         return next(a for a in self.agents.values() if a.spec.hostname == hostname)
 
     def tasks_of(self, framework_id: str | None = None, agent_id: str | None = None) -> list[SimTask]:
-        return [t for t in self.tasks.values()
-                if (framework_id is None or t.framework_id == framework_id)
-                and (agent_id is None or t.agent_id == agent_id)]
+        pool = self.tasks.values() if agent_id is None else self._on_agent.get(agent_id, {}).values()
+        return [t for t in pool if framework_id is None or t.framework_id == framework_id]
 
     def task(self, task_id: str) -> SimTask:
-        return next(t for t in self.tasks.values() if t.task_id == task_id)
+        return self.tasks[self._first_key[task_id]]
 
     def used(self, agent_id: str) -> Quantity:
         total = Quantity()
-        for task in self.tasks.values():
-            if task.agent_id == agent_id and not task.terminal:
+        for task in self._on_agent.get(agent_id, {}).values():
+            if not task.terminal:
                 total = total.plus(task.used)
         return total
 
@@ -261,6 +274,7 @@ class Cluster:
         if task is None or not task.pending or task.pending[0].get("uuid") != update_uuid:
             return False
         task.pending.popleft()
+        task.resends = 0
         if task.pending and self.sink is not None:
             self.sink(task)
         return True
@@ -315,21 +329,33 @@ class Allocator:
         self.cluster = cluster
         self.master_id = master_id
         self.frameworks: dict[str, FrameworkAllocation] = {}
-        self.offers: dict[str, Offer] = {}
+        self.offers: dict[str, Offer] = {}      # read it; change it with `add_offer` and `take_offer`
+        self._on_agent: dict[str, dict[str, Offer]] = {}
         self._offer_seq = itertools.count(1)
+
+    def add_offer(self, offer: Offer) -> None:
+        self.offers[offer.offer_id] = offer
+        self._on_agent.setdefault(offer.agent_id, {})[offer.offer_id] = offer
+
+    def take_offer(self, offer_id: str) -> Offer | None:
+        """The offer, no longer outstanding (accepted, declined, rescinded); None if it was not."""
+        offer = self.offers.pop(offer_id, None)
+        if offer is not None:
+            self._on_agent[offer.agent_id].pop(offer_id, None)
+        return offer
 
     def add_framework(self, framework_id: str, role: str, suppressed: bool = False) -> None:
         self.frameworks[framework_id] = FrameworkAllocation(framework_id, role, suppressed)
 
     def remove_framework(self, framework_id: str) -> list[Offer]:
         self.frameworks.pop(framework_id, None)
-        return [self.offers.pop(o.offer_id) for o in list(self.offers.values()) if o.framework_id == framework_id]
+        mine = [o.offer_id for o in self.offers.values() if o.framework_id == framework_id]
+        return [o for o in map(self.take_offer, mine) if o is not None]
 
     def outstanding(self, agent_id: str) -> Quantity:
         total = Quantity()
-        for offer in self.offers.values():
-            if offer.agent_id == agent_id:
-                total = total.plus(offer.quantity)
+        for offer in self._on_agent.get(agent_id, {}).values():
+            total = total.plus(offer.quantity)
         return total
 
     def allocate(self, connected: Iterable[str], now: float) -> dict[str, list[Offer]]:
@@ -351,7 +377,7 @@ class Allocator:
                         continue
                     del alloc.filters[agent.agent_id]
                 offer = self._offer(framework_id, agent, alloc.role, free)
-                self.offers[offer.offer_id] = offer
+                self.add_offer(offer)
                 made.setdefault(framework_id, []).append(offer)
         return made
 
@@ -384,4 +410,4 @@ class Allocator:
             alloc.suppressed = True
 
     def offers_on(self, agent_id: str) -> list[Offer]:
-        return [o for o in self.offers.values() if o.agent_id == agent_id]
+        return list(self._on_agent.get(agent_id, {}).values())

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REFUSE_SECONDS = 5.0      # Filters.refuse_seconds [default = 5.0]
 DEFAULT_KILL_GRACE = 3.0
+MAX_RETRY = 600.0                 # STATUS_UPDATE_RETRY_INTERVAL_MAX
 
 
 @dataclass
@@ -85,7 +87,7 @@ class CallError(Exception):
 class SimulatedMaster:
     def __init__(self, cluster: Cluster, name: str = "master-1", *, heartbeat_interval: float = 15.0,
                  allocation_interval: float = 1.0, update_retry: float = 10.0, start_delay: float = 0.02,
-                 run_delay: float = 0.02, term_delay: float = 0.02) -> None:
+                 run_delay: float = 0.02, term_delay: float = 0.02, keep_calls: bool = True) -> None:
         self.cluster = cluster
         self.master_id = f"{cluster.cluster_id}-{name}-{uuid.uuid4().hex[:6]}"
         self.heartbeat_interval = heartbeat_interval
@@ -98,7 +100,10 @@ class SimulatedMaster:
         self.elected = False
         self.leader: SimulatedMaster | None = None
         self.heartbeats_paused = False
+        self.keep_calls = keep_calls                  # False for a benchmark: count the calls, keep none
         self.calls: list[Json] = []                   # every call accepted, in order
+        self.call_counts: Counter[str] = Counter()    # calls accepted, by type
+        self.last_call_at: dict[str, float] = {}      # time.monotonic() of the last accepted call of each type
         self.rejections: list[tuple[int, str]] = []   # calls that were wrong in themselves: (status, message)
         self.refusals: list[tuple[int, str]] = []     # calls refused for the master's state (races)
         self.launch_hook: Callable[[SimTask], None] | None = None
@@ -195,11 +200,18 @@ class SimulatedMaster:
             if call["type"] == "SUBSCRIBE":
                 return await self._subscribe(request, call)
             framework = self._caller(request, call)
-            self.calls.append(call)
+            self._record(call)
             self._dispatch(framework, call)
         except CallError as exc:
             return self._refuse(exc.status, str(exc), exc.violation)
         return web.Response(status=202)
+
+    def _record(self, call: Json) -> None:
+        kind = call["type"]
+        self.call_counts[kind] += 1
+        self.last_call_at[kind] = time.monotonic()
+        if self.keep_calls:
+            self.calls.append(call)
 
     @staticmethod
     def _check_call(call: Json) -> None:
@@ -266,7 +278,7 @@ class SimulatedMaster:
             raise CallError(406, "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'")
         if "Mesos-Stream-Id" in request.headers:
             raise CallError(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
-        self.calls.append(call)
+        self._record(call)
         info = call["subscribe"]["framework_info"]
         connection = Connection(stream_id=str(uuid.uuid4()), request=request)
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
@@ -320,14 +332,24 @@ class SimulatedMaster:
             timeout, self._remove_framework, framework.framework_id)
 
     async def _write_events(self, response: web.StreamResponse, connection: Connection) -> None:
+        """Write events as they come; what queued up meanwhile goes out in one write, as a busy
+        master's stream carries many records per packet."""
         while True:
-            event = await connection.queue.get()
-            if event is None:
-                return
-            validate("Event", event)     # the simulator holds itself to the protos too
+            events = [await connection.queue.get()]
+            while not connection.queue.empty() and events[-1] is not None:
+                events.append(connection.queue.get_nowait())
+            ended = events[-1] is None
+            frames = []
+            for event in events[:-1] if ended else events:
+                assert event is not None
+                validate("Event", event)     # the simulator holds itself to the protos too
+                frames.append(recordio(json.dumps(event).encode()))
             try:
-                await response.write(recordio(json.dumps(event).encode()))
+                if frames:
+                    await response.write(b"".join(frames))
             except (ConnectionError, RuntimeError):
+                return
+            if ended:
                 return
 
     def _master_info(self) -> Json:
@@ -348,7 +370,7 @@ class SimulatedMaster:
             for offer_id in decline.get("offer_ids", []):
                 offer = self.allocator.offers.get(offer_id["value"])
                 if offer is not None and offer.framework_id == framework.framework_id:
-                    del self.allocator.offers[offer.offer_id]
+                    self.allocator.take_offer(offer.offer_id)
                     self.allocator.refuse(framework.framework_id, offer.agent_id, offer.quantity, seconds, now)
         elif kind == "REVIVE":
             self.allocator.revive(framework.framework_id)
@@ -376,7 +398,7 @@ class SimulatedMaster:
         if problem is None and len({o.agent_id for o in valid}) > 1:
             problem = "Aggregated offers must belong to one single agent"
         for offer in valid:
-            self.allocator.offers.pop(offer.offer_id, None)
+            self.allocator.take_offer(offer.offer_id)
         launches = [t for op in accept.get("operations", []) if op.get("type") == "LAUNCH"
                     for t in op.get("launch", {}).get("task_infos", [])]
         if problem is not None:
@@ -389,6 +411,7 @@ class SimulatedMaster:
         for offer in valid:
             pool = pool.plus(offer.quantity)
         agent = self.cluster.agents[valid[0].agent_id]
+        started = []
         for info in launches:
             error = self._task_error(framework, info, agent, pool, valid[0].role)
             if error is not None:
@@ -397,7 +420,11 @@ class SimulatedMaster:
                 continue
             used = Quantity.of(info.get("resources", []))
             pool = pool.minus(used)
-            self._launch(framework, info, used)
+            task = self._launch(framework, info, used)
+            if task is not None:
+                started.append(task)
+        if started:
+            self._spawn(self._progress(started))
         seconds = accept.get("filters", {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
         self.allocator.refuse(framework.framework_id, agent.agent_id, pool, seconds, now)
 
@@ -419,25 +446,29 @@ class SimulatedMaster:
             return "Task uses more resources than available in the offers"
         return None
 
-    def _launch(self, framework: Framework, info: Json, used: Quantity) -> None:
+    def _launch(self, framework: Framework, info: Json, used: Quantity) -> SimTask | None:
+        """The task, staged on its agent; returned unless the launch hook holds it back."""
         grace_ns = info.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
         task = SimTask(framework.framework_id, info["task_id"]["value"], info["agent_id"]["value"], info, used,
                        grace=grace_ns / 1e9 if grace_ns is not None else DEFAULT_KILL_GRACE)
         task.statuses.append(task.state)
-        self.cluster.tasks[(framework.framework_id, task.task_id)] = task
+        self.cluster.add_task(task)
         hold = False
         if self.launch_hook is not None:
             hold = bool(self.launch_hook(task))
-        if not hold:
-            self._spawn(self._progress(task))
+        return None if hold else task
 
-    async def _progress(self, task: SimTask) -> None:
+    async def _progress(self, tasks: list[SimTask]) -> None:
+        """The tasks of one ACCEPT start together, as one agent's executors would: one timer for
+        all of them instead of one per task."""
         await asyncio.sleep(self.start_delay)
-        if task.state == "TASK_STAGING":
-            self.cluster.report(task, "TASK_STARTING")
+        for task in tasks:
+            if task.state == "TASK_STAGING":
+                self.cluster.report(task, "TASK_STARTING")
         await asyncio.sleep(self.run_delay)
-        if task.state == "TASK_STARTING":
-            self.cluster.report(task, "TASK_RUNNING")
+        for task in tasks:
+            if task.state == "TASK_STARTING":
+                self.cluster.report(task, "TASK_RUNNING")
 
     def _kill(self, framework: Framework, kill: Json) -> None:
         task_id = kill["task_id"]["value"]
@@ -447,6 +478,9 @@ class SimulatedMaster:
                                                                          if "agent_id" in kill else {})}])
             return
         if self.cluster.agents[task.agent_id].state != "ACTIVE":
+            # Mesos keeps such a task among the unreachable ones, which KILL does not find: it
+            # answers as explicit reconciliation does (TASK_UNREACHABLE), and kills nothing.
+            self._reconcile(framework, [{"task_id": kill["task_id"], "agent_id": {"value": task.agent_id}}])
             return
         grace_ns = kill.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
         grace = grace_ns / 1e9 if grace_ns is not None else task.grace
@@ -546,7 +580,7 @@ class SimulatedMaster:
             self._rescind(offer, notify)
 
     def _rescind(self, offer: Offer, notify: bool = True) -> None:
-        self.allocator.offers.pop(offer.offer_id, None)
+        self.allocator.take_offer(offer.offer_id)
         if notify:
             self._send(offer.framework_id, {"type": "RESCIND", "rescind": {"offer_id": {"value": offer.offer_id}}})
 
@@ -560,7 +594,9 @@ class SimulatedMaster:
             await asyncio.sleep(min(1.0, self.update_retry / 2))
             now = time.monotonic()
             for task in list(self.cluster.tasks.values()):
-                if task.pending and now - task.last_sent >= self.update_retry:
+                # the agent's status update manager: 10 s, doubling up to 10 minutes
+                if task.pending and now - task.last_sent >= min(self.update_retry * 2 ** task.resends, MAX_RETRY):
+                    task.resends += 1
                     self._deliver(task)
 
     async def _heartbeat_forever(self) -> None:

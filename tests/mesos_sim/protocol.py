@@ -229,76 +229,108 @@ def _spec(spec: str) -> tuple[str, str]:
     return "optional", spec
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+# The tables, parsed once: message -> field -> (label, element type), and its required fields.
+# An ACCEPT of a large cluster carries thousands of TaskInfos; they are all checked, quickly.
+_FIELDS: dict[str, dict[str, tuple[str, str]]] = {m: {n: _spec(f) for n, f in fs.items()} for m, fs in MESSAGES.items()}
+_REQUIRED: dict[str, tuple[str, ...]] = {m: tuple(n for n, (label, _) in fs.items() if label == "required")
+                                         for m, fs in _FIELDS.items()}
+
+# Where a value sits, written out only when a problem is reported: (parent, piece), a piece
+# being `.name`, an index or `['key']`; the root is the path the caller gave.
+Where = tuple[Any, str | int] | str
 
 
-def _check_scalar(kind: str, value: Any, path: str) -> None:
-    if kind == "string":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind in ("double", "float"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif kind == "bytes":
+def _render(where: Where) -> str:
+    pieces: list[str | int] = []
+    while not isinstance(where, str):
+        where, piece = where
+        pieces.append(piece)
+    text = where
+    for piece in reversed(pieces):
+        if isinstance(piece, int):
+            text += f"[{piece}]"
+        elif piece.startswith("."):
+            text = f"{text}.{piece[1:]}" if text else piece[1:]
+        else:
+            text += piece
+    return text
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_SCALAR_OK = {"string": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+              "double": _is_number, "float": _is_number, **{k: _is_integer for k in INT_BOUNDS}}
+
+
+def _check_scalar(kind: str, value: Any, where: Where) -> None:
+    if kind == "bytes":
         if not isinstance(value, str):
-            raise ProtocolError(path, f"expected a base64 string (bytes), got {type(value).__name__}")
+            raise ProtocolError(_render(where), f"expected a base64 string (bytes), got {type(value).__name__}")
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise ProtocolError(path, "not valid base64 (bytes fields are base64 in JSON)") from None
+            raise ProtocolError(_render(where), "not valid base64 (bytes fields are base64 in JSON)") from None
         return
-    else:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok:
-            low, high = INT_BOUNDS[kind]
-            if not low <= value <= high:
-                raise ProtocolError(path, f"{value} is out of range for {kind}")
-    if not ok:
-        raise ProtocolError(path, f"expected {kind}, got {type(value).__name__} {value!r}")
+    if not _SCALAR_OK[kind](value):
+        raise ProtocolError(_render(where), f"expected {kind}, got {type(value).__name__} {value!r}")
+    bounds = INT_BOUNDS.get(kind)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ProtocolError(_render(where), f"{value} is out of range for {kind}")
 
 
-def _check_value(kind: str, value: Any, path: str) -> None:
-    if kind.startswith("~"):
-        raise ProtocolError(path, f"{kind[1:]} is a v1 field the simulator does not model")
-    if kind in SCALARS:
-        _check_scalar(kind, value, path)
+def _check_value(kind: str, value: Any, where: Where) -> None:
+    if kind in _FIELDS:
+        _validate(kind, value, where)
+    elif kind in SCALARS:
+        _check_scalar(kind, value, where)
     elif kind.startswith("enum:"):
         names = ENUMS[kind[5:]]
         if not isinstance(value, str) or value not in names:
-            raise ProtocolError(path, f"{value!r} is not a value of enum {kind[5:]}")
+            raise ProtocolError(_render(where), f"{value!r} is not a value of enum {kind[5:]}")
+    elif kind.startswith("~"):
+        raise ProtocolError(_render(where), f"{kind[1:]} is a v1 field the simulator does not model")
     else:
-        validate(kind, value, path)
+        raise KeyError(kind)
 
 
 def validate(message: str, value: Any, path: str = "") -> None:
     """Raise `ProtocolError` unless `value` is exactly a JSON-mapped `message`."""
-    fields = MESSAGES[message]
+    _validate(message, value, path)
+
+
+def _validate(message: str, value: Any, path: Where) -> None:
+    fields = _FIELDS[message]
     if not isinstance(value, Mapping):
-        raise ProtocolError(path, f"expected a JSON object ({message}), got {type(value).__name__}")
+        raise ProtocolError(_render(path), f"expected a JSON object ({message}), got {type(value).__name__}")
     for name, item in value.items():
-        where = _join(path, name)
         spec = fields.get(name)
+        where: Where = (path, "." + name)
         if spec is None:
-            raise ProtocolError(where, f"unknown field of {message}")
-        label, kind = _spec(spec)
+            raise ProtocolError(_render(where), f"unknown field of {message}")
+        label, kind = spec
         if item is None:
-            raise ProtocolError(where, "null is not a value (leave the field out)")
+            raise ProtocolError(_render(where), "null is not a value (leave the field out)")
         if label == "repeated":
             if not isinstance(item, list):
-                raise ProtocolError(where, f"repeated field: expected a JSON array, got {type(item).__name__}")
+                raise ProtocolError(_render(where), f"repeated field: expected a JSON array, got {type(item).__name__}")
             for i, element in enumerate(item):
-                _check_value(kind, element, f"{where}[{i}]")
+                _check_value(kind, element, (where, i))
         elif label == "map":
             if not isinstance(item, Mapping):
-                raise ProtocolError(where, f"map field: expected a JSON object, got {type(item).__name__}")
+                raise ProtocolError(_render(where), f"map field: expected a JSON object, got {type(item).__name__}")
             for key, element in item.items():
-                _check_value(kind, element, f"{where}[{key!r}]")
+                _check_value(kind, element, (where, f"[{key!r}]"))
         else:
             _check_value(kind, item, where)
-    for name, spec in fields.items():
-        if _spec(spec)[0] == "required" and name not in value:
-            raise ProtocolError(_join(path, name), f"required field of {message} is missing")
+    for name in _REQUIRED[message]:
+        if name not in value:
+            raise ProtocolError(_render((path, "." + name)), f"required field of {message} is missing")
 
 
 def recordio(record: bytes) -> bytes:
