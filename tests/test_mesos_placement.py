@@ -145,3 +145,31 @@ def test_a_table_refuses_two_offers_of_one_agent() -> None:
     offer = AgentOffer(AgentView("a", "h", {}), 1.0, 1.0, 0.0)
     with pytest.raises(DuplicateAgentOffer):
         OfferTable([offer, offer])
+
+
+# -- the two shortcuts a pass of ten thousand agents takes, against their plain forms -----------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from scheduler.decide.placement import _lex_first, _merge, _without_ports, subtract_ports  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8)), max_size=6),
+       st.lists(st.integers(-2, 75), max_size=12))
+def test_splitting_merged_ranges_by_bisection_is_subtracting(raw: list[tuple[int, int]], ports: list[int]) -> None:
+    merged = tuple(_merge([(lo, lo + width) for lo, width in raw]))
+    left, removed = _without_ports(merged, sorted(ports))
+    assert left == subtract_ports(merged, ports)
+    assert removed == sum(hi - lo + 1 for lo, hi in merged) - sum(hi - lo + 1 for lo, hi in left)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 70), st.integers(0, 2**32), st.booleans())
+def test_the_first_k_by_partition_are_the_first_k_of_the_sort(n: int, k: int, seed: int, subset: bool) -> None:
+    rng = np.random.default_rng(seed)
+    keys = (rng.integers(0, 3, n), -rng.choice([0.0, 256.0, 512.0], n), rng.integers(0, 4, n).astype(np.uint64))
+    candidates = np.flatnonzero(rng.random(n) < 0.7) if subset else np.arange(n)
+    full = candidates[np.lexsort(tuple(key[candidates] for key in reversed(keys)))]
+    assert _lex_first(candidates, keys, k).tolist() == full[:k].tolist()
