@@ -5,6 +5,8 @@ Pure parts (``env``, ``states``, ``procfs.parse_stat``, ``stats.usage_from_stats
 (system calls) and ``cgroups`` (per-task cgroups: limits, kill of every descendant) act on
 processes; ``logger`` (a task's own log writer process) and ``task_logs`` (the scheduler's side)
 cap and rotate task output; ``sandboxes`` collects ended tasks' sandboxes;
+``mesos_executor`` runs tasks as a Mesos custom executor (``pacer executor``, the v1 executor
+API; ``mesos_protocol`` is its pure part, ``recordio`` the stream framing both APIs share);
 ``runtime`` is the Protocol the scheduler codes against and ``testing`` holds an
 awaitable ``on_exit`` for tests. Errors: see ``executor.errors``.
 """

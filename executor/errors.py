@@ -14,7 +14,11 @@ unknown task are ordinary results.
     ├── InvalidTaskSpec          a task description that cannot be run at all
     ├── LaunchFailed             the OS refused to start the process (message = OS message)
     │   └── TaskAlreadyRunning   a live task with the same id is already in this runtime
-    └── RuntimeClosed            launch/adopt on a runtime after close()
+    ├── RuntimeClosed            launch/adopt on a runtime after close()
+    ├── RecordIOError            a Mesos event stream whose framing is broken
+    └── MesosExecutorError       Pacer as a Mesos custom executor (``pacer executor``)
+        ├── BadEnvironment       a MESOS_* variable the agent should have set is missing or wrong
+        └── AgentUnreachable     the agent's executor API did not answer (within the recovery timeout)
 """
 
 from __future__ import annotations
@@ -50,3 +54,19 @@ class TaskAlreadyRunning(LaunchFailed):
 
 class RuntimeClosed(ExecutorError):
     """The runtime was closed; it no longer starts or watches processes."""
+
+
+class RecordIOError(ExecutorError):
+    """A RecordIO stream (Mesos's event framing) cannot be decoded: the stream is unusable."""
+
+
+class MesosExecutorError(ExecutorError):
+    """Base of what ``pacer executor`` (the v1 executor API client) raises."""
+
+
+class BadEnvironment(MesosExecutorError):
+    """The agent's ``MESOS_*`` environment is incomplete or malformed; the message names the variable."""
+
+
+class AgentUnreachable(MesosExecutorError):
+    """The agent's ``/api/v1/executor`` did not answer (for longer than ``MESOS_RECOVERY_TIMEOUT``)."""

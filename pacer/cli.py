@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from app_definitions import DefinitionError, app_json_schema
+from executor.errors import BadEnvironment
+from executor.mesos_executor import run_executor
+from executor.mesos_protocol import config_from_env
 from executor.task_logs import MIN_MAX_BYTES, parse_size
 
 from metrics import MetricsConfigError
@@ -33,6 +36,9 @@ from metrics.cli import options_from_args as metrics_options_from_args
 from metrics.dashboards import write_dashboards
 from pacer.deploy import DeployOptions, run_deploy
 from scheduler.backends.mesos import MesosConfig
+from scheduler.backends.mesos_discovery import parse_zk_url
+from scheduler.errors import InvalidOption
+from scheduler.ha.zk_url import parse_zk_url as parse_ha_zk_url
 from scheduler.engine.build import ServeOptions
 
 from haproxy_bridge.cli import add_arguments as add_bridge_arguments
@@ -40,9 +46,10 @@ from haproxy_bridge.cli import haproxy_available
 from haproxy_bridge.cli import options_from_args as bridge_options_from_args
 from haproxy_bridge.options import BridgeOptions
 
+from .ha import REJOIN_EXIT, ZkOptions
 from .serve import PacerOptions, run_autoscaler, run_bridge, run_pacer
 from .shutdown import leave, run_main
-from .startup import StartupError, check_master
+from .startup import StartupError, check_master, check_zookeeper
 
 EXIT_STATUSES = """exit status: 0 done (or stopped by SIGTERM/SIGINT); 1 failed, or the --master or
 --docker-host given does not answer; 2 cannot run as given (a flag's value, an address in use, an unwritable
@@ -113,19 +120,58 @@ def _disk(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mesos(args: argparse.Namespace) -> MesosConfig | None:
-    """`--master URL[,URL…]`: run tasks on that Mesos cluster instead of the embedded agents."""
+    """`--master URL[,URL…]` or `--master zk://HOST:2181[,…]/PATH`: run tasks on that Mesos cluster
+    instead of the embedded agents. A ZooKeeper that does not answer stops the start (Unreachable)."""
     if args.master is None:
         return None
-    masters = tuple(m.strip().rstrip("/") for m in args.master.split(",") if m.strip())
-    for url in masters:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--master takes http://HOST:PORT of a Mesos master, comma-separated for several "
-                             f"(got '{url}')")
+    if args.reconciliation_interval <= 0:
+        raise UsageError(f"--reconciliation-interval must be a positive number of seconds "
+                         f"(got {args.reconciliation_interval:g})")
     if args.failover_timeout < 0:
         raise UsageError(f"--failover-timeout must be a number of seconds >= 0 (got {args.failover_timeout})")
-    config = MesosConfig(masters=masters, framework_name=args.framework_name, role=args.mesos_role,
-                         failover_timeout=args.failover_timeout)
+    principal, secret = _mesos_credentials(args)
+    zookeeper = None
+    if args.master.strip().startswith("zk://"):
+        try:
+            zookeeper = parse_zk_url(args.master.strip())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        check_zookeeper(zookeeper)
+        masters: tuple[str, ...] = (zookeeper.url,)
+    else:
+        masters = tuple(m.strip().rstrip("/") for m in args.master.split(",") if m.strip())
+        for url in masters:
+            if not url.startswith(("http://", "https://")):
+                raise UsageError(f"--master takes http://HOST:PORT of a Mesos master, comma-separated for several, "
+                                 f"or zk://HOST:2181/mesos (got '{url}')")
+    config = MesosConfig(masters=masters, zookeeper=zookeeper, framework_name=args.framework_name,
+                         role=args.mesos_role, failover_timeout=args.failover_timeout, principal=principal,
+                         secret=secret, reconciliation_interval=args.reconciliation_interval)
     return dataclasses.replace(config, user=args.mesos_user) if args.mesos_user else config
+
+
+def _mesos_credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The principal, and the secret read from its file (without the trailing newline an editor
+    leaves). A principal alone only names the framework (FrameworkInfo.principal)."""
+    principal, secret_file = args.mesos_authentication_principal, args.mesos_authentication_secret_file
+    if principal is not None and (not principal or ":" in principal):
+        raise UsageError(f"--mesos-authentication-principal must be a non-empty name without ':' (got '{principal}')")
+    if secret_file is None:
+        return principal, None
+    if principal is None:
+        raise UsageError("--mesos-authentication-secret-file needs --mesos-authentication-principal: the secret is "
+                         "the password of that principal")
+    try:
+        secret = Path(secret_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"--mesos-authentication-secret-file {secret_file}: cannot read it ({reason}); give a "
+                         f"readable file holding the principal's secret") from None
+    secret = secret.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise UsageError(f"--mesos-authentication-secret-file {secret_file} is empty; it must hold the secret of "
+                         f"--mesos-authentication-principal")
+    return principal, secret
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the scheduler, embedded agents and the /v2 API")
     s.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT of the API (default 127.0.0.1:8080)")
+    s.add_argument("--hostname", help="the host other instances reach this one at (with the --listen port), for "
+                                      "proxying to the leader and in X-Marathon-Leader (default: the --listen "
+                                      "host, or this machine's hostname when listening on 0.0.0.0)")
     s.add_argument("--home", default=os.environ.get("PACER_HOME", "var/pacer"),
                    help="state and sandboxes (default $PACER_HOME or ./var/pacer)")
+    s.add_argument("--zk", default=None, metavar="URL",
+                   help="high availability: keep the state in ZooKeeper under zk://[USER:PASSWORD@]HOST:2181[,…]/PATH "
+                        "and elect one leader among the pacer serve sharing it (needs --master)")
+    s.add_argument("--zk-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="ZooKeeper connection and request timeout (default 10)")
+    s.add_argument("--zk-session-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="ZooKeeper session timeout: how soon another instance leads after the leader dies "
+                        "(default 10)")
+    s.add_argument("--on-session-loss", choices=("exit", "rejoin"), default="exit",
+                   help="a leader whose ZooKeeper session expired (or that stopped leading) exits, or starts again "
+                        "in place and rejoins the election (default exit)")
     s.add_argument("--agents", type=int, default=1, help="number of embedded agents (default 1)")
     s.add_argument("--agent-resources", help="per-agent cpus=N,mem=MB,disk=MB (default: detected)")
     s.add_argument("--attribute", action="append", default=[], help="agent attribute NAME=VALUE or AGENT:NAME=VALUE")
@@ -171,8 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--disk-watch-interval", type=float, default=60.0, metavar="SECONDS",
                    help="seconds between two collections of ended sandboxes (default 60)")
     s.add_argument("--master", default=None, metavar="URL",
-                   help="run tasks on the Mesos cluster of this master, http://HOST:5050 (comma-separate several); "
+                   help="run tasks on the Mesos cluster of this master, http://HOST:5050 (comma-separate several), "
+                        "or of the masters registered in ZooKeeper, zk://[USER:PASSWORD@]HOST:2181[,HOST:2181]/mesos; "
                         "without it, on the embedded agents")
+    s.add_argument("--mesos-authentication-principal", default=None, metavar="PRINCIPAL",
+                   help="Mesos principal of the framework (FrameworkInfo.principal; with a secret file, also the "
+                        "user of HTTP basic authentication to the master)")
+    s.add_argument("--mesos-authentication-secret-file", default=None, metavar="FILE",
+                   help="file holding the principal's secret (a trailing newline is ignored)")
+    s.add_argument("--reconciliation-interval", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds between two reconciliations of every task with the Mesos master (default 600)")
     s.add_argument("--framework-name", default="pacer", help="Mesos framework name (default pacer)")
     s.add_argument("--mesos-role", default="*", help="Mesos role the framework's tasks run under (default *)")
     s.add_argument("--mesos-user", default=None, help="user the Mesos tasks run as (default: the current user)")
@@ -223,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the deployment (0 = do not wait)")
 
     sub.add_parser("schema", help="print the JSON schema of an app definition")
+    sub.add_parser("executor", help="run as a Mesos custom executor (started by a Mesos agent, which sets "
+                                    "the MESOS_* environment)")
     return parser
 
 
@@ -239,6 +309,24 @@ def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) 
                              bind_address=host if host not in ("", "0.0.0.0") else "*")
     except ValueError as exc:
         raise UsageError(str(exc).replace("--http-port", "--haproxy-http-port")) from None
+
+
+def _zk(args: argparse.Namespace, serve: ServeOptions) -> ZkOptions | None:
+    """`--zk URL`: state in ZooKeeper and a leader election (Marathon's `--zk` with `--ha`)."""
+    if args.zk is None:
+        return None
+    if serve.mesos is None:
+        raise UsageError("--zk needs --master: several pacer serve share one Mesos cluster's tasks "
+                         "(the embedded agents' tasks belong to one machine)")
+    try:
+        parse_ha_zk_url(args.zk)
+    except InvalidOption as exc:
+        raise UsageError(str(exc)) from None
+    for flag, value in (("--zk-timeout", args.zk_timeout), ("--zk-session-timeout", args.zk_session_timeout)):
+        if not value > 0:
+            raise UsageError(f"{flag} must be a positive number of seconds (got {value:g})")
+    return ZkOptions(args.zk, timeout=args.zk_timeout, session_timeout=args.zk_session_timeout,
+                     on_session_loss=args.on_session_loss)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,11 +348,16 @@ def main(argv: list[str] | None = None) -> int:
                                    mesos=_mesos(args),
                                    cpu_quota=args.cpu_quota, pids_max=max(0, args.pids_limit),
                                    **_disk(args))
-            return leave(run_main(run_pacer(PacerOptions(
-                serve=options, metrics=metrics_options_from_args(args),
+            status = leave(run_main(run_pacer(PacerOptions(
+                serve=options, metrics=metrics_options_from_args(args), hostname=args.hostname,
+                zk=_zk(args, options),
                 autoscale_interval=_positive(args.autoscale_interval), autoscaler=not args.no_autoscaler,
                 bridge=_bridge_options(args, host, port, Path(args.home)),
                 bridge_required=args.haproxy_bridge == "on"))))
+            if status == REJOIN_EXIT:
+                logging.getLogger(__name__).warning("starting again to rejoin the election")
+                os.execv(sys.executable, [sys.executable, "-m", "pacer.cli", *argv])
+            return status
         if args.command == "autoscaler":
             host, port = _listen(args.listen)
             return leave(run_main(run_autoscaler(args.master, metrics_options_from_args(args),
@@ -275,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                                          database=args.influxdb_database):
                 print(path)
             return 0
+        if args.command == "executor":
+            return _executor()
         if args.command == "schema":
             print(json.dumps(app_json_schema(), indent=2, sort_keys=True))
             return 0
@@ -300,6 +395,16 @@ async def _deploy(options: DeployOptions) -> int:
     """`pacer deploy`, once the API at `--master` answers (else one line naming it, exit 1)."""
     await check_master(options.master)
     return await run_deploy(options)
+
+
+def _executor() -> int:
+    """`pacer executor`: 0 after a clean shutdown, 1 when the agent could not be reached, 2 when the
+    MESOS_* environment is incomplete (it was not started by an agent)."""
+    try:
+        return run_executor(config_from_env(os.environ))
+    except BadEnvironment as exc:
+        print(f"pacer executor: {exc}", file=sys.stderr)
+        return 2
 
 
 def _haproxy_bridge(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.status_api import build_status_app
 from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
+from pacer.ha import REJOIN_EXIT, HaNode, Rejoin, ZkOptions, lead
 from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
 from pacer.startup import (
     StartupError,
@@ -48,6 +50,7 @@ from pacer.startup import (
     note_influxdb,
 )
 from scheduler.api import build_api
+from scheduler.ha.advertise import advertised_address
 from pacer_client import PacerClient
 from scheduler.engine.core import Scheduler
 from scheduler.engine.sampling import TaskSampler
@@ -81,6 +84,8 @@ class PacerOptions:
     autoscaler: bool = True
     bridge: BridgeOptions | None = None       # None: no HAProxy bridge in this process
     bridge_required: bool = False             # --haproxy-bridge on: a bridge that cannot start is an error
+    hostname: str | None = None               # --hostname: how other instances reach this one
+    zk: ZkOptions | None = None               # --zk: state in ZooKeeper, one leader among several
 
 
 @dataclass
@@ -92,6 +97,7 @@ class _Started:
     client: PacerClient | None = None
     runner: web.AppRunner | None = None
     bridge: HaproxyBridge | None = None
+    ha: HaNode | None = None
     services: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -134,10 +140,15 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     await check_docker(serve.docker_host)
     bridge = started.bridge = HaproxyBridge(options.bridge) if options.bridge is not None else None
     bridge_ports_free = bridge is not None and _bridge_ports_free(bridge, options.bridge_required)
-    scheduler = started.scheduler = _open_scheduler(serve)
-    await scheduler.start()
+    address = advertised_address(serve.host, serve.port, options.hostname, socket.gethostname)
+    ha = started.ha = HaNode(options.zk, address, asyncio.get_running_loop()) if options.zk is not None else None
+    scheduler = started.scheduler = _open_scheduler(serve, ha)
+    if ha is None:
+        await scheduler.start()
+    else:
+        ha.start()                 # the state is loaded and the tasks re-adopted once elected
     metrics = started.metrics = open_metrics(options.metrics)
-    api = build_api(scheduler, leader=f"{serve.host}:{serve.port}")
+    api = build_api(scheduler, leader=address, leadership=ha.api if ha is not None else None)
     client = started.client = PacerClient(f"http://{serve.host}:{serve.port}")
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, serve.home.resolve() / "autoscaler",
                             interval=options.autoscale_interval,
@@ -151,7 +162,7 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     if bridge is not None and bridge_ports_free and options.bridge_required:
         await _start_bridge(bridge)
     started.services = _pacer_services(options, scheduler, metrics, autoscaler,
-                                       bridge if bridge_ports_free else None)
+                                       bridge if bridge_ports_free else None, ha)
     gc.collect()
     gc.freeze()     # start-up objects never die: keep them out of every later full collection
     log.info("pacer API listening on http://%s:%d (home %s, %d agent(s), metrics %s)",
@@ -160,27 +171,32 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
 
 
 def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: MetricsBackend, autoscaler: Autoscaler,
-                    bridge: HaproxyBridge | None) -> dict[str, Coroutine[Any, Any, None]]:
+                    bridge: HaproxyBridge | None, ha: HaNode | None) -> dict[str, Coroutine[Any, Any, None]]:
     """The long-lived loops of `pacer serve`, by name (a started `--haproxy-bridge on` bridge
-    only runs; an `auto` one starts as a guest)."""
-    services = {
-        "scheduler-loop": scheduler.run(),
-        "health-checks": scheduler.health.run(),
-        "task-sampler": TaskSampler(scheduler.state, metrics.sink, options.metrics.interval,
-                                    usages=scheduler.backend.usages).run(),
-        "influxdb-check": note_influxdb(options.metrics),
-    }
-    if options.autoscaler:
-        services["autoscaler"] = autoscaler.run()
+    only runs; an `auto` one starts as a guest). With `--zk`, the scheduler's own loops run
+    only while this instance leads (`pacer.ha.lead`)."""
+    def leader_services() -> dict[str, Coroutine[Any, Any, None]]:
+        services = {
+            "scheduler-loop": scheduler.run(),
+            "health-checks": scheduler.health.run(),
+            "task-sampler": TaskSampler(scheduler.state, metrics.sink, options.metrics.interval,
+                                        usages=scheduler.backend.usages).run(),
+        }
+        if options.autoscaler:
+            services["autoscaler"] = autoscaler.run()
+        return services
+
+    services = leader_services() if ha is None else {"leadership": lead(ha, scheduler, leader_services)}
+    services["influxdb-check"] = note_influxdb(options.metrics)
     if bridge is not None:
         services["haproxy-bridge"] = bridge.run() if options.bridge_required else _run_bridge(bridge)
     return services
 
 
-def _open_scheduler(serve: ServeOptions) -> Scheduler:
+def _open_scheduler(serve: ServeOptions, ha: HaNode | None = None) -> Scheduler:
     """The scheduler on its store; a store that cannot be opened is a start-up error naming it."""
     try:
-        return make_scheduler(serve)
+        return make_scheduler(serve, ha.shared_state() if ha is not None else None)
     except StoreError as exc:
         raise StartupError(f"{exc}; check the state directory, or choose another with --home DIR "
                            f"or $PACER_HOME") from None
@@ -254,7 +270,8 @@ async def _serve(started: _Started, stop: asyncio.Event) -> int:
             if stopped in done:
                 return 0
             if any(_failed(task) for task in done):
-                return 1
+                return REJOIN_EXIT if any(isinstance(t.exception(), Rejoin) for t in done if not t.cancelled()) \
+                    else 1
     finally:
         stopped.cancel()
 
@@ -279,7 +296,7 @@ async def _stop(started: _Started) -> None:
     for coro in started.services.values():   # built, never started: start-up was cut short
         coro.close()
     unfinished = await run_steps(_shutdown_steps(started))
-    _close_store(started.scheduler)
+    _close_store(started.scheduler, started.ha)
     level = logging.INFO if started.tasks else logging.DEBUG
     log.log(level, "stopped in %.1f s%s%s", loop.time() - began,
             f" ({', '.join(unfinished)} left behind)" if unfinished else "",
@@ -331,15 +348,18 @@ def _kills_resent() -> None:
     log.info("kills still in flight are sent again at the next start (their tasks are marked as being killed)")
 
 
-def _close_store(scheduler: Scheduler | None) -> None:
-    if scheduler is None:
-        return
+def _close_store(scheduler: Scheduler | None, ha: HaNode | None = None) -> None:
+    """Flush and close the store; with `--zk`, leave the election too (a successor leads at once)."""
     try:
-        scheduler.state.flush()
-    except Exception as exc:  # a full disk: what was acknowledged is committed already
+        if scheduler is not None and (ha is None or ha.serving):
+            scheduler.state.flush()
+    except Exception as exc:  # a full disk, a lost leadership: what was acknowledged is committed already
         log.warning("shutdown: last instance records not written: %s", exc)
     finally:
-        scheduler.store.close()
+        if ha is not None:
+            ha.close()
+        elif scheduler is not None:
+            scheduler.store.close()
 
 
 async def run_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Path,

@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 
 from metrics.options import MetricsOptions
+from scheduler.backends.mesos_discovery import ZkMasters, check_reachable
 from scheduler.engine.build import NO_DOCKER
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 DOCKER_TIMEOUT = 5.0
 MASTER_TIMEOUT = 5.0
 INFLUXDB_TIMEOUT = 3.0
+ZOOKEEPER_TIMEOUT = 5.0
 _MAX_REASON = 240
 
 
@@ -160,6 +162,16 @@ async def check_master(url: str, flag: str = "--master URL or $PACER_URL") -> No
     reason = await _http_reason(url.rstrip("/") + "/ping", MASTER_TIMEOUT)
     if reason is not None:
         raise Unreachable(f"cannot reach the API at {url} (set with {flag}): {reason}")
+
+
+def check_zookeeper(target: ZkMasters, flag: str = "--master") -> None:
+    """The ZooKeeper of `--master zk://…` accepts a session. A master that does not answer is
+    waited for (it may be failing over), but a ZooKeeper nobody answers at is a wrong address
+    or a stopped ensemble: every subscription would wait on it forever."""
+    reason = check_reachable(target, ZOOKEEPER_TIMEOUT)
+    if reason is not None:
+        raise Unreachable(f"cannot reach ZooKeeper at {target.hosts} (set with {flag} {target.url}): "
+                          f"{one_line(reason)}; start it, or give the Mesos master itself: {flag} http://HOST:5050")
 
 
 async def note_influxdb(options: MetricsOptions) -> None:

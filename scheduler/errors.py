@@ -9,6 +9,8 @@
     +-- StoreError          the durable store could not be read or written
         +-- StoreFull       no space left where the store lives (deletions still go through)
         +-- FencedOut       this writer no longer holds the store's fence (another leads)
+        +-- StoreUnavailable the store cannot be reached now (ZooKeeper down); retry later
+    +-- InvalidOption       a command-line option that cannot mean anything (a bad --zk URL)
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ class StoreFull(StoreError):
 
 class FencedOut(StoreError):
     """A write was refused because the writer's fence no longer matches the store's."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (ZooKeeper down or partitioned away); the change was not
+    acknowledged. The API answers 503: reads from memory keep working, writes resume by
+    themselves once the store is back."""
+
+
+class InvalidOption(SchedulerError, ValueError):
+    """A command-line option (`--zk`) that cannot mean anything; `message` names the option."""
 
 
 def app_not_found(app_id: str) -> NotFound:

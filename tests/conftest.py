@@ -7,6 +7,7 @@ import pytest
 
 from .haproxy_support import Backends, RecordedMaster
 from .support import InProcessApi, PacerServer, http, kill_task_processes
+from .zk_support import ZooKeeperServer, zookeeper_available
 
 
 @pytest.fixture
@@ -64,3 +65,32 @@ def master() -> Iterator[RecordedMaster]:
     m = RecordedMaster().start()
     yield m
     m.stop()
+
+
+# -- ZooKeeper: a private server on loopback (tests/zk_support.py) ----------------------------
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory) -> Iterator[ZooKeeperServer]:
+    """One ZooKeeper for the session: tests that share it use paths of their own."""
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed (make test installs Debian's zookeeper when root)")
+    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zk_factory(tmp_path: Path) -> Iterator:
+    """Private ZooKeeper servers for tests that stop, kill or restart theirs."""
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed (make test installs Debian's zookeeper when root)")
+    started: list[ZooKeeperServer] = []
+
+    def start() -> ZooKeeperServer:
+        server = ZooKeeperServer(tmp_path / f"zookeeper-{len(started)}").start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

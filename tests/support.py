@@ -82,6 +82,18 @@ def kill_task_processes(home: Path) -> None:
         pass
 
 
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """`wait_until` for tests on an event loop: poll `predicate` without blocking the loop."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
+
 class PacerServer:
     """`pacer serve` as a subprocess on a free loopback port."""
 
@@ -220,3 +232,12 @@ class EventRecorder:
             pass
         self.conn.close()
         self.thread.join(5)
+
+
+def running_tasks(server: PacerServer, app_id: str, count: int, version: str | None = None) -> list[dict[str, Any]]:
+    """Wait until the app has exactly `count` tasks, all TASK_RUNNING (of `version` if given)."""
+    def ready() -> list[dict[str, Any]] | None:
+        tasks = server.tasks(app_id)
+        running = [t for t in tasks if t["state"] == "TASK_RUNNING" and version in (None, t["version"])]
+        return running if len(running) == count == len(tasks) else None
+    return wait_until(ready, timeout=40, what=f"{count} running tasks of {app_id}")

@@ -16,7 +16,7 @@ SEED = Path(__file__).resolve().parent / "fixtures" / "seed-marathon-qa.json"
 def test_system_endpoints(api):
     status, body, headers = http("GET", api.url, "/ping")
     assert status == 200 and body == "pong"
-    assert headers["x-marathon-leader"] == f"127.0.0.1:{api.port}"
+    assert headers["x-marathon-leader"] == f"http://127.0.0.1:{api.port}"
     status, info, _ = http("GET", api.url, "/v2/info")
     assert info["name"] == "pacer" and info["elected"] is True and info["frameworkId"]
     assert info["http_config"]["http_port"] == api.port

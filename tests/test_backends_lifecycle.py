@@ -195,3 +195,40 @@ def test_delete_ends_every_task(cluster: Any) -> None:
     assert server.request("DELETE", "/v2/apps/doomed")[0] == 200
     wait_until(lambda: not cluster.live(), what="every task to end")
     cluster.check()
+
+
+def test_scale_down_with_oldest_first_kills_the_oldest(cluster: Any) -> None:
+    server = cluster.serve()
+    assert server.request("POST", "/v2/apps", _app("/old", 2, killSelection="OLDEST_FIRST"))[0] == 201
+    first = {t["id"] for t in _running(server, "/old", 2)}
+    _settled(server)
+    assert server.request("PUT", "/v2/apps/old", {"instances": 4})[0] == 200
+    newer = {t["id"] for t in _running(server, "/old", 4)} - first
+    _settled(server)
+    assert server.request("PUT", "/v2/apps/old", {"instances": 2})[0] == 200
+    survivors = {t["id"] for t in _running(server, "/old", 2)}
+    assert survivors == newer
+    wait_until(lambda: cluster.live() == survivors, what="the two oldest tasks to end")
+    cluster.check()
+
+
+def test_a_deployment_rolled_back_restores_the_previous_version(cluster: Any) -> None:
+    server = cluster.serve()
+    assert server.request("POST", "/v2/apps", _app("/rb", 2, env={"RELEASE": "1"}))[0] == 201
+    old = {t["id"] for t in _running(server, "/rb", 2)}
+    _settled(server)
+    first_version = server.get("/v2/apps/rb")[1]["app"]["version"]
+    # the new version cannot be placed (too much memory): its deployment stays, and is rolled back
+    status, body, _ = server.request("PUT", "/v2/apps/rb", {"env": {"RELEASE": "2"}, "mem": 100000})
+    assert status == 200, body
+    deployment = wait_until(lambda: [d for d in server.get("/v2/deployments")[1] if d["id"] == body["deploymentId"]],
+                            what="the stuck deployment")[0]
+    status, rollback, _ = server.request("DELETE", f"/v2/deployments/{deployment['id']}")
+    assert status == 200, rollback
+    _settled(server)
+    app = server.get("/v2/apps/rb")[1]["app"]
+    assert (app["mem"], app["env"]) == (16, {"RELEASE": "1"}) and app["version"] != first_version
+    after = {t["id"] for t in _running(server, "/rb", 2)}
+    assert after == old                                    # the old tasks never stopped
+    wait_until(lambda: cluster.live() == old, what="only the old tasks on the cluster")
+    cluster.check()

@@ -7,8 +7,7 @@ The tests play the scheduling loop's part by hand (hold offers, place, `pass_fin
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from scheduler.state.model import Instance, new_instance_id
 
 from .mesos_sim import AgentSpec, Cluster, SimulatedMaster, text_attribute
 from .mesos_sim.agents import SimTask, status_json
+from .support import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,16 +56,6 @@ class Meta:
 
     def put_meta(self, key: str, value: str) -> None:
         self.values[key] = value
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 @dataclass
@@ -322,3 +312,16 @@ async def test_a_task_killed_while_its_agent_was_unreachable_is_killed_again_whe
     await eventually(lambda: sim_task(env, inst.instance_id).state == "TASK_KILLED", what="killed on its return")
     assert len(env.calls("KILL")) == 2
     await eventually(lambda: listener.states(inst.instance_id)[-1] == "TASK_KILLED", what="the end reported")
+
+
+async def test_a_scheduler_not_surely_leading_holds_no_framework_connection(env: Env) -> None:
+    """`--zk`: while this instance may not act (a follower, or a leader whose lease ran out),
+    it sends no SUBSCRIBE: one with the framework id would take the framework from the leader."""
+    leading = False
+    backend = env.backend(Listener(), **{"backoff": Backoff(first=0.05, cap=0.05)})
+    backend._may_act = lambda: leading            # as build.py passes the election's `may_act`
+    backend.start()
+    await asyncio.sleep(1.0)
+    assert env.calls("SUBSCRIBE") == []
+    leading = True
+    await eventually(lambda: env.calls("SUBSCRIBE"), what="a SUBSCRIBE once leading")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from marathon import MarathonClient
 
 from .mesos_sim import AgentSpec
 from .mesos_sim.harness import SimHarness
-from .support import PacerServer, wait_until
+from .support import PacerServer, running_tasks, wait_until
 
 
 @pytest.fixture
@@ -24,20 +23,12 @@ def sim() -> Iterator[SimHarness]:
     harness.stop()
 
 
-def _running(server: PacerServer, app_id: str, count: int, version: str | None = None) -> list[dict[str, Any]]:
-    def ready() -> list[dict[str, Any]] | None:
-        tasks = server.tasks(app_id)
-        running = [t for t in tasks if t["state"] == "TASK_RUNNING" and version in (None, t["version"])]
-        return running if len(running) == count == len(tasks) else None
-    return wait_until(ready, timeout=40, what=f"{count} running tasks of {app_id}")
-
-
 def test_master_failover_mid_rolling_restart(sim: SimHarness, pacer_factory: Callable[..., PacerServer]) -> None:
     server = pacer_factory("--master", sim.url)      # knows the first master only: the rest is redirects
     app = {"id": "/roll", "cmd": "sleep 1000", "instances": 3, "cpus": 0.1, "mem": 16, "env": {"RELEASE": "1"},
            "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.34}}
     assert server.request("POST", "/v2/apps", app)[0] == 201
-    old = {t["id"] for t in _running(server, "/roll", 3)}
+    old = {t["id"] for t in running_tasks(server, "/roll", 3)}
     wait_until(lambda: server.get("/v2/deployments")[1] == [], what="the first deployment")
     first_subscribe = sim.calls("SUBSCRIBE")[0]
     framework_id = sim.run(lambda: next(iter(sim.leader.frameworks)))
@@ -46,7 +37,7 @@ def test_master_failover_mid_rolling_restart(sim: SimHarness, pacer_factory: Cal
     wait_until(lambda: len(server.tasks("/roll")) > 3 or not old <= {t["id"] for t in server.tasks("/roll")},
                what="the restart under way")
     new_leader = sim.failover()
-    new = _running(server, "/roll", 3, version=body["version"])
+    new = running_tasks(server, "/roll", 3, version=body["version"])
     wait_until(lambda: server.get("/v2/deployments")[1] == [], what="the restart to finish")
     assert not old & {t["id"] for t in new}
     wait_until(lambda: sim.live_ids() == {t["id"] for t in new}, what="only the new tasks on the cluster")
@@ -61,7 +52,7 @@ def test_agents_and_framework_show_in_the_api(sim: SimHarness, pacer_factory: Ca
     server = pacer_factory("--master", sim.url, "--framework-name", "shop", "--mesos-role", "web",
                            "--mesos-user", "nobody", "--failover-timeout", "3600")
     assert server.request("POST", "/v2/apps", {"id": "/a", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16})[0] == 201
-    _running(server, "/a", 1)
+    running_tasks(server, "/a", 1)
     info = sim.calls("SUBSCRIBE")[0]["subscribe"]["framework_info"]
     assert (info["name"], info["roles"], info["user"], info["failover_timeout"]) == ("shop", ["web"], "nobody", 3600)
     assert info["webui_url"] == server.url
@@ -92,7 +83,7 @@ def test_agent_lost_then_back_replaced_after_inactive_and_the_late_comer_killed(
            "constraints": [["hostname", "UNIQUE"]],
            "unreachableStrategy": {"inactiveAfterSeconds": inactive, "expungeAfterSeconds": 600}}
     assert server.request("POST", "/v2/apps", app)[0] == 201
-    first = {t["id"] for t in _running(server, "/web", 2)}
+    first = {t["id"] for t in running_tasks(server, "/web", 2)}
     victim = sorted(first)[0]
     agent_id = sim.run(lambda: sim.cluster.task(victim).agent_id)
     sim.run(lambda: sim.leader.lose_agent(agent_id))
@@ -106,7 +97,7 @@ def test_agent_lost_then_back_replaced_after_inactive_and_the_late_comer_killed(
     assert time.monotonic() - lost_at >= inactive
     assert len(replaced) == 1 and sim.hostname_of(replaced[0]["id"]) != sim.hostname_of(victim)
     sim.run(lambda: sim.leader.agent_back(agent_id))
-    survivors = {t["id"] for t in _running(server, "/web", 2)}
+    survivors = {t["id"] for t in running_tasks(server, "/web", 2)}
     assert victim not in survivors and survivors == (first - {victim}) | {replaced[0]["id"]}
     wait_until(lambda: sim.live_ids() == survivors, what="the late comer killed, none duplicated")
     assert "TASK_KILLED" in sim.run(lambda: sim.cluster.task(victim).statuses)

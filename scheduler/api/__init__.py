@@ -1,8 +1,10 @@
 """Marathon's /v2 REST API over aiohttp.
 
-`build_api(scheduler)` returns the aiohttp application. Every error leaves through
+`build_api(scheduler, leader)` returns the aiohttp application. Every error leaves through
 `error_middleware`, which turns the package exception trees into Marathon's status codes and
-bodies, so a bad request never becomes a 500 or a traceback.
+bodies, so a bad request never becomes a 500 or a traceback. Inside it,
+`leadership.leadership_middleware` answers here or forwards to the leader (HA: several
+instances, one leads), and every response carries `X-Marathon-Leader`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from aiohttp import web
 
 from scheduler.api.errors import EXPECTED_ERRORS, error_body
 from scheduler.api import apps, events, groups, system, tasks
+from scheduler.api.leadership import READ_SECONDS, install_leadership, leadership_middleware
 from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
+from scheduler.ha import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +38,30 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         status, body = error_body(exc)
         response = json_response(body, status=status)
-    response.headers["X-Marathon-Leader"] = request.app[LEADER_KEY]
     return response
 
 
-def build_api(scheduler: SchedulerApi, leader: str, *,
-              heartbeat_seconds: float = events.HEARTBEAT_SECONDS) -> web.Application:
-    """The /v2 application; ``heartbeat_seconds`` is how long an idle /v2/events stream waits
-    before a heartbeat comment (short in tests, so they need not wait the default)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership: Leadership | None = None,
+              heartbeat_seconds: float = events.HEARTBEAT_SECONDS,
+              proxy_read_seconds: float = READ_SECONDS) -> web.Application:
+    """The /v2 application.
+
+    ``leader`` is this instance's advertised ``host:port`` when it runs alone (it then always
+    leads: `SoleLeader`); with an election, pass ``leadership`` instead (its ``address`` is this
+    instance's). ``heartbeat_seconds`` is how long an idle /v2/events stream waits before a
+    heartbeat comment (short in tests, so they need not wait the default);
+    ``proxy_read_seconds`` how long a follower waits for the leader's answer.
+    """
+    if leadership is None:
+        if leader is None:
+            raise TypeError("build_api needs this instance's address (leader=) or a leadership")
+        leadership = SoleLeader(leader)
+    # error_middleware outermost: whatever the proxy meets still leaves as Marathon's body
+    app = web.Application(middlewares=[error_middleware, leadership_middleware],
+                          client_max_size=16 * 1024 * 1024)
     app[SCHEDULER_KEY] = scheduler
-    app[LEADER_KEY] = leader
+    app[LEADER_KEY] = leadership.address
+    install_leadership(app, leadership, read_seconds=proxy_read_seconds)
     app[events.HEARTBEAT_KEY] = heartbeat_seconds
     apps.add_routes(app.router)
     tasks.add_routes(app.router)

@@ -64,6 +64,8 @@ class BackendInfo:
     framework_name: str | None = None
     failover_timeout: float | None = None
     leader: str | None = None          # the leading master's URL, once subscribed
+    reconciliation_interval: float | None = None   # seconds between two reconciliations of every task
+    launch_timeout: float | None = None            # seconds a launch may take to reach TASK_RUNNING
 
     @property
     def on_mesos(self) -> bool:

@@ -38,7 +38,7 @@ import logging
 import time
 from collections import OrderedDict
 from functools import partial
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +75,13 @@ class Track:
 
 class MesosBackend:
     def __init__(self, config: MesosConfig, listener: BackendListener, framework_ids: FrameworkIds | None = None,
-                 *, client: MesosClient | None = None) -> None:
+                 *, client: MesosClient | None = None, may_act: Callable[[], bool] = lambda: True) -> None:
         self.config = config
+        self._may_act = may_act
         self.launch_concurrency = config.launch_concurrency
         self._listener = listener
         self._ids = framework_ids or FrameworkIds()
-        self._client = client or MesosClient(config.masters)
+        self._client = client or MesosClient(config.masters, auth=config.auth)
         self.connection: FrameworkConnection | None = None
         self.master: str | None = None
         self.book = OfferBook()
@@ -106,8 +107,9 @@ class MesosBackend:
         self.connection = FrameworkConnection(self._client, self._subscribe_call, self,
                                               framework_id=self._ids.load(),
                                               heartbeat_misses=self.config.heartbeat_misses,
-                                              backoff=self.config.backoff,
-                                              parallel_lanes=self.config.parallel_lanes)
+                                              backoff=self.config.backoff, discovery=self.config.discovery(),
+                                              parallel_lanes=self.config.parallel_lanes,
+                                              may_subscribe=self._may_act)
         self.connection.start()
         self._periodic = asyncio.get_running_loop().create_task(self._reconcile_forever(), name="mesos-reconcile")
 
@@ -116,8 +118,7 @@ class MesosBackend:
         info: Json = {"user": cfg.user, "name": cfg.framework_name, "roles": [cfg.role],
                       "failover_timeout": cfg.failover_timeout, "checkpoint": True,
                       "capabilities": [{"type": c} for c in CAPABILITIES]}
-        if cfg.webui_url:
-            info["webui_url"] = cfg.webui_url
+        info.update({k: v for k, v in (("webui_url", cfg.webui_url), ("principal", cfg.principal)) if v})
         call: Json = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if framework_id:
             info["id"] = {"value": framework_id}
@@ -402,7 +403,8 @@ class MesosBackend:
         cfg = self.config
         return BackendInfo(master=",".join(cfg.masters), framework_id=self._ids.load(), role=cfg.role, user=cfg.user,
                            framework_name=cfg.framework_name, failover_timeout=cfg.failover_timeout,
-                           leader=self.master)
+                           leader=self.master, reconciliation_interval=cfg.reconciliation_interval,
+                           launch_timeout=cfg.launch_timeout)
 
     async def close(self) -> None:
         if self._periodic is not None:

@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from executor.errors import RecordIOError
+from executor.recordio import RecordIODecoder
 
 from scheduler.backends.mesos_errors import CallRejected, MasterUnreachable, NotSubscribed, SubscriptionLost
 from scheduler.backends.mesos_http import CallChannel
@@ -52,7 +54,7 @@ class EventStream:
         self._response = response
         self.master = master
         self.stream_id = response.headers.get("Mesos-Stream-Id", "")
-        self._buffer = bytearray()
+        self._decoder = RecordIODecoder(MAX_RECORD_BYTES)
         self._events: deque[Json] = deque()
 
     @property
@@ -68,29 +70,15 @@ class EventStream:
                 raise SubscriptionLost(f"the event stream ended: {exc or type(exc).__name__}") from exc
             if not chunk:
                 raise SubscriptionLost("the master closed the event stream")
-            self._buffer += chunk
-            self._decode()
+            self._decode(chunk)
         return self._events.popleft()
 
-    def _decode(self) -> None:
-        buffer = self._buffer
-        start = 0
-        while True:
-            newline = buffer.find(b"\n", start)
-            if newline < 0:
-                if len(buffer) - start > 20:
-                    raise SubscriptionLost("undecodable RecordIO header in the event stream")
-                break
-            try:
-                size = int(buffer[start:newline].strip())
-            except ValueError as exc:
-                raise SubscriptionLost(f"undecodable RecordIO header in the event stream: {exc}") from exc
-            if not 0 < size <= MAX_RECORD_BYTES:
-                raise SubscriptionLost(f"bad RecordIO length {size} in the event stream")
-            if len(buffer) - newline - 1 < size:
-                break
-            record = bytes(buffer[newline + 1:newline + 1 + size])
-            start = newline + 1 + size
+    def _decode(self, chunk: bytes) -> None:
+        try:
+            records = self._decoder.feed(chunk)
+        except RecordIOError as exc:
+            raise SubscriptionLost(str(exc)) from exc
+        for record in records:
             try:
                 event = json.loads(record)
             except ValueError as exc:
@@ -98,7 +86,6 @@ class EventStream:
             if not isinstance(event, dict):
                 raise SubscriptionLost("an event that is not a JSON object")
             self._events.append(event)
-        del buffer[:start]
 
     def close(self) -> None:
         self._response.close()
@@ -125,6 +112,12 @@ class MesosClient:
             self._session = aiohttp.ClientSession(auth=self._auth, headers={"Content-Type": "application/json",
                                                                            "Accept": "application/json"})
         return self._session
+
+    def use_masters(self, masters: Sequence[str]) -> None:
+        """Talk to these masters from now on (`--master zk://…`: the leader ZooKeeper names at each
+        SUBSCRIBE, made only while no subscription is live, so no call of an old one goes astray)."""
+        self._masters = [m.rstrip("/") for m in masters]
+        self.leader = self._masters[0]
 
     def _candidates(self) -> list[str]:
         return [self.leader] + [m for m in self._masters if m != self.leader]
@@ -164,6 +157,9 @@ class MesosClient:
         if response.status != 200:
             text = await response.text()
             response.release()
+            if response.status == 401:          # Mesos answers an empty body: say what to check
+                text = (f"{text.strip() or 'Unauthorized'}; check --mesos-authentication-principal and "
+                        "--mesos-authentication-secret-file")
             raise CallRejected("SUBSCRIBE", response.status, text)
         return EventStream(response, master)
 

@@ -2,6 +2,11 @@
 
 The defaults are Marathon's where Marathon has the setting (`--failover_timeout` a week,
 `--decline_offer_duration` 120 s, `--task_launch_timeout` 300 s).
+
+With `zookeeper` (`--master zk://…`) the masters are found in ZooKeeper at every subscription
+(`mesos_discovery`), and `masters` holds only the zk:// URL without its credentials, for what
+/v2/info shows as Marathon's `master`. `principal` goes into FrameworkInfo; with `secret` too,
+every request to the master carries HTTP basic authentication (Mesos's `--authenticate_http_frameworks`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ import getpass
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from scheduler.backends.mesos_connection import Backoff
+import aiohttp
+
+from scheduler.backends.mesos_connection import Backoff, MasterSource
+from scheduler.backends.mesos_discovery import ZkMasters, ZkMasterWatch
 
 FRAMEWORK_ID_KEY = "mesos-framework-id"
 
@@ -27,6 +35,9 @@ class MesosConfig:
     """`masters`: base URLs (`http://host:5050`); any of them will do, the leader is found by redirect."""
 
     masters: tuple[str, ...]
+    zookeeper: ZkMasters | None = None          # the masters register in ZooKeeper: the leader is read there
+    principal: str | None = None                # Marathon's --mesos_authentication_principal
+    secret: str | None = field(default=None, repr=False)   # … and the content of --mesos_authentication_secret_file
     framework_name: str = "pacer"
     role: str = "*"
     user: str = field(default_factory=_current_user)  # what the tasks run as
@@ -43,6 +54,15 @@ class MesosConfig:
     parallel_lanes: int = 32                    # ACCEPT and ACKNOWLEDGE calls in flight at once (they need no order)
     offer_wait: float = 30.0
     backoff: Backoff = Backoff()
+
+    @property
+    def auth(self) -> aiohttp.BasicAuth | None:
+        """HTTP basic authentication to the master, when both the principal and the secret are set."""
+        return aiohttp.BasicAuth(self.principal, self.secret) if self.principal and self.secret is not None else None
+
+    def discovery(self) -> MasterSource | None:
+        """Where each subscription finds its master: ZooKeeper, or (None) the fixed `masters`."""
+        return ZkMasterWatch(self.zookeeper) if self.zookeeper is not None else None
 
 
 class MetaStore(Protocol):

@@ -15,6 +15,12 @@ cluster: ACKNOWLEDGE (it only lets the agent send a task's next update) and ACCE
 offers no other call names; the backend holds back a KILL of a task until its ACCEPT was
 answered). Those go out on `parallel_lanes` calls at once, ACCEPTs first: a waiting ACCEPT starts
 tasks, a waiting ACKNOWLEDGE only delays a report.
+
+With a `MasterSource` (`--master zk://…`: `mesos_discovery.ZkMasterWatch`) the master of every
+(re)subscription is the one the source names at that moment, not a fixed list: after a failover
+the old master may be gone for good, and only ZooKeeper knows the new one. When the source says
+the leader changed while a subscription is live on another master, that subscription is ended
+and made again with the new leader; while none is live, the wait before the next try is cut short.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Protocol
 from scheduler.backends.mesos_client import EventStream, Json, MesosClient
 from scheduler.backends.mesos_errors import (
     HeartbeatsMissed,
+    MasterUnreachable,
     MesosError,
     NotSubscribed,
     SubscriptionLost,
@@ -40,6 +47,17 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_SECONDS = 15.0      # Mesos's default when SUBSCRIBED does not say
 UNORDERED = {"ACCEPT": 0, "ACKNOWLEDGE": 1}   # calls sent side by side, by priority (lower first)
 SUBSCRIBED_TIMEOUT_SECONDS = 30.0
+
+
+class MasterSource(Protocol):
+    """Who leads now (a master base URL, None when no master is registered); tells of changes."""
+
+    describe: str
+
+    def start(self) -> None: ...
+    async def leader(self) -> str | None: ...
+    def on_change(self, callback: Callable[[str | None], None]) -> None: ...
+    async def close(self) -> None: ...
 
 
 class EventHandler(Protocol):
@@ -68,11 +86,18 @@ class Backoff:
     cap: float = 10.0
 
 
+NOT_LEADING_PAUSE_SECONDS = 0.5
+
+
 class FrameworkConnection:
     def __init__(self, client: MesosClient, subscribe_call: Callable[[str | None], Json], handler: EventHandler,
                  *, framework_id: str | None = None, heartbeat_misses: int = 5,
-                 backoff: Backoff = Backoff(), parallel_lanes: int = 32) -> None:
+                 backoff: Backoff = Backoff(), parallel_lanes: int = 32,
+                 discovery: MasterSource | None = None, may_subscribe: Callable[[], bool] = lambda: True) -> None:
         self.client = client
+        self._may_subscribe = may_subscribe   # False while another scheduler may lead (`--zk`)
+        self._discovery = discovery
+        self._wake = asyncio.Event()         # set when the source names a new leader while we wait
         self.framework_id = framework_id
         self._subscribe_call = subscribe_call
         self._handler = handler
@@ -94,6 +119,9 @@ class FrameworkConnection:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._discovery is not None:
+            self._discovery.on_change(self._leader_changed)
+            self._discovery.start()
         self._tasks = [loop.create_task(self._subscribe_forever(), name="mesos-subscription"),
                        loop.create_task(self._send_forever(self._next_ordered), name="mesos-calls")]
         self._tasks += [loop.create_task(self._send_forever(self._next_unordered), name=f"mesos-calls-{i}")
@@ -106,7 +134,36 @@ class FrameworkConnection:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._discovery is not None:
+            await self._discovery.close()
         await self.client.close()
+
+    def _leader_changed(self, leader: str | None) -> None:
+        """The source read the leader again (its watch fired): leave a master that no longer leads."""
+        stream = self._stream
+        if stream is None:
+            self._wake.set()                 # waiting to try again: try now
+        elif leader is not None and leader.rstrip("/") != stream.master:
+            log.warning("the leading Mesos master is now %s (was %s): subscribing to it", leader, stream.master)
+            self._wake.set()                 # … and at once, without the backoff
+            stream.close()
+
+    async def _subscribe_to_leader(self) -> EventStream:
+        """SUBSCRIBE to the leader: the source's, or the first of the fixed list that answers."""
+        if self._discovery is not None:
+            leader = await self._discovery.leader()
+            if leader is None:
+                raise MasterUnreachable(f"no Mesos master is registered in {self._discovery.describe}")
+            self.client.use_masters([leader])
+        return await self.client.subscribe(self._subscribe_call(self.framework_id))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before the next SUBSCRIBE; a new leader named since the last try began ends the wait."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
 
     # -- calls ------------------------------------------------------------------------------
     def call(self, call: Call, generation: int | None = None) -> asyncio.Future[None]:
@@ -164,9 +221,15 @@ class FrameworkConnection:
         delay = self._backoff.first
         while not self._closed:
             reason = ""
+            self._wake.clear()
+            if not self._may_subscribe():
+                # a leader whose leadership is in doubt holds no framework connection: a SUBSCRIBE
+                # with the framework id would take the framework over from the real leader
+                await self._pause(NOT_LEADING_PAUSE_SECONDS)
+                continue
             try:
                 async with asyncio.timeout(SUBSCRIBED_TIMEOUT_SECONDS):   # a master that accepts and says nothing
-                    stream = self._stream = await self.client.subscribe(self._subscribe_call(self.framework_id))
+                    stream = self._stream = await self._subscribe_to_leader()
                 try:
                     await self._follow(stream)
                 finally:
@@ -189,7 +252,7 @@ class FrameworkConnection:
                 self._handler.on_disconnected(reason)
             else:
                 log.warning("cannot subscribe to the Mesos master: %s; retrying in %.1f s", reason, delay)
-            await asyncio.sleep(delay)
+            await self._pause(delay)
             delay = min(self._backoff.cap, delay * 2)
 
     async def _follow(self, stream: EventStream) -> None:

@@ -29,7 +29,7 @@ from app_definitions import AppDefinition
 from scheduler.backends.mesos_connection import LazyCall
 from scheduler.backends.mesos_errors import CallRejected, LaunchAborted, NotSubscribed
 from scheduler.backends.mesos_offers import Claim, HeldOffer, OfferBook, ResourcePool
-from scheduler.backends.mesos_tasks import needs, task_info
+from scheduler.backends.mesos_tasks import executor_needs, launch_needs, needs, task_info
 from scheduler.state.model import Instance
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Batch:
     generation: int
     pool: ResourcePool = field(init=False)
     tasks: dict[str, tuple[Attempt, Claim]] = field(default_factory=dict)   # with the resources each takes
+    executor_claims: dict[str, Claim] = field(default_factory=dict)        # `pacer executor`'s share, by task
     closed: bool = False
     timer: asyncio.TimerHandle | None = None
 
@@ -98,11 +99,30 @@ class Batch:
     def accept_call(self) -> Json:
         """The ACCEPT, TaskInfos and all. Built when it is sent, not when the batch closes: a pass
         of a hundred thousand launches would otherwise hold all their TaskInfos at once."""
-        infos = [task_info(attempt.instance, attempt.app, claim.resources()) for attempt, claim in self.tasks.values()]
+        infos = [task_info(attempt.instance, attempt.app, claim.resources(), self._executor_resources(task_id))
+                 for task_id, (attempt, claim) in self.tasks.items()]
         return {"type": "ACCEPT", "accept": {
             "offer_ids": [{"value": o.offer_id} for o in self.offers],
             "operations": [{"type": "LAUNCH", "launch": {"task_infos": infos}}],
             "filters": {"refuse_seconds": 0.0}}}    # what is left of the offers comes back at once
+
+
+    def _executor_resources(self, task_id: str) -> list[Json] | None:
+        claim = self.executor_claims.get(task_id)
+        return None if claim is None else claim.resources()
+
+    def claim(self, attempt: Attempt, pool: ResourcePool | None = None) -> None:
+        """Take the attempt's resources, and its executor's if it has one of Pacer's, from `pool`
+        (default: the batch's) and add it to the batch; LaunchAborted when they do not fit."""
+        pool = self.pool if pool is None else pool
+        app, ports = attempt.app, attempt.instance.ports
+        extra = executor_needs(app)
+        if extra and not pool.fits(launch_needs(app), ports):
+            raise LaunchAborted(f"the offers no longer hold the task and its executor "
+                                f"({', '.join(f'{n}={v:g}' for n, v in launch_needs(app).items() if v > 0)})")
+        self.tasks[attempt.task_id] = (attempt, pool.claim(needs(app), ports))
+        if extra:
+            self.executor_claims[attempt.task_id] = pool.claim(extra, ())
 
 
 @dataclass(eq=False)
@@ -177,13 +197,12 @@ class Launcher:
         if batch is None or batch.closed:
             return False
         try:
-            claim = batch.pool.claim(needs(attempt.app), attempt.instance.ports)
+            batch.claim(attempt)
         except LaunchAborted:
             batch.expected.discard(attempt.task_id)
             if batch.complete:
                 self._flush(batch)
             return False
-        batch.tasks[attempt.task_id] = (attempt, claim)
         if batch.complete:
             self._flush(batch)
         return True
@@ -285,15 +304,16 @@ class Launcher:
                 continue
             pool = ResourcePool(offers)
             chosen = []
-            for wait in waits.values():
+            for wait in waits.values():     # which fit, together: claimed on a scratch pool
                 app, inst = wait.attempt.app, wait.attempt.instance
-                if pool.fits(needs(app), inst.ports):
-                    chosen.append((wait, pool.claim(needs(app), inst.ports)))
+                if pool.fits(launch_needs(app), inst.ports):
+                    pool.claim(launch_needs(app), inst.ports)
+                    chosen.append(wait)
             if not chosen:
                 continue
             batch = Batch(agent_id, self._host.book.take_agent(agent_id), set(), generation)
-            for wait, claim in chosen:
-                batch.tasks[wait.attempt.task_id] = (wait.attempt, claim)
+            for wait in chosen:
+                batch.claim(wait.attempt)
                 batch.expected.add(wait.attempt.task_id)
                 self._unwait(agent_id, wait.attempt.task_id)
                 wait.placed.set_result(None)
@@ -305,6 +325,7 @@ class Launcher:
         if batch is not None and not batch.closed:
             batch.expected.discard(task_id)
             entry = batch.tasks.pop(task_id, None)
+            batch.executor_claims.pop(task_id, None)
             if entry is not None:
                 entry[0].settle(LaunchAborted("killed before it was launched"))
             if batch.complete:

@@ -14,7 +14,10 @@ so only those reach the scheduler.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +30,8 @@ from scheduler.state.model import TERMINAL_STATES, Instance
 Json = dict[str, Any]
 MESOS_CHECKS = {"MESOS_HTTP": "HTTP", "MESOS_HTTPS": "HTTP", "MESOS_TCP": "TCP", "COMMAND": "COMMAND"}
 _EXIT = re.compile(r"exited with status (\d+)")
+PACER_EXECUTOR = "pacer"     # an app's `executor` choosing `pacer executor` over Mesos's own
+PACER_EXECUTOR_RESOURCES = {"cpus": 0.01, "mem": 32.0}
 _RANK = {"TASK_STAGING": 0, "TASK_STARTING": 1, "TASK_RUNNING": 2, "TASK_UNREACHABLE": 2, "TASK_KILLING": 3}
 
 
@@ -53,8 +58,9 @@ def _protocols(protocol: str) -> list[str]:
 
 def unsupported(app: AppDefinition) -> str | None:
     """What of `app` this backend cannot express as a TaskInfo (None: everything)."""
-    if app.executor not in ("", "//cmd"):
-        return f"executor {app.executor!r}: only Mesos's own executors are supported on a Mesos cluster"
+    if app.executor not in ("", "//cmd", PACER_EXECUTOR):
+        return (f"executor {app.executor!r}: only Mesos's own executors and {PACER_EXECUTOR!r} are supported "
+                "on a Mesos cluster")
     if app.container is not None:
         for i, volume in enumerate(app.container.volumes):
             if volume.host_path is None:
@@ -183,8 +189,47 @@ def health_check_info(app: AppDefinition, instance: Instance) -> Json | None:
     return out
 
 
-def task_info(instance: Instance, app: AppDefinition, resources: list[Json]) -> Json:
-    """The TaskInfo launching `instance` of `app` with `resources` taken from its agent's offers."""
+def executor_needs(app: AppDefinition) -> dict[str, float]:
+    """What `pacer executor` itself takes from the offers (nothing for Mesos's own executors):
+    the app's `executorResources`, else a small default."""
+    if app.executor != PACER_EXECUTOR:
+        return {}
+    res = app.executor_resources
+    if res is None:
+        return dict(PACER_EXECUTOR_RESOURCES)
+    return {"cpus": res.cpus, "mem": res.mem, "disk": res.disk}
+
+
+def launch_needs(app: AppDefinition) -> dict[str, float]:
+    """The task's resources plus its executor's: what its agent's offers must hold."""
+    total = needs(app)
+    for name, amount in executor_needs(app).items():
+        total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def executor_command() -> list[str]:
+    """`pacer executor` of this very install: the interpreter running Pacer, with `-m pacer.cli`
+    (no reliance on a `pacer` script on the agent's PATH)."""
+    return [sys.executable or "python3", "-m", "pacer.cli", "executor"]
+
+
+def executor_info(task_id: str, app: AppDefinition, resources: list[Json]) -> Json:
+    """The ExecutorInfo of a task run by `pacer executor` (one executor per task, named after it)."""
+    argv = executor_command()
+    return {"type": "CUSTOM", "executor_id": {"value": f"pacer-{task_id}"},
+            "name": f"pacer executor for {task_name(app.id)}", "resources": resources,
+            "command": {"shell": False, "value": argv[0], "arguments": argv}}
+
+
+def task_info(instance: Instance, app: AppDefinition, resources: list[Json],
+              executor_resources: list[Json] | None = None) -> Json:
+    """The TaskInfo launching `instance` of `app` with `resources` taken from its agent's offers.
+
+    With `"executor": "pacer"` the task names `pacer executor` in an `executor` ExecutorInfo (with
+    `executor_resources`). Mesos refuses a TaskInfo with both a command and an executor, so the
+    task's CommandInfo then travels as JSON in `data` (bytes Mesos passes on untouched), where
+    `executor.mesos_protocol.task_command_info` reads it."""
     specs = [s for s in app.port_specs() if s.host_port is not None]
     env = marathon_task_env(
         app_id=app.id, app_version=instance.version, task_id=instance.instance_id, host=instance.host,
@@ -194,6 +239,9 @@ def task_info(instance: Instance, app: AppDefinition, resources: list[Json]) -> 
     info: Json = {"name": task_name(app.id), "task_id": {"value": instance.instance_id},
                   "agent_id": {"value": instance.agent_id}, "resources": resources,
                   "command": command_info(app, env), "discovery": discovery_info(app, instance)}
+    if app.executor == PACER_EXECUTOR:
+        info["data"] = base64.b64encode(json.dumps(info.pop("command")).encode()).decode()
+        info["executor"] = executor_info(instance.instance_id, app, executor_resources or [])
     if app.labels:
         info["labels"] = _labels(app.labels)
     if app.task_kill_grace_period_seconds is not None:

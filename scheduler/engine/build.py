@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from scheduler.backends.mesos import FrameworkIds, MesosBackend, MesosConfig
 from scheduler.engine.core import Scheduler
 from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS
 from scheduler.state.sqlite_store import SqliteStore
+from scheduler.state.store import Fence, Store
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,22 @@ def resolve_docker_host(option: str | None, environ: Mapping[str, str],
     return None
 
 
-def make_scheduler(options: ServeOptions) -> Scheduler:
+@dataclass(frozen=True)
+class SharedState:
+    """State shared by several schedulers (`--zk`): their store, and what the election says
+    this one may do (the fence its writes carry, whether it may launch and kill)."""
+
+    store: Store
+    fence: Callable[[], Fence | None]
+    may_act: Callable[[], bool]
+
+
+def make_scheduler(options: ServeOptions, shared: SharedState | None = None) -> Scheduler:
     home = options.home.resolve()
+    if shared is not None:
+        if options.mesos is None:
+            raise ValueError("a shared store needs a Mesos master: the embedded agents' tasks are this machine's")
+        return _mesos_scheduler(options, options.mesos, shared.store, shared)
     store = SqliteStore(home / "state.sqlite")
     if options.mesos is not None:
         return _mesos_scheduler(options, options.mesos, store)
@@ -98,7 +113,8 @@ def make_scheduler(options: ServeOptions) -> Scheduler:
                      drain_seconds=options.kill_drain_seconds)
 
 
-def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: SqliteStore) -> Scheduler:
+def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: Store,
+                     shared: SharedState | None = None) -> Scheduler:
     """A framework on the Mesos master(s) of `config`; the framework id lives in the store."""
     if options.agents != 1 or options.resources or options.attributes or options.networks:
         log.warning("--master is set: the embedded-agent flags (--agents, --agent-resources, --attribute, --network) "
@@ -106,7 +122,10 @@ def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: SqliteSt
     if config.webui_url is None:
         config = dataclasses.replace(config, webui_url=f"http://{options.host}:{options.port}")
     ids = FrameworkIds()
-    scheduler = Scheduler(store, lambda listener: MesosBackend(config, listener, ids),
-                          drain_seconds=options.kill_drain_seconds)
+    may_act = shared.may_act if shared is not None else (lambda: True)
+    scheduler = Scheduler(store, lambda listener: MesosBackend(config, listener, ids, may_act=may_act),
+                          drain_seconds=options.kill_drain_seconds,
+                          fence=shared.fence if shared is not None else None,
+                          may_act=may_act)
     ids.bind(scheduler.state)
     return scheduler

@@ -34,7 +34,7 @@ from scheduler.health.checker import HealthChecker
 from scheduler.state.clock import Clock, SystemClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import RUNNING, STAGING
-from scheduler.state.store import Store
+from scheduler.state.store import Fence, Store
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +43,23 @@ BackendFactory = Callable[[BackendListener], ClusterBackend]
 
 class Scheduler:
     def __init__(self, store: Store, backend_factory: BackendFactory, clock: Clock | None = None, *,
-                 drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
+                 drain_seconds: float = DEFAULT_DRAIN_SECONDS, fence: Callable[[], Fence | None] | None = None,
+                 may_act: Callable[[], bool] = lambda: True) -> None:
+        """`fence` and `may_act` come from the election when several schedulers share the
+        store (`--zk`): every write carries the leader's fence, and no launch or kill goes out
+        while this instance is not surely the leader."""
         self.clock = clock or SystemClock()
         self.store = store
         self.events = EventBus(self.clock)
-        self.state = ClusterState(store)
+        self.state = ClusterState(store, fence)
         self.tasks = TaskRunner(self.state, backend_factory, self.events, self.clock,
                                 on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid),
-                                drain_seconds=drain_seconds)
+                                drain_seconds=drain_seconds, may_act=may_act)
         subject = StateHealthSubject(self.state, self.events, self.tasks, wake=lambda app_id: self.loop.wake(app_id))
         self.health = HealthChecker(subject, self.clock)
         self.writes = AppWrites(self.state, self.events, self.tasks, self.clock, wake=lambda: self.loop.wake())
         self.loop = SchedulingLoop(self.state, self.tasks, self.health, self.events, self.clock,
-                                   rollback=self.writes.rollback)
+                                   rollback=self.writes.rollback, may_act=may_act)
         self.view = SchedulerView(self.state, self.health, self.tasks.backend)
 
     @property

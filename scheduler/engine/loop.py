@@ -39,8 +39,10 @@ MAX_PAUSE_SECONDS = 5.0
 
 class SchedulingLoop:
     def __init__(self, state: ClusterState, tasks: TaskRunner, checker: HealthChecker, events: EventPublisher,
-                 clock: Clock, rollback: Callable[[DeploymentRun], object]) -> None:
+                 clock: Clock, rollback: Callable[[DeploymentRun], object],
+                 may_act: Callable[[], bool] = lambda: True) -> None:
         self._state = state
+        self._may_act = may_act
         self._tasks = tasks
         self._checker = checker
         self._events = events
@@ -79,7 +81,10 @@ class SchedulingLoop:
         return decided
 
     def round(self) -> None:
-        """What the loop does each time it wakes: a pass, then the store writes it caused."""
+        """What the loop does each time it wakes: a pass, then the store writes it caused.
+        None while this instance may not act (`may_act`: another may lead)."""
+        if not self._may_act():
+            return
         try:
             now = self._clock.now()
             touched = self._touched | self._state.drain_changed_apps()

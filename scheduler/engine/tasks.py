@@ -48,8 +48,10 @@ class TaskKiller(Protocol):
 class TaskRunner:
     def __init__(self, state: ClusterState, backend_factory: Callable[[BackendListener], ClusterBackend],
                  events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
-                 on_ended: Callable[[str], None], drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
+                 on_ended: Callable[[str], None], drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+                 may_act: Callable[[], bool] = lambda: True) -> None:
         self._state = state
+        self._may_act = may_act          # False while another instance may lead: no launch, no kill
         self.backend = backend_factory(self)
         self._events = events
         self._clock = clock
@@ -96,7 +98,7 @@ class TaskRunner:
                     inst.app_id, inst.unreachable_since)
         self._state.remove_instance(inst.instance_id)
         self._on_ended(inst.instance_id)
-        self._spawn(self.backend.kill(inst, self._grace(inst)))
+        self._spawn(self._kill_after(inst, 0.0))
 
     def drain_for(self, app: AppDefinition) -> float:
         """The drain a new instance of `app` gets, decided at launch (the app may be gone by
@@ -110,11 +112,14 @@ class TaskRunner:
     async def _kill_after(self, inst: Instance, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        if not self._may_act():
+            log.warning("not killing task %s: this instance is not (or no longer surely) the leader", inst.instance_id)
+            return
         await self.backend.kill(inst, self._grace(inst))
 
     def rekill(self, inst: Instance) -> None:
         """A kill that died with an earlier run of the scheduler: ask the backend again."""
-        self._spawn(self.backend.kill(inst, self._grace(inst)))
+        self._spawn(self._kill_after(inst, 0.0))
 
     def launch(self, inst: Instance, app: AppDefinition) -> None:
         """Record the new instance (STAGING) and start it in the background."""
@@ -128,6 +133,10 @@ class TaskRunner:
             # for ~30 s); with it, at most `launch_concurrency` run between two polls for I/O.
             await asyncio.sleep(0)
             if self._state.instances.get(inst.instance_id) is None:
+                return
+            if not self._may_act():
+                log.warning("not launching task %s: this instance is not (or no longer surely) the leader",
+                            inst.instance_id)
                 return
             try:
                 launched = await self.backend.launch(inst, app)

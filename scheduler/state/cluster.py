@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from app_definitions import HealthCheck, parse_app_definition
 
 from scheduler.decide.backoff import Backoff
 from scheduler.deploy.runs import DeploymentRun, run_from_record, run_record
-from scheduler.errors import StoreError, app_not_found
+from scheduler.errors import FencedOut, StoreError, app_not_found
 from scheduler.state.apps import AppRecord
 from scheduler.state.model import Instance
 from scheduler.state.store import (
@@ -87,7 +87,9 @@ class ReadView(Protocol):
 
 
 class ClusterState:
-    def __init__(self, store: Store, fence: Fence | None = None) -> None:
+    def __init__(self, store: Store, fence: Fence | Callable[[], Fence | None] | None = None) -> None:
+        """`fence`: the token every commit carries, or what gives the current one (the leader's,
+        which changes with each takeover; None then means this instance may not write)."""
         self._store = store
         self._fence = fence
         self.apps: dict[str, AppRecord] = {}
@@ -108,7 +110,10 @@ class ClusterState:
         return self._store.location
 
     def _commit(self, writes: Sequence[Write]) -> None:
-        self._store.commit(writes, self._fence)
+        fence = self._fence() if callable(self._fence) else self._fence
+        if fence is None and callable(self._fence):
+            raise FencedOut("this instance is not the leader: it may not write")
+        self._store.commit(writes, fence)
 
     # -- loading ------------------------------------------------------------------------
     def load(self, new_framework_id: str) -> list[Instance]:

@@ -188,7 +188,8 @@ def new_uuid() -> str:
 
 
 def status_json(task: SimTask, state: str, *, source: str, message: str = "", reason: str | None = None,
-                reliable: bool = True, unreachable_since: float | None = None) -> Json:
+                reliable: bool = True, unreachable_since: float | None = None, update_uuid: str | None = None,
+                data: str | None = None) -> Json:
     """A `TaskStatus`. Reliable updates (from the agent or executor) carry a uuid and must be
     acknowledged; the master's own (reconciliation, invalid offers, agent removal) do not."""
     status: Json = {"task_id": {"value": task.task_id}, "state": state, "source": source,
@@ -198,7 +199,9 @@ def status_json(task: SimTask, state: str, *, source: str, message: str = "", re
     if reason:
         status["reason"] = reason
     if reliable:
-        status["uuid"] = new_uuid()
+        status["uuid"] = update_uuid or new_uuid()    # an executor's update keeps the executor's uuid
+    if data is not None:
+        status["data"] = data
     if unreachable_since is not None:
         status["unreachable_time"] = {"nanoseconds": int(unreachable_since * 1e9)}
     return status
@@ -218,6 +221,7 @@ class Cluster:
         self._first_key: dict[str, tuple[str, str]] = {}    # task id -> the first key it was launched under
         self._agent_seq = itertools.count(1)
         self.sink: UpdateSink | None = None      # the leading master delivers reliable updates
+        self.on_acknowledged: Callable[[SimTask, str], None] | None = None   # `executor_agent` tells the executor
 
     def add_agent(self, spec: AgentSpec) -> SimAgent:
         agent = SimAgent(f"{self.cluster_id}-S{next(self._agent_seq)}", spec)
@@ -258,13 +262,14 @@ class Cluster:
 
     # -- what executors report (reliable updates) -------------------------------------
     def report(self, task: SimTask, state: str, message: str = "", reason: str | None = None,
-               source: str = "SOURCE_EXECUTOR") -> None:
+               source: str = "SOURCE_EXECUTOR", update_uuid: str | None = None, data: str | None = None) -> None:
         """The task changed state on its agent: queue the reliable update for delivery."""
         if task.terminal:
             return
         task.state = state
         task.statuses.append(state)
-        task.pending.append(status_json(task, state, source=source, message=message, reason=reason))
+        task.pending.append(status_json(task, state, source=source, message=message, reason=reason,
+                                        update_uuid=update_uuid, data=data))
         if len(task.pending) == 1 and self.sink is not None:
             self.sink(task)
 
@@ -275,6 +280,8 @@ class Cluster:
             return False
         task.pending.popleft()
         task.resends = 0
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(task, update_uuid)
         if task.pending and self.sink is not None:
             self.sink(task)
         return True

@@ -87,8 +87,11 @@ class CallError(Exception):
 class SimulatedMaster:
     def __init__(self, cluster: Cluster, name: str = "master-1", *, heartbeat_interval: float = 15.0,
                  allocation_interval: float = 1.0, update_retry: float = 10.0, start_delay: float = 0.02,
-                 run_delay: float = 0.02, term_delay: float = 0.02, keep_calls: bool = True) -> None:
+                 run_delay: float = 0.02, term_delay: float = 0.02, keep_calls: bool = True,
+                 credentials: dict[str, str] | None = None) -> None:
         self.cluster = cluster
+        self.credentials = credentials               # principal -> secret: HTTP basic authentication required
+        self.unauthorized = 0                        # requests answered 401
         self.master_id = f"{cluster.cluster_id}-{name}-{uuid.uuid4().hex[:6]}"
         self.heartbeat_interval = heartbeat_interval
         self.allocation_interval = allocation_interval
@@ -102,11 +105,14 @@ class SimulatedMaster:
         self.heartbeats_paused = False
         self.keep_calls = keep_calls                  # False for a benchmark: count the calls, keep none
         self.calls: list[Json] = []                   # every call accepted, in order
+        # every well-formed call, accepted or not: (when, type, Mesos-Stream-Id, a SUBSCRIBE's webui_url)
+        self.attempts: list[tuple[float, str, str | None, str | None]] = []
         self.call_counts: Counter[str] = Counter()    # calls accepted, by type
         self.last_call_at: dict[str, float] = {}      # time.monotonic() of the last accepted call of each type
         self.rejections: list[tuple[int, str]] = []   # calls that were wrong in themselves: (status, message)
         self.refusals: list[tuple[int, str]] = []     # calls refused for the master's state (races)
         self.launch_hook: Callable[[SimTask], None] | None = None
+        self.kill_hook: Callable[[SimTask, Json], bool] | None = None   # True: it handles the KILL (executor_agent)
         self._framework_seq = itertools.count()
         self._runner: web.AppRunner | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -174,7 +180,24 @@ class SimulatedMaster:
         log.warning("simulated master refused a call (%d): %s", status, message)
         return web.Response(status=status, text=message)
 
+    def _authenticated(self, request: web.Request) -> str | None:
+        """The principal of a valid `Authorization: Basic` header (libprocess's basic authenticator
+        runs before the endpoint, on every master, leading or not); None if missing or wrong."""
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        try:
+            principal, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            return None
+        ok = scheme == "Basic" and self.credentials is not None and self.credentials.get(principal) == secret
+        return principal if ok else None
+
     async def _scheduler(self, request: web.Request) -> web.StreamResponse:
+        principal = None
+        if self.credentials is not None:
+            principal = self._authenticated(request)
+            if principal is None:
+                self.unauthorized += 1
+                return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="mesos"'})
         if not self.elected:
             if self.leader is None:
                 return web.Response(status=503, text="No leader elected")
@@ -195,8 +218,14 @@ class SimulatedMaster:
             validate("Call", call)
         except ProtocolError as exc:
             return self._refuse(400, f"Failed to convert JSON into Call protobuf: {exc}")
+        webui = call.get("subscribe", {}).get("framework_info", {}).get("webui_url")
+        self.attempts.append((time.monotonic(), call.get("type", ""), request.headers.get("Mesos-Stream-Id"), webui))
         try:
             self._check_call(call)
+            info_principal = call.get("subscribe", {}).get("framework_info", {}).get("principal")
+            if principal is not None and info_principal is not None and info_principal != principal:
+                raise CallError(400, f"Authenticated principal '{principal}' does not match principal "
+                                     f"'{info_principal}' set in `FrameworkInfo`")
             if call["type"] == "SUBSCRIBE":
                 return await self._subscribe(request, call)
             framework = self._caller(request, call)
@@ -481,6 +510,8 @@ class SimulatedMaster:
             # Mesos keeps such a task among the unreachable ones, which KILL does not find: it
             # answers as explicit reconciliation does (TASK_UNREACHABLE), and kills nothing.
             self._reconcile(framework, [{"task_id": kill["task_id"], "agent_id": {"value": task.agent_id}}])
+            return
+        if self.kill_hook is not None and self.kill_hook(task, kill):
             return
         grace_ns = kill.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds")
         grace = grace_ns / 1e9 if grace_ns is not None else task.grace

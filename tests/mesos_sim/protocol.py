@@ -24,6 +24,8 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
+from executor.recordio import encode
+
 MESSAGES: dict[str, dict[str, str]] = {
     "Call": {"framework_id": "FrameworkID", "type": "enum:Call.Type", "subscribe": "Call.Subscribe",
         "accept": "Call.Accept", "decline": "Call.Decline", "accept_inverse_offers": "~Call.AcceptInverseOffers",
@@ -109,10 +111,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "Attribute": {"name": "string!", "type": "enum:Value.Type!", "scalar": "Value.Scalar", "ranges": "Value.Ranges",
         "set": "Value.Set", "text": "Value.Text"},
     "TaskInfo": {"name": "string!", "task_id": "TaskID!", "agent_id": "AgentID!", "resources": "Resource*",
-        "executor": "~ExecutorInfo", "command": "CommandInfo", "container": "ContainerInfo",
+        "executor": "ExecutorInfo", "command": "CommandInfo", "container": "ContainerInfo",
         "health_check": "HealthCheck", "check": "~CheckInfo", "kill_policy": "KillPolicy", "data": "bytes",
         "labels": "Labels", "discovery": "DiscoveryInfo", "max_completion_time": "DurationInfo",
         "limits": "map:Value.Scalar"},
+    "ExecutorInfo": {"type": "enum:ExecutorInfo.Type", "executor_id": "ExecutorID!", "framework_id": "FrameworkID",
+        "command": "CommandInfo", "container": "ContainerInfo", "resources": "Resource*", "name": "string",
+        "source": "~string", "data": "bytes", "discovery": "DiscoveryInfo", "shutdown_grace_period": "DurationInfo",
+        "labels": "Labels"},
     "CommandInfo": {"uris": "CommandInfo.URI*", "environment": "Environment", "shell": "bool", "value": "string",
         "arguments": "string*", "user": "string"},
     "CommandInfo.URI": {"value": "string!", "executable": "bool", "extract": "bool", "cache": "bool",
@@ -169,6 +175,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "ContainerInfo.DockerInfo.Network": ('HOST', 'BRIDGE', 'NONE', 'USER'),
     "ContainerInfo.Type": ('DOCKER', 'MESOS'),
     "DiscoveryInfo.Visibility": ('FRAMEWORK', 'CLUSTER', 'EXTERNAL'),
+    "ExecutorInfo.Type": ('UNKNOWN', 'DEFAULT', 'CUSTOM'),
     "Environment.Variable.Type": ('UNKNOWN', 'VALUE', 'SECRET'),
     "Event.Type": ('UNKNOWN', 'SUBSCRIBED', 'OFFERS', 'INVERSE_OFFERS', 'RESCIND', 'RESCIND_INVERSE_OFFER', 'UPDATE',
         'UPDATE_OPERATION_STATUS', 'MESSAGE', 'FAILURE', 'ERROR', 'HEARTBEAT'),
@@ -333,6 +340,19 @@ def _validate(message: str, value: Any, path: Where) -> None:
             raise ProtocolError(_render((path, "." + name)), f"required field of {message} is missing")
 
 
+def register(messages: Mapping[str, Mapping[str, str]], enums: Mapping[str, tuple[str, ...]]) -> None:
+    """Add more message tables (the executor API's, `executor_protocol`) to the validator; names
+    must not clash with the scheduler API's."""
+    clash = (set(messages) & set(MESSAGES)) | (set(enums) & set(ENUMS))
+    if clash:
+        raise ValueError(f"already defined: {sorted(clash)}")
+    ENUMS.update(enums)
+    for name, fields in messages.items():
+        MESSAGES[name] = dict(fields)
+        _FIELDS[name] = {n: _spec(f) for n, f in fields.items()}
+        _REQUIRED[name] = tuple(n for n, (label, _) in _FIELDS[name].items() if label == "required")
+
+
 def recordio(record: bytes) -> bytes:
-    """One RecordIO frame: the length in decimal, a newline, the bytes."""
-    return str(len(record)).encode() + b"\n" + record
+    """One RecordIO frame: the length in decimal, a newline, the bytes (Pacer's own codec)."""
+    return encode(record)
