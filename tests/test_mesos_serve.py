@@ -4,6 +4,7 @@ scheduler (deployments, the API) around the Mesos backend."""
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -103,3 +104,41 @@ def test_agent_lost_then_back_replaced_after_inactive_and_the_late_comer_killed(
     assert "TASK_KILLED" in sim.run(lambda: sim.cluster.task(victim).statuses)
     assert sim.rejections() == []
     wait_until(lambda: not sim.unacknowledged(), what="every status update acknowledged")
+
+
+def _release(task: Any) -> str | None:
+    variables = task.info.get("command", {}).get("environment", {}).get("variables", [])
+    return next((v["value"] for v in variables if v["name"] == "RELEASE"), None)
+
+
+def test_mesos_health_checks_gate_a_rolling_restart(sim: SimHarness, pacer_factory: Callable[..., PacerServer]) -> None:
+    """A MESOS_HTTP check runs on the agent (Mesos's), not in Pacer: its verdicts come in status
+    updates, and they alone decide when the restart may go on."""
+    server = pacer_factory("--master", sim.url)
+    app = {"id": "/hc", "cmd": "sleep 1000", "instances": 2, "cpus": 0.1, "mem": 16, "env": {"RELEASE": "1"},
+           "portDefinitions": [{"port": 0}],
+           "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "portIndex": 0, "gracePeriodSeconds": 60,
+                             "intervalSeconds": 1, "maxConsecutiveFailures": 3}],
+           "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.5}}
+    sim.set_health(lambda task: _release(task) != "2")
+    assert server.request("POST", "/v2/apps", app)[0] == 201
+    old = {t["id"] for t in running_tasks(server, "/hc", 2)}
+    wait_until(lambda: server.get("/v2/apps/hc")[1]["app"]["tasksHealthy"] == 2, what="both tasks healthy")
+    check = sim.calls("ACCEPT")[0]["accept"]["operations"][0]["launch"]["task_infos"][0]["health_check"]
+    assert (check["type"], check["http"]["path"]) == ("HTTP", "/health")
+    status, body, _ = server.request("PUT", "/v2/apps/hc", {"env": {"RELEASE": "2"}})
+    assert status == 200, body
+    new = wait_until(lambda: [t for t in server.tasks("/hc") if t["id"] not in old and t["state"] == "TASK_RUNNING"],
+                     what="the first new task running")
+    wait_until(lambda: sim.run(lambda: sim.cluster.task(new[0]["id"]).healthy) is False,
+               what="the new task's check failing on its agent")
+    time.sleep(2)                                      # a failing check (in its grace period): the restart waits
+    assert server.get("/v2/apps/hc")[1]["app"]["tasksHealthy"] == 2
+    assert old <= {t["id"] for t in server.tasks("/hc")} and len(server.tasks("/hc")) == 3
+    assert server.get("/v2/deployments")[1]
+    sim.set_health(lambda task: True)                  # the new release answers its check now
+    wait_until(lambda: server.get("/v2/deployments")[1] == [], timeout=30, what="the restart to finish")
+    after = running_tasks(server, "/hc", 2, version=body["version"])
+    assert new[0]["id"] in {t["id"] for t in after} and not old & {t["id"] for t in after}
+    wait_until(lambda: server.get("/v2/apps/hc")[1]["app"]["tasksHealthy"] == 2, what="the new tasks healthy")
+    assert sim.rejections() == []

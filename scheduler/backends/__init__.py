@@ -32,6 +32,7 @@ class StatusUpdate:
     state: str
     message: str = ""
     exit_code: int | None = None
+    healthy: bool | None = None     # the verdict of a health check the backend runs (Mesos's), if any
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,14 @@ from scheduler.backends.mesos_connection import FrameworkConnection, LazyCall
 from scheduler.backends.mesos_errors import LaunchAborted
 from scheduler.backends.mesos_launches import RUNNING, Attempt, Launcher
 from scheduler.backends.mesos_offers import HeldOffer, OfferBook
-from scheduler.backends.mesos_tasks import acknowledge_call, kill_policy, status_update, supersedes, unsupported
+from scheduler.backends.mesos_tasks import (
+    MESOS_CHECKS,
+    acknowledge_call,
+    kill_policy,
+    status_update,
+    supersedes,
+    unsupported,
+)
 from scheduler.decide.placement import AgentOffer
 from scheduler.state.model import RUNNING as TASK_RUNNING
 from scheduler.state.model import TERMINAL_STATES, UNREACHABLE, Instance
@@ -190,6 +197,14 @@ class MesosBackend:
     def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
         return self.book.agent_offers(also={i.agent_id for i in active})
 
+    # Mesos runs the MESOS_* and COMMAND checks and reports them in status updates; Pacer probes
+    # HTTP/TCP checks itself, at the task's agent
+    runs_checks = frozenset(MESOS_CHECKS)
+
+    @staticmethod
+    def probe_host(inst: Instance) -> str:
+        return inst.host
+
     def unsupported_reason(self, app: AppDefinition) -> str | None:
         self._demand.add((app.id, str(app.version)))    # a pass asks this only of apps it is about to place
         return unsupported(app)
@@ -315,6 +330,9 @@ class MesosBackend:
                 self.strays_killed += 1
                 self._ended[task_id] = None
                 self._send_kill(task_id, agent, 0.0)
+            return
+        if state == track.state == TASK_RUNNING and "healthy" in status:
+            self._listener.on_status(status_update(status))    # a verdict of Mesos's health check
             return
         if not supersedes(track.state, state):
             return

@@ -281,5 +281,7 @@ def acknowledge_call(agent_id: str, task_id: str, update_uuid: str) -> Json:
 def status_update(status: Mapping[str, Any]) -> StatusUpdate:
     message = status.get("message") or status.get("reason") or ""
     found = _EXIT.search(message)
+    healthy = status.get("healthy")
     return StatusUpdate(status["task_id"]["value"], status["state"], message,
-                        int(found.group(1)) if found else None)
+                        int(found.group(1)) if found else None,
+                        healthy=healthy if isinstance(healthy, bool) else None)

@@ -30,7 +30,7 @@ from scheduler.engine.loop import SchedulingLoop
 from scheduler.engine.read_view import SchedulerView
 from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS, TaskRunner
 from scheduler.engine.writes import AppWrites
-from scheduler.health.checker import HealthChecker
+from scheduler.health.checker import TASK_HOST, HealthChecker
 from scheduler.state.clock import Clock, SystemClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import RUNNING, STAGING
@@ -54,9 +54,12 @@ class Scheduler:
         self.state = ClusterState(store, fence)
         self.tasks = TaskRunner(self.state, backend_factory, self.events, self.clock,
                                 on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid),
-                                drain_seconds=drain_seconds, may_act=may_act)
+                                drain_seconds=drain_seconds, may_act=may_act,
+                                on_health=lambda iid, healthy: self.health.record_backend_verdict(iid, healthy))
         subject = StateHealthSubject(self.state, self.events, self.tasks, wake=lambda app_id: self.loop.wake(app_id))
-        self.health = HealthChecker(subject, self.clock)
+        backend = self.tasks.backend
+        self.health = HealthChecker(subject, self.clock, backend_checks=getattr(backend, "runs_checks", frozenset()),
+                                    probe_host=getattr(backend, "probe_host", lambda inst: TASK_HOST))
         self.writes = AppWrites(self.state, self.events, self.tasks, self.clock, wake=lambda: self.loop.wake())
         self.loop = SchedulingLoop(self.state, self.tasks, self.health, self.events, self.clock,
                                    rollback=self.writes.rollback, may_act=may_act)

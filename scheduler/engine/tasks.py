@@ -49,8 +49,10 @@ class TaskRunner:
     def __init__(self, state: ClusterState, backend_factory: Callable[[BackendListener], ClusterBackend],
                  events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
                  on_ended: Callable[[str], None], drain_seconds: float = DEFAULT_DRAIN_SECONDS,
-                 may_act: Callable[[], bool] = lambda: True) -> None:
+                 may_act: Callable[[], bool] = lambda: True,
+                 on_health: Callable[[str, bool], None] = lambda instance_id, healthy: None) -> None:
         self._state = state
+        self._on_health = on_health      # a health verdict the backend reported (Mesos-run checks)
         self._may_act = may_act          # False while another instance may lead: no launch, no kill
         self.backend = backend_factory(self)
         self._events = events
@@ -177,6 +179,8 @@ class TaskRunner:
                                self._state.backoffs.get(inst.app_id), now)
         if verdict.instance is not None:
             self._state.put_instance(verdict.instance)
+            if update.healthy is not None and update.state == RUNNING:
+                self._on_health(inst.instance_id, update.healthy)
             return
         if update.state in TERMINAL_STATES:
             self._state.remove_instance(inst.instance_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -50,13 +50,13 @@ def check_json(check: HealthCheck) -> dict[str, Any]:
     return check.model_dump(by_alias=True, exclude_none=True)
 
 
-def probe_for(inst: Instance, index: int, check: HealthCheck) -> Probe:
+def probe_for(inst: Instance, index: int, check: HealthCheck, host: str = TASK_HOST) -> Probe:
     command = check.command.value if check.command is not None else None
     env = {"HOST": inst.host, "MESOS_TASK_ID": inst.instance_id,
            **{f"PORT{i}": str(p) for i, p in enumerate(inst.ports)}}
     if inst.ports:
         env["PORT"] = str(inst.ports[0])
-    return Probe(key=(inst.instance_id, index), protocol=check.protocol, host=TASK_HOST,
+    return Probe(key=(inst.instance_id, index), protocol=check.protocol, host=host,
                  port=check_port(check, inst), path=check.path or "/", timeout=float(check.timeout_seconds),
                  command=command, env=tuple(sorted(env.items())) if command else ())
 
@@ -74,9 +74,17 @@ class HealthSubject(Protocol):
 
 
 class HealthChecker:
-    def __init__(self, subject: HealthSubject, clock: Clock, concurrency: int = MAX_CONCURRENT_CHECKS) -> None:
+    def __init__(self, subject: HealthSubject, clock: Clock, concurrency: int = MAX_CONCURRENT_CHECKS, *,
+                 backend_checks: frozenset[str] = frozenset(),
+                 probe_host: Callable[[Instance], str] = lambda inst: TASK_HOST) -> None:
+        """`backend_checks`: the protocols the cluster runs itself (Mesos's `MESOS_HTTP`, …): not
+        probed here, their verdicts come with status updates (`record_backend_verdict`).
+        `probe_host`: where a task is reached (the loopback for the embedded agents, its agent's
+        host on a cluster)."""
         self.subject = subject
         self._clock = clock
+        self._backend_checks = backend_checks
+        self._probe_host = probe_host
         self.records: dict[str, list[HealthRecord]] = {}
         self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
         self._next_due: dict[str, dict[int, float]] = {}   # instance id -> check index -> due
@@ -138,11 +146,11 @@ class HealthChecker:
                     i: self._first_due(inst.instance_id, t, c.interval_seconds) for i, c in enumerate(checks)}
             for index, check in enumerate(checks):
                 key = (inst.instance_id, index)
-                if key in self._in_flight or due.get(index, 0.0) > t:
+                if check.protocol in self._backend_checks or key in self._in_flight or due.get(index, 0.0) > t:
                     continue
                 self._in_flight.add(key)
                 due[index] = t + check.interval_seconds
-                batch.append(probe_for(inst, index, check))
+                batch.append(probe_for(inst, index, check, self._probe_host(inst)))
         if self._prober is not None:
             self._prober.submit(batch)
         for gone in [iid for iid in (*self.records, *self.readiness, *self._next_due) if iid not in live]:
@@ -176,6 +184,18 @@ class HealthChecker:
                                started_at=inst.started_at or inst.staged_at)
         records[index] = outcome.record
         self.subject.on_health(inst, check_json(check), outcome)
+
+    def record_backend_verdict(self, instance_id: str, healthy: bool) -> None:
+        """A verdict of the check the backend runs for the instance: its first check of a
+        protocol the backend runs (Mesos runs one health check per task)."""
+        inst = self.subject.instance(instance_id)
+        if inst is None:
+            return
+        index = next((i for i, c in enumerate(self.subject.checks_of(inst)) if c.protocol in self._backend_checks),
+                     None)
+        if index is not None:
+            self.record_verdict(instance_id, index, healthy,
+                                cause=None if healthy else "the cluster's health check failed")
 
     # -- readiness (deployments only; few, so on this loop) -----------------------------
     def _start_readiness(self, inst: Instance, app: AppDefinition, t: float) -> None:

@@ -176,6 +176,7 @@ class SimTask:
     last_sent: float = 0.0
     resends: int = 0                                      # of the oldest pending update (its retry backoff)
     statuses: list[str] = field(default_factory=list)     # every state the task went through
+    healthy: bool | None = None                           # the last health verdict reported
 
     @property
     def terminal(self) -> bool:
@@ -189,7 +190,7 @@ def new_uuid() -> str:
 
 def status_json(task: SimTask, state: str, *, source: str, message: str = "", reason: str | None = None,
                 reliable: bool = True, unreachable_since: float | None = None, update_uuid: str | None = None,
-                data: str | None = None) -> Json:
+                data: str | None = None, healthy: bool | None = None) -> Json:
     """A `TaskStatus`. Reliable updates (from the agent or executor) carry a uuid and must be
     acknowledged; the master's own (reconciliation, invalid offers, agent removal) do not."""
     status: Json = {"task_id": {"value": task.task_id}, "state": state, "source": source,
@@ -202,6 +203,8 @@ def status_json(task: SimTask, state: str, *, source: str, message: str = "", re
         status["uuid"] = update_uuid or new_uuid()    # an executor's update keeps the executor's uuid
     if data is not None:
         status["data"] = data
+    if healthy is not None:
+        status["healthy"] = healthy
     if unreachable_since is not None:
         status["unreachable_time"] = {"nanoseconds": int(unreachable_since * 1e9)}
     return status
@@ -222,6 +225,7 @@ class Cluster:
         self._agent_seq = itertools.count(1)
         self.sink: UpdateSink | None = None      # the leading master delivers reliable updates
         self.on_acknowledged: Callable[[SimTask, str], None] | None = None   # `executor_agent` tells the executor
+        self.healthy_if: Callable[[SimTask], bool] = lambda task: True   # a task's Mesos health check verdict
 
     def add_agent(self, spec: AgentSpec) -> SimAgent:
         agent = SimAgent(f"{self.cluster_id}-S{next(self._agent_seq)}", spec)
@@ -262,14 +266,15 @@ class Cluster:
 
     # -- what executors report (reliable updates) -------------------------------------
     def report(self, task: SimTask, state: str, message: str = "", reason: str | None = None,
-               source: str = "SOURCE_EXECUTOR", update_uuid: str | None = None, data: str | None = None) -> None:
+               source: str = "SOURCE_EXECUTOR", update_uuid: str | None = None, data: str | None = None,
+               healthy: bool | None = None) -> None:
         """The task changed state on its agent: queue the reliable update for delivery."""
         if task.terminal:
             return
         task.state = state
         task.statuses.append(state)
         task.pending.append(status_json(task, state, source=source, message=message, reason=reason,
-                                        update_uuid=update_uuid, data=data))
+                                        update_uuid=update_uuid, data=data, healthy=healthy))
         if len(task.pending) == 1 and self.sink is not None:
             self.sink(task)
 
@@ -290,6 +295,16 @@ class Cluster:
         return [(t.task_id, u["state"]) for t in self.tasks.values() for u in t.pending]
 
     # -- what a test makes happen -----------------------------------------------------
+    def check_health(self, task: SimTask) -> None:
+        """The executor ran the task's Mesos health check: a TASK_RUNNING update that carries the
+        verdict (`healthy_if`), as Mesos sends one each time the verdict changes."""
+        if task.state != "TASK_RUNNING" or "health_check" not in task.info:
+            return
+        healthy = self.healthy_if(task)
+        if healthy != task.healthy:
+            task.healthy = healthy
+            self.report(task, "TASK_RUNNING", reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED", healthy=healthy)
+
     def finish(self, task_id: str) -> None:
         self.report(self.task(task_id), "TASK_FINISHED", "Command exited with status 0")
 

@@ -102,6 +102,15 @@ class SimHarness:
     def finish(self, task_id: str) -> None:
         self.run(lambda: self.cluster.finish(task_id))
 
+    def set_health(self, healthy_if: Callable[[SimTask], bool]) -> None:
+        """From now on the tasks' Mesos health checks answer `healthy_if(task)`; running tasks
+        report a changed verdict at once."""
+        def apply() -> None:
+            self.cluster.healthy_if = healthy_if
+            for task in list(self.cluster.tasks.values()):
+                self.cluster.check_health(task)
+        self.run(apply)
+
     def drop_streams(self) -> None:
         self.run(lambda: [self.leader.drop_stream(f) for f in list(self.leader.frameworks)])
 

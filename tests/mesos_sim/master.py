@@ -498,6 +498,9 @@ class SimulatedMaster:
         for task in tasks:
             if task.state == "TASK_STARTING":
                 self.cluster.report(task, "TASK_RUNNING")
+        await asyncio.sleep(self.run_delay)
+        for task in tasks:                   # the first health check, past its delay (not simulated)
+            self.cluster.check_health(task)
 
     def _kill(self, framework: Framework, kill: Json) -> None:
         task_id = kill["task_id"]["value"]
