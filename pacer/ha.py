@@ -40,11 +40,11 @@ from scheduler.engine.build import SharedState
 from scheduler.engine.core import Scheduler
 from scheduler.errors import InvalidOption, StoreUnavailable
 from scheduler.ha.election import ZkLeadership
-from scheduler.ha.zk_url import parse_zk_url
+from scheduler.ha.zk_url import ZkUrl, parse_zk_url
 from scheduler.state.store import Fence
 from scheduler.state.zk_store import ZkStore, connect
 
-from .startup import StartupError
+from .startup import StartupError, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,18 @@ class LeaderLease:
             self._thread.join(timeout=5)
 
 
+def _quietly_connect(url: ZkUrl, options: ZkOptions) -> KazooClient:
+    """The first connection, without kazoo's line per attempt: a ZooKeeper that does not answer
+    is one start-up error line (exit 1), not a screen of retries before it."""
+    kazoo_log = logging.getLogger("kazoo.client")
+    level = kazoo_log.level
+    kazoo_log.setLevel(logging.ERROR)
+    try:
+        return connect(url, timeout=options.timeout, session_timeout=options.session_timeout)
+    finally:
+        kazoo_log.setLevel(level)
+
+
 class HaNode:
     """The ZooKeeper client, store, election and lease of one `pacer serve --zk`."""
 
@@ -120,9 +132,9 @@ class HaNode:
         except InvalidOption as exc:
             raise StartupError(str(exc)) from None
         try:
-            self._client = connect(url, timeout=options.timeout, session_timeout=options.session_timeout)
+            self._client = _quietly_connect(url, options)
         except StoreUnavailable as exc:
-            raise StartupError(f"{exc}; start ZooKeeper, or point --zk at one that runs") from None
+            raise Unreachable(f"{exc}; start ZooKeeper, or point --zk at one that runs") from None
         self.options = options
         self.address = address
         self.store = ZkStore(self._client, url.path, location=url.redacted(), timeout=options.timeout)

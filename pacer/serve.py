@@ -36,7 +36,7 @@ from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.status_api import build_status_app
 from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
-from pacer.ha import REJOIN_EXIT, HaNode, Rejoin, ZkOptions, lead
+from pacer.ha import REJOIN_EXIT, HaNode, LeadershipLost, Rejoin, ZkOptions, lead
 from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
 from pacer.startup import (
     StartupError,
@@ -280,8 +280,12 @@ def _failed(task: asyncio.Future[Any]) -> bool:
     """Whether a service that ended raised; if so, it is logged with its traceback (a bug)."""
     if task.cancelled() or task.exception() is None:
         return False
+    exc = task.exception()
+    if isinstance(exc, LeadershipLost):       # an expected end of a leader's term, not a bug
+        log.warning("%s", exc)
+        return True
     name = task.get_name() if isinstance(task, asyncio.Task) else "a service"
-    log.error("service %s failed: %s; stopping", name, task.exception(), exc_info=task.exception())
+    log.error("service %s failed: %s; stopping", name, exc, exc_info=exc)
     return True
 
 
