@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .support import free_port
+from .support import free_port, stop_process
 
 INFLUXD = shutil.which("influxd") or "/usr/bin/influxd"
 
@@ -115,13 +115,7 @@ class InfluxServer:
 
     def stop(self) -> None:
         """Stop our influxd by its pid (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     @property

@@ -94,6 +94,17 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: 
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
 
+
+def stop_process(proc: "subprocess.Popen[bytes] | None", grace: float = 10.0) -> None:
+    """Stop a process a test started, by its pid: SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
 class PacerServer:
     """`pacer serve` as a subprocess on a free loopback port."""
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .support import free_port
+from .support import free_port, stop_process
 
 JAVA = shutil.which("java") or "/usr/bin/java"
 ZK_JARS = "/usr/share/java"
@@ -107,13 +107,7 @@ class ZooKeeperServer:
 
     def stop(self) -> None:
         """Stop our server by its pid (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:
