@@ -41,10 +41,8 @@ needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None,
 
 
 def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tests.support import free_port as one_free_port  # not at import: script mode has no package
+    return one_free_port()
 
 
 def backend_cmd(port_expr: str = "$PORT0", name: str = "") -> str:

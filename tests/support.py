@@ -18,10 +18,28 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Ports handed out by free_port come from below the kernel's ephemeral range (32768-60999 by
+# default) and above Marathon's service-port range (10000-20000), and the agents' task ports
+# start at 31000: so neither a second call in this run nor a socket the kernel opens for someone
+# else in between can get the same port. A random start keeps two runs on one machine apart.
+_TEST_PORTS = range(21000, 31000)
+_next_test_port = [_TEST_PORTS.start + (os.getpid() * 7919) % len(_TEST_PORTS)]
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and that no earlier call in this run returned."""
+    with _port_lock:
+        for _ in range(len(_TEST_PORTS)):
+            port = _next_test_port[0]
+            _next_test_port[0] = port + 1 if port + 1 < _TEST_PORTS.stop else _TEST_PORTS.start
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free loopback port left in {_TEST_PORTS}")
 
 
 def http(method: str, url_base: str, path: str, body: Any = None, *, raw: bytes | None = None,
