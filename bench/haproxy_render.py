@@ -5,13 +5,16 @@ Prints three figures, each against a baseline measured in the same run:
     that needs a reload (haproxy -c, atomic write, reload through the master socket, until the
     new worker is up), on the same HAProxy serving --apps apps; the ratio reload / runtime;
   * render time of --render-apps apps x 4 tasks (build_model + render_haproxy_config), cold and
-    warm (label parsing memoised), against the 250 ms aim;
+    warm (label parsing memoised), against the 250 ms aim; then the incremental renderer the
+    bridge runs: a change to one app's tasks re-rendered from the change alone (as an event
+    tells it) against the 5 ms aim and as a ratio of the full warm render, and from the whole
+    fetched list (as a refresh sees it);
   * a scale storm: --storm-events scale-ups/downs over --storm-apps apps (plus two app
     creations), applied in debounced batches as the watch loop would: reloads vs runtime updates.
 
 HAProxy runs on 127.0.0.1 free ports in a temporary directory and is stopped by its pid.
 Usage: python bench/haproxy_render.py [--apps 200] [--rounds 15] [--render-apps 5000]
-                                      [--storm-apps 50] [--storm-events 300] [--batch 5]
+                                      [--storm-apps 50] [--storm-events 300] [--batch 5] [--render-only]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from haproxy_bridge.incremental import IncrementalRenderer  # noqa: E402
 from haproxy_bridge.model import build_model  # noqa: E402
 from haproxy_bridge.options import BridgeOptions  # noqa: E402
 from haproxy_bridge.outcomes import Reloaded, ServersUpdated, Started  # noqa: E402
@@ -119,6 +123,45 @@ def render_at_scale(n_apps: int) -> None:
     print(f"render {n_apps} apps x 4 tasks ({text.count(chr(10))} config lines):")
     print(f"  cold {ms(cold)}, warm {ms(warm)} (build_model {ms(build_ms)} + render {ms(render_ms)}); "
           f"aim 250 ms: {'met' if warm <= 0.25 else 'NOT met'} warm, {'met' if cold <= 0.25 else 'not met'} cold")
+    incremental_at_scale(apps, settings, text, warm)
+
+
+def incremental_at_scale(apps: list[dict[str, Any]], settings: RenderSettings, full_text: str, full_warm: float,
+                         rounds: int = 21) -> None:
+    """The bridge's renderer: one app's tasks replaced, re-rendered from the change and from the list."""
+    renderer = IncrementalRenderer(settings)
+    started = time.perf_counter()
+    first = renderer.render(apps)
+    first_s = time.perf_counter() - started
+    assert first.text == full_text
+    started = time.perf_counter()
+    renderer.render(apps)
+    unchanged_s = time.perf_counter() - started
+    by_event, by_list = [], []
+    sections_before = renderer.stats.sections_rendered
+    for r in range(rounds):
+        k = (r * 37) % len(apps)
+        fresh = make_app(k, apps[k]["portDefinitions"][0]["port"], 4, gen=r + 1)
+        apps[k] = {**apps[k], "tasks": fresh["tasks"]}
+        started = time.perf_counter()
+        renderer.update([apps[k]])
+        by_event.append(time.perf_counter() - started)
+        k2 = (r * 53 + 11) % len(apps)
+        fresh = make_app(k2, apps[k2]["portDefinitions"][0]["port"], 4, gen=r + 1)
+        apps[k2] = {**apps[k2], "tasks": fresh["tasks"]}
+        started = time.perf_counter()
+        last = renderer.render(apps)
+        by_list.append(time.perf_counter() - started)
+    assert last.text == render_haproxy_config(build_model(apps, "*"), settings), "incremental != full render"
+    sections = renderer.stats.sections_rendered - sections_before
+    event, listed = statistics.median(by_event), statistics.median(by_list)
+    print(f"incremental render (the bridge's), {len(apps)} apps, one app's tasks replaced, median of {rounds}:")
+    print(f"  from the change alone: {ms(event)} (max {ms(max(by_event))}); aim 5 ms: "
+          f"{'met' if event <= 0.005 else 'NOT met'}; {full_warm / event:.0f}x faster than the full warm render")
+    print(f"  from the whole fetched list: {ms(listed)} ({full_warm / listed:.1f}x faster than the full render); "
+          f"unchanged list {ms(unchanged_s)}; first render {ms(first_s)}")
+    print(f"  sections rendered for {2 * rounds} one-app changes: {sections}; "
+          f"byte-identical to the full render: yes")
 
 
 async def scale_storm(n_apps: int, events: int, batch: int, workdir: Path) -> None:
@@ -177,8 +220,12 @@ async def main() -> None:
     parser.add_argument("--storm-apps", type=int, default=50)
     parser.add_argument("--storm-events", type=int, default=300)
     parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--render-only", action="store_true", help="only the rendering figures (no HAProxy)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    if args.render_only:
+        render_at_scale(args.render_apps)
+        return
     with tempfile.TemporaryDirectory(prefix="pacer-hx-bench-") as tmp:
         await reload_vs_runtime(args.apps, args.rounds, Path(tmp))
         render_at_scale(args.render_apps)

@@ -11,6 +11,8 @@ Decide in pure functions, act at the edges:
     labels.py       pure   label vocabulary (a bad value rejects one app, with a reason)
     label_values.py pure   the grammar of each label's value
     model.py        pure   build_model(apps, group) -> Model: services, servers, per-app verdicts
+    app_model.py    pure   one app's part of the model (its services and claims), before apps compete
+    incremental.py  pure   IncrementalRenderer: model + haproxy.cfg kept, redone only for changed apps
     servers.py      pure   which tasks serve, as which servers (model.py's per-task half)
     checks.py       pure   Marathon health checks as HAProxy server checks
     ownership.py    pure   who a vhost belongs to: the first claimant, on a record that outlives restarts

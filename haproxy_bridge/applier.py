@@ -68,7 +68,7 @@ class HaproxyApplier:
 
     async def converge(self, target: Target) -> Outcome:
         model = target.model
-        text = render_haproxy_config(model, self.settings)
+        text = target.text if target.text is not None else render_haproxy_config(model, self.settings)
         live = self.state.live_model
         if not self.process.alive() or live is None:
             return await self._reload_to(target, start=True)

@@ -182,51 +182,90 @@ def _apps_frontend(model: Model, settings: RenderSettings) -> list[Line]:
     return lines
 
 
-def _service(s: Service, settings: RenderSettings) -> list[Line]:
-    a = s.app_id
+def service_text(s: Service, settings: RenderSettings) -> str:
+    """The frontend and backend sections of one service port, as config text (each line ends in
+    a newline). Everything in it is the app's own: the incremental renderer keeps it per service."""
     bind = f"  bind {bind_spec(s.bind_addr or settings.bind_address, s.port)}"
     if s.ssl_certs:
         bind += " ssl " + " ".join(f"crt {c}" for c in s.ssl_certs)
     if s.bind_options:
         bind += " " + " ".join(s.bind_options)
-    lines: list[Line] = [("", a), (f"frontend {s.backend}", a), (bind, a), (f"  mode {s.mode}", a),
-                         (f"  use_backend {s.backend}", a), ("", a), (f"backend {s.backend}", a),
-                         (f"  mode {s.mode}", a), (f"  balance {s.balance}", a)]
+    mode = f"  mode {s.mode}"
+    lines = ["", f"frontend {s.backend}", bind, mode, f"  use_backend {s.backend}", "", f"backend {s.backend}",
+             mode, f"  balance {s.balance}"]
     if s.balance.split(" ")[0].split("(")[0] in BALANCE_HASHED:
-        lines.append(("  hash-type consistent", a))
-    lines += [(text, a) for text in access_lines(s)]
+        lines.append("  hash-type consistent")
+    lines += access_lines(s)
     if s.mode == "http":
-        lines += [("  option forwardfor", a),
-                  ("  http-request set-header X-Forwarded-Port %[dst_port]", a),
-                  ("  http-request set-header X-Forwarded-Proto https if { ssl_fc }", a),
-                  ("  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }", a)]
-        lines += [(text, a) for text in rewrite_lines(s)]
-        lines += [("  retry-on conn-failure empty-response response-timeout", a),
-                  ("  http-request disable-l7-retry if !METH_GET", a)]
+        lines += _HTTP_BACKEND_HEAD
+        lines += rewrite_lines(s)
+        lines += _HTTP_BACKEND_TAIL
     if s.sticky:
-        lines += [(f"  cookie {settings.cookie_name} insert indirect nocache dynamic", a),
-                  (f"  dynamic-cookie-key {cookie_key(settings, s)}", a)]
+        lines += [f"  cookie {settings.cookie_name} insert indirect nocache dynamic",
+                  f"  dynamic-cookie-key {cookie_key(settings, s)}"]
     hc = s.health
     if hc is not None:
         if hc.kind in ("http", "https"):
-            lines += [(f"  option httpchk GET {hc.path}", a), ("  http-check expect rstatus ^[23]", a)]
-        lines.append((f"  timeout check {hc.timeout_s}s", a))
+            lines += [f"  option httpchk GET {hc.path}", "  http-check expect rstatus ^[23]"]
+        lines.append(f"  timeout check {hc.timeout_s}s")
     opts = server_options(s)
-    for srv in s.servers:
-        lines.append((f"  server {srv.name} {srv.endpoint}{opts}", a))
-    return lines
+    lines += [f"  server {srv.name} {srv.endpoint}{opts}" for srv in s.servers]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def userlist_text(s: Service) -> str:
+    """The userlist of one service's HAPROXY_{n}_AUTH, as config text ('' without one)."""
+    lines = userlist_lines(s)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+_HTTP_BACKEND_HEAD = ["  option forwardfor", "  http-request set-header X-Forwarded-Port %[dst_port]",
+                      "  http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+                      "  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }"]
+_HTTP_BACKEND_TAIL = ["  retry-on conn-failure empty-response response-timeout",
+                      "  http-request disable-l7-retry if !METH_GET"]
+
+
+def lines_text(lines: list[Line]) -> str:
+    """Lines as config text, each ending in a newline."""
+    return "".join(text + "\n" for text, _ in lines)
+
+
+def head_text(settings: RenderSettings) -> str:
+    """`global`, `defaults` and the stats listener: the bridge's own, the same for every model."""
+    return lines_text(_global(settings) + _stats(settings))
+
+
+def shared_lines(services: tuple[Service, ...], settings: RenderSettings) -> list[Line]:
+    """The frontends every app shares (vhosts on :80 and :443, the app-id frontend)."""
+    model = Model(services=services)
+    return _shared(model, settings) + _apps_frontend(model, settings)
+
+
+def _owned_lines(text: str, owner: str) -> list[Line]:
+    return [(line, owner) for line in text[:-1].split("\n")] if text else []
 
 
 def render_lines(model: Model, settings: RenderSettings) -> list[Line]:
-    """Each config line with the app id it belongs to (None: the bridge's own)."""
+    """Each config line with the app id it belongs to (None: the bridge's own); the same lines,
+    in the same order, as `render_haproxy_config`."""
     lines = _global(settings) + _stats(settings)
     for s in model.services:
-        lines += [(text, s.app_id) for text in userlist_lines(s)]
-    lines += _shared(model, settings) + _apps_frontend(model, settings)
+        lines += _owned_lines(userlist_text(s), s.app_id)
+    lines += shared_lines(model.services, settings)
     for s in model.services:
-        lines += _service(s, settings)
+        lines += _owned_lines(service_text(s, settings), s.app_id)
     return lines
 
 
+def assemble(head: str, userlists: list[str], shared: str, sections: list[str]) -> str:
+    """The whole file from its pieces, in the file's order (see the module docstring)."""
+    return head + "".join(userlists) + shared + "".join(sections)
+
+
 def render_haproxy_config(model: Model, settings: RenderSettings) -> str:
-    return "\n".join(text for text, _ in render_lines(model, settings)) + "\n"
+    services = model.services
+    return assemble(head_text(settings), [userlist_text(s) for s in services],
+                    lines_text(shared_lines(services, settings)),
+                    [service_text(s, settings) for s in services])

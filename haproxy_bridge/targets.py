@@ -1,6 +1,8 @@
 """From the apps Pacer reports to the model HAProxy should run.
 
-Besides the pure `build_model`, three memories decide it: task host names resolved to
+The model and its text come from the incremental renderer (incremental.py: the same result as
+the pure `build_model` + `render_haproxy_config`, redone only for the apps that changed since
+the last refresh). Besides the apps, three memories decide it: task host names resolved to
 addresses (cached, so a slow resolver never delays a routing change), the tasks seen healthy
 before (a task without a health result yet keeps its place, so a scheduler failover never
 empties a backend), and the apps left out because HAProxy refused them (the validator's).
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config_files import ConfigFiles
-from .model import Model, build_model
+from .incremental import IncrementalRenderer, Rendered
+from .model import Model
 from .netprobe import HostResolver, bind_problem, blocked_binds
 from .options import BridgeOptions
 from .ownership import Claim, RouteKey
@@ -43,13 +46,17 @@ def reserved_binds(options: BridgeOptions) -> dict[tuple[str, int], str]:
 class Target:
     model: Model
     rebuild: Callable[[], Model]    # the same apps again, honouring exclusions made since
+    text: str | None = None         # `model` rendered (None: render it)
 
 
 class TargetBuilder:
     def __init__(self, options: BridgeOptions, validator: ConfigValidator, *, files: ConfigFiles | None = None,
-                 resolver: HostResolver | None = None, probe: BindProbe = bind_problem) -> None:
+                 resolver: HostResolver | None = None, probe: BindProbe = bind_problem,
+                 renderer: IncrementalRenderer | None = None) -> None:
         self.options = options
         self.validator = validator
+        # keeps each app's part and sections between refreshes: a change to one app redoes that app
+        self.renderer = renderer or IncrementalRenderer(validator.settings)
         self.resolver = resolver or HostResolver()
         self.probe = probe                          # replaceable: tests make every port free
         self._known_healthy: set[str] = set()
@@ -68,24 +75,28 @@ class TargetBuilder:
             self._owners = self._files.read_owners() if self._files else {}
         owners = self._owners
 
-        def rebuild() -> Model:
-            return build_model(apps, self.options.group, reserved=self._reserved, host_addresses=hosts,
-                               known_healthy=known_healthy, default_bind=self.options.bind_address,
-                               exclude=self.validator.reasons(), previous=live, owners=owners)
+        def render() -> Rendered:
+            return self.renderer.render(apps, self.options.group, reserved=self._reserved, host_addresses=hosts,
+                                        known_healthy=known_healthy, default_bind=self.options.bind_address,
+                                        exclude=self.validator.reasons(), previous=live, owners=owners)
 
-        model = rebuild()
-        blocked = blocked_binds(model, self._held_binds(live) if haproxy_running else set(),
+        def rebuild() -> Model:
+            return render().model
+
+        rendered = render()
+        blocked = blocked_binds(rendered.model, self._held_binds(live) if haproxy_running else set(),
                                 self.options.bind_address, self.probe)
         if blocked:
             for app_id, why in blocked.items():
                 self.validator.exclude(app_id, why)
-            model = rebuild()
+            rendered = render()
+        model = rendered.model
         record = dict(model.owners)
         if record != owners:
             if self._files is not None:
                 self._files.write_owners(record)
             self._owners = record
-        return Target(model, rebuild)
+        return Target(model, rebuild, rendered.text)
 
     def _held_binds(self, live: Model | None) -> set[tuple[str, int]]:
         if live is None:
