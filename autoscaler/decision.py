@@ -24,7 +24,9 @@ The pipeline of ``desired_instances`` (HPA's order):
    half of ``current`` down; then clamp to [min, max] again.
 
 ``decide_all`` runs the same decision for many apps, observing all their samples in one numpy
-pass (2,000 apps × 10 tasks × 30 samples in well under 100 ms; see bench/autoscaler.py).
+pass. The sources answer a ``UsageBatch`` (every task's samples in columns); utilizations
+that are views of it are read by row, with no Python object per task or sample, since the
+aim is 2,000 apps × 10 tasks × 30 samples in ≤ 50 ms for the whole cycle (bench/autoscaler.py).
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from metrics.usage import Series
+from metrics.usage import AppSeries, Series, UsageBatch
 
 from .policy import TARGET, Policy
 
@@ -68,9 +70,10 @@ class AppState:
     down_cycles: int = 0
 
 
-@dataclass(frozen=True)
-class Observation:
-    values: Sequence[float]     # per task with data: mean utilisation over the window
+class Observation(NamedTuple):
+    """What ``observe`` measured of one app (a tuple: thousands are made per cycle)."""
+
+    total: float                # sum over the tasks with data of their mean utilisation
     with_data: int
     missing: int                # running tasks without a sample in the window
     unready: int                # configured instances not running yet
@@ -78,7 +81,7 @@ class Observation:
 
     @property
     def mean(self) -> float | None:
-        return sum(self.values) / len(self.values) if len(self.values) else None
+        return self.total / self.with_data if self.with_data else None
 
 
 @dataclass(frozen=True)
@@ -124,57 +127,66 @@ def observe_all(apps: list[tuple[Mapping[str, Series], tuple[str, ...] | list[st
                 now: float) -> list[Observation]:
     """``observe`` for many apps at once: one vectorised pass over all their samples.
 
-    Each item is (utilization, running task ids, current, window, scale).
+    Each item is (utilization, running task ids, current, window, scale). Utilizations that
+    are views of one ``UsageBatch`` (what the sources answer) are read in place, by row;
+    any other mapping is first laid out in columns the same way.
     """
-    times_parts: list[np.ndarray] = []
-    value_parts: list[np.ndarray] = []
-    lengths: list[int] = []
-    seg_app: list[int] = []
-    app_lo: list[float] = []
-    add_times, add_values, add_len, add_app = (times_parts.append, value_parts.append, lengths.append,
-                                               seg_app.append)
-    for i, (utilization, running, _current, window, _scale) in enumerate(apps):
-        app_lo.append(now - window)
-        get = utilization.get
-        for task_id in running:
-            series = get(task_id)
-            if series is None:
-                continue
-            times = series.times
-            n = times.shape[0]
-            if n:
-                add_times(times)
-                add_values(series.values)
-                add_len(n)
-                add_app(i)
-    n_seg = len(lengths)
-    per_app_values: list[list[float]] = [[] for _ in apps]
-    newest: list[float | None] = [None] * len(apps)
-    if n_seg:
-        times = np.concatenate(times_parts).astype(np.float64, copy=False)
-        values = np.concatenate(value_parts).astype(np.float64, copy=False)
-        lens = np.asarray(lengths)
-        seg = np.repeat(np.arange(n_seg), lens)
-        lo = np.asarray(app_lo)[np.asarray(seg_app)][seg]
-        ok = (times > lo) & (times <= now + _EPS) & np.isfinite(values)
-        sums = np.bincount(seg[ok], weights=values[ok], minlength=n_seg)
-        counts = np.bincount(seg[ok], minlength=n_seg)
-        lasts = times[np.cumsum(lens) - 1].tolist()      # series are ascending in time
-        means = np.divide(sums, counts, out=np.zeros(n_seg), where=counts > 0).tolist()
-        has = (counts > 0).tolist()
-        for k, i in enumerate(seg_app):
-            last = lasts[k]
-            current_newest = newest[i]
-            if current_newest is None or last > current_newest:
-                newest[i] = last
-            if has[k]:
-                per_app_values[i].append(means[k])
-    out = []
-    for i, (_utilization, running, current, _window, scale) in enumerate(apps):
-        vals = [v * scale for v in per_app_values[i]] if scale != 1.0 else per_app_values[i]
-        out.append(Observation(values=vals, with_data=len(vals), missing=len(running) - len(vals),
-                               unready=max(0, current - len(running)), newest=newest[i]))
-    return out
+    batches: dict[int, UsageBatch] = {}
+    seg_rows: dict[int, list[int]] = {}        # batch id -> rows of the running tasks, app by app
+    seg_apps: dict[int, list[int]] = {}        # batch id -> the app of each of those rows
+    plain = UsageBatch.of({str(i): utilization for i, (utilization, *_rest) in enumerate(apps)
+                           if not isinstance(utilization, AppSeries)})
+    for i, (utilization, running, _current, _window, _scale) in enumerate(apps):
+        if not isinstance(utilization, AppSeries):
+            utilization = plain.app_series(str(i))
+        batch = utilization.batch
+        key = id(batch)
+        if key not in batches:
+            batches[key], seg_rows[key], seg_apps[key] = batch, [], []
+        get = utilization.rows.get
+        rows = [r for r in map(get, running) if r is not None]
+        seg_rows[key].extend(rows)
+        seg_apps[key].extend([i] * len(rows))
+    n_apps = len(apps)
+    lows = np.array([now - window for _u, _r, _c, window, _s in apps], dtype=np.float64)
+    scales = np.array([scale for _u, _r, _c, _w, scale in apps], dtype=np.float64)
+    totals = np.zeros(n_apps)
+    with_data = np.zeros(n_apps, dtype=np.int64)
+    newest = np.full(n_apps, -np.inf)
+    for key, batch in batches.items():
+        seg_app = np.array(seg_apps[key], dtype=np.int64)
+        means, has, last, has_samples = _row_means(batch, np.array(seg_rows[key], dtype=np.int64),
+                                                   lows[seg_app], now)
+        # the per-app sum adds the tasks' means in running order, as sum() over them would
+        totals += np.bincount(seg_app[has], weights=means[has] * scales[seg_app[has]], minlength=n_apps)
+        with_data += np.bincount(seg_app[has], minlength=n_apps)
+        np.maximum.at(newest, seg_app[has_samples], last[has_samples])
+    return [Observation(total=total, with_data=n, missing=len(running) - n,
+                        unready=max(0, current - len(running)), newest=None if latest == -np.inf else latest)
+            for (_u, running, current, _w, _s), total, n, latest
+            in zip(apps, totals.tolist(), with_data.tolist(), newest.tolist())]
+
+
+def _row_means(batch: UsageBatch, rows: np.ndarray, lows: np.ndarray,
+               now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (mean of its finite samples in (low, now], whether it has any, its newest
+    sample time, whether it has samples at all)."""
+    offsets = batch.offsets
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    seg = np.repeat(np.arange(len(rows)), lengths)
+    if len(seg) == len(batch.times) and bool(np.all(rows == np.arange(len(rows)))):
+        times, values = batch.times, batch.values          # every row, in order: nothing to gather
+    else:
+        index = np.arange(len(seg)) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        times, values = batch.times[index], batch.values[index]
+    ok = (times > np.repeat(lows, lengths)) & (times <= now + _EPS) & np.isfinite(values)
+    sums = np.bincount(seg[ok], weights=values[ok], minlength=len(rows))
+    counts = np.bincount(seg[ok], minlength=len(rows))
+    means = np.divide(sums, counts, out=np.zeros(len(rows)), where=counts > 0)
+    has_samples = lengths > 0
+    last = batch.times[np.where(has_samples, starts + lengths - 1, 0)] if len(batch.times) else np.zeros(len(rows))
+    return means, counts > 0, last, has_samples
 
 
 def _ceil(x: float) -> int:
@@ -184,10 +196,15 @@ def _ceil(x: float) -> int:
 def target_recommendation(current: int, values: Sequence[float], target: float, tolerance: float,
                           missing: int = 0, unready: int = 0) -> tuple[int, str]:
     """The HPA replica calculator on utilisation values (% of allocation) of the tasks with data."""
-    n = len(values)
+    return target_recommendation_of_total(current, len(values), float(sum(values)), target, tolerance,
+                                          missing, unready)
+
+
+def target_recommendation_of_total(current: int, n: int, total: float, target: float, tolerance: float,
+                                   missing: int = 0, unready: int = 0) -> tuple[int, str]:
+    """``target_recommendation`` from the sum of the `n` values (what ``observe`` measures)."""
     if n == 0:
         return current, "no task has data"
-    total = float(sum(values))
     ratio = total / n / target
     rebalance_unready = unready > 0 and ratio > 1.0
     if missing == 0 and not rebalance_unready:
@@ -242,9 +259,18 @@ def stabilize(current: int, recommendation: int, history: tuple[tuple[float, int
               up_window: float, down_window: float) -> tuple[int, tuple[tuple[float, int], ...]]:
     """HPA's stabilization: returns (stabilized size, history including this recommendation)."""
     keep = max(up_window, down_window)
-    kept = tuple((t, r) for t, r in history if t > now - keep - _EPS and t <= now) + ((now, recommendation),)
-    up_floor = min(r for t, r in kept if t >= now - up_window - _EPS)
-    down_ceiling = max(r for t, r in kept if t >= now - down_window - _EPS)
+    oldest, oldest_kept, newest = now - keep - _EPS, now, now
+    up_from, down_from = now - up_window - _EPS, now - down_window - _EPS
+    if history:
+        by_time = sorted(history)     # cheaper than min() and max() on the usual, ordered history
+        oldest_kept, newest = by_time[0][0], by_time[-1][0]
+    if history and oldest_kept > oldest and newest <= now:   # the usual: nothing to drop
+        kept = history + ((now, recommendation),)
+    else:
+        kept = tuple([h for h in history if h[0] > oldest and h[0] <= now]) + ((now, recommendation),)
+    # only this recommendation is recent enough when every earlier one is older than up_from
+    up_floor = recommendation if newest < up_from else min([r for t, r in kept if t >= up_from])
+    down_ceiling = max([r for t, r in kept if t >= down_from])
     result = current
     if result < up_floor:
         result = up_floor
@@ -291,7 +317,7 @@ def decide_all(items: list[tuple[Policy, AppInputs, AppState]], now: float) -> l
             results[k] = (held, state)
         else:
             pending.append(k)
-    observations = observe_all([(items[k][1].utilization or {}, items[k][1].running, items[k][1].current,
+    observations = observe_all([(items[k][1].utilization, items[k][1].running, items[k][1].current,
                                  items[k][0].window, items[k][1].scale) for k in pending], now)
     for k, obs in zip(pending, observations):
         policy, inputs, state = items[k]
@@ -318,23 +344,20 @@ def _decide(policy: Policy, inputs: AppInputs, state: AppState, now: float,
                                               f"(window {policy.window:g}s)", missing=obs.missing), state
         return _hold(policy, inputs, now, f"no metrics for any running task in the last {policy.window:g}s",
                      missing=obs.missing), state
-    observed = obs.mean
-    assert observed is not None
-    common = {"observed": observed, "tasks_with_data": obs.with_data, "missing": obs.missing}
+    observed = obs.total / obs.with_data
 
     if policy.mode == TARGET:
         assert policy.target is not None
-        rec, why = target_recommendation(current, obs.values, policy.target, policy.tolerance,
-                                         obs.missing, obs.unready)
-        new_state = state
+        rec, why = target_recommendation_of_total(current, obs.with_data, obs.total, policy.target,
+                                                  policy.tolerance, obs.missing, obs.unready)
+        up, down = state.up_cycles, state.down_cycles
     else:
         rec, up, down, why = threshold_recommendation(policy, current, observed, state.up_cycles,
                                                       state.down_cycles)
-        new_state = AppState(state.history, up, down)
     clamped = clamp(rec, policy.min_instances, policy.max_instances)
     stabilized, history = stabilize(current, clamped, state.history, now, policy.stabilization_up,
                                     policy.stabilization_down)
-    new_state = AppState(history, new_state.up_cycles, new_state.down_cycles)
+    new_state = AppState(history, up, down)
     desired = clamp(limit_step(current, stabilized), policy.min_instances, policy.max_instances)
 
     notes = [why]
@@ -349,5 +372,6 @@ def _decide(policy: Policy, inputs: AppInputs, state: AppState, now: float,
     decision = Decision(app_id=inputs.app_id, time=now, current=current, desired=desired, action=action,
                         reason="; ".join(notes), metric=policy.metric, mode=policy.mode,
                         target=policy.target if policy.mode == TARGET else None,
-                        recommendation=rec, stabilized=stabilized, **common)
+                        observed=observed, tasks_with_data=obs.with_data, missing=obs.missing,
+                        recommendation=rec, stabilized=stabilized)
     return decision, new_state

@@ -34,7 +34,7 @@ from typing import Any
 
 from metrics.base import MetricsSink, MetricsSource
 from metrics.schema import NS_PER_S, decision_point
-from metrics.usage import Series, allocation_units
+from metrics.usage import AppsUsage, UsageBatch, allocation_units
 from pacer_client import ClientError, PacerClient
 from periodic import FixedBeat, run_periodically
 
@@ -66,6 +66,9 @@ class Autoscaler:
         self._states: dict[str, AppState] = {}
         self.label_policies: dict[str, Policy] = {}
         self.label_errors: dict[str, str] = {}
+        # (app id, its labels) -> the parsed policy or the error: labels rarely
+        # change, and parsing 2,000 of them every cycle costs more than the decision itself
+        self._parsed_labels: dict[tuple[str, tuple[tuple[str, str], ...]], Policy | PolicyError | None] = {}
         self.cycles = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -133,16 +136,16 @@ class Autoscaler:
         targets: dict[str, tuple[Policy, Mapping[str, Any]]] = {}
         registered = self.store.all()
         self.label_policies, self.label_errors = {}, {}
+        parsed, self._parsed_labels = self._parsed_labels, {}
         for app in apps:
             app_id = app.get("id")
             if not isinstance(app_id, str):
                 continue
             app_id = canonical_app_id(app_id)
             policy = registered.get(app_id)
-            try:
-                label_policy = policy_from_labels(app_id, app.get("labels") or {})
-            except PolicyError as exc:
-                label_policy = None
+            label_policy = self._label_policy(app_id, app.get("labels") or {}, parsed)
+            if isinstance(label_policy, PolicyError):
+                exc, label_policy = label_policy, None
                 self.label_errors[app_id] = str(exc)
                 if policy is None:
                     decisions.append(_invalid(app_id, app, now, f"invalid policy labels: {exc}"))
@@ -165,24 +168,36 @@ class Autoscaler:
             if decision.scales:
                 decision = await self._apply(decision)
             decisions.append(decision)
-        for decision in decisions:
-            self._record(decision)
+        self._record(decisions)
         return decisions
 
+    def _label_policy(self, app_id: str, labels: Mapping[str, Any],
+                      parsed: Mapping[tuple[str, tuple[tuple[str, str], ...]], Policy | PolicyError | None]
+                      ) -> Policy | PolicyError | None:
+        """The app's label policy (or why it does not parse), parsed again only when its
+        labels changed since the last cycle."""
+        key = (app_id, tuple(labels.items()))
+        try:
+            policy = parsed[key] if key in parsed else _parse_labels(app_id, labels)
+        except TypeError:                 # a label value that is not a string cannot be a key
+            return _parse_labels(app_id, labels)
+        self._parsed_labels[key] = policy
+        return policy
+
     async def _fetch_usage(self, targets: Mapping[str, tuple[Policy, Mapping[str, Any]]],
-                           now: float) -> tuple[dict[str, dict[str, dict[str, Series]]], dict[str, str]]:
+                           now: float) -> tuple[dict[str, UsageBatch], dict[str, str]]:
         by_metric: dict[str, list[str]] = {}
         windows: dict[str, float] = {}
         for app_id, (policy, _app) in targets.items():
             if policy.enabled:
                 by_metric.setdefault(policy.metric, []).append(app_id)
                 windows[policy.metric] = max(windows.get(policy.metric, 0.0), policy.window)
-        usage: dict[str, dict[str, dict[str, Series]]] = {}
+        usage: dict[str, UsageBatch] = {}
         errors: dict[str, str] = {}
         for metric, app_ids in by_metric.items():
             start = now - windows[metric] * LOOKBACK_WINDOWS
             try:
-                usage[metric] = await self.source.task_usage(metric, start, now, app_ids)
+                usage[metric] = UsageBatch.of(await self.source.task_usage(metric, start, now, app_ids))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:   # MetricsError, or a broken source: hold, say why
@@ -206,21 +221,21 @@ class Autoscaler:
                  decision.reason)
         return replace(decision, extra={"applied": True})
 
-    def _record(self, decision: Decision) -> None:
-        entry = decision.to_json()
-        self._log.append(entry)
+    def _record(self, decisions: list[Decision]) -> None:
+        entries = [decision.to_json() for decision in decisions]
+        self._log.extend(entries)
         if self.sink is not None:
             try:
-                self.sink.write([decision_point(decision.app_id, decision.action, decision.desired,
-                                                decision.current, decision.observed, decision.target,
-                                                decision.reason, int(decision.time * NS_PER_S))])
+                self.sink.write([decision_point(d.app_id, d.action, d.desired, d.current, d.observed, d.target,
+                                                d.reason, int(d.time * NS_PER_S)) for d in decisions])
             except Exception:   # the sink must never stop the loop
-                log.exception("autoscaler: writing a decision to the metrics sink failed")
+                log.exception("autoscaler: writing decisions to the metrics sink failed")
         if self.on_decision is not None:
-            try:
-                self.on_decision(entry)
-            except Exception:
-                log.exception("autoscaler: on_decision hook failed")
+            for entry in entries:
+                try:
+                    self.on_decision(entry)
+                except Exception:
+                    log.exception("autoscaler: on_decision hook failed")
 
 
 def _invalid(app_id: str, app: Mapping[str, Any], now: float, reason: str) -> Decision:
@@ -242,13 +257,20 @@ def _blocking_deployments(deployments: list[Any]) -> dict[str, str]:
     return out
 
 
+def _parse_labels(app_id: str, labels: Mapping[str, str]) -> Policy | PolicyError | None:
+    try:
+        return policy_from_labels(app_id, labels)
+    except PolicyError as exc:
+        return exc
+
+
 def _inputs(app_id: str, app: Mapping[str, Any], policy: Policy,
-            usage: Mapping[str, Mapping[str, Series]] | None, error: str | None,
+            usage: UsageBatch | None, error: str | None,
             blocked: str | None) -> AppInputs:
     current = int(app.get("instances") or 0)
     tasks = app.get("tasks") or []
-    running = tuple(t["id"] for t in tasks if isinstance(t, Mapping) and t.get("state") == "TASK_RUNNING"
-                    and isinstance(t.get("id"), str))
+    running = tuple([t["id"] for t in tasks if (isinstance(t, dict) or isinstance(t, Mapping)) and t.get("state") == "TASK_RUNNING"
+                     and isinstance(t.get("id"), str)])
     if usage is None:
         return AppInputs(app_id, current, running, None, error or "no metrics queried", blocked)
     try:
@@ -257,4 +279,4 @@ def _inputs(app_id: str, app: Mapping[str, Any], policy: Policy,
         allocation = 0.0
     if allocation <= 0:
         return AppInputs(app_id, current, running, None, f"the app allocates no {policy.metric}", blocked)
-    return AppInputs(app_id, current, running, usage.get(app_id, {}), None, blocked, scale=100.0 / allocation)
+    return AppInputs(app_id, current, running, usage.app_series(app_id), None, blocked, scale=100.0 / allocation)

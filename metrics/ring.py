@@ -1,92 +1,208 @@
-"""A bounded ring buffer of (time, value) samples on numpy arrays.
+"""Bounded rings of (time, value) samples, one row each, held together in two 2-D numpy arrays.
 
-The arrays start small and double until they reach `capacity`, so a young series costs what
-it holds, not an hour of samples (5,000 tasks × 9 series × 361 slots would be 260 MB up
-front). Once full, the oldest sample is overwritten: memory per series is bounded by
-construction (capacity × 16 bytes), and appends are amortised O(1).
+One array per field for all series (not one pair of arrays per series) so that the
+autoscaler's query — the samples of 20,000 series inside a time window — is a handful of
+vectorised numpy operations instead of 20,000 small ``searchsorted`` and copy calls.
+
+Each row is a ring: it keeps the newest ``capacity`` appends, in append order, and
+overwrites the oldest append once full. The arrays start narrow and double in width until they
+reach ``capacity`` (and in height as rows are added), so a young store costs what it holds,
+not an hour of samples per series. A row stays unwrapped until the width reaches
+``capacity`` — a full row at a smaller width makes the arrays wider instead — so widening
+copies every row's samples to the same columns. Appends out of time order are kept and
+sorted (stably) when read.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+_NO_TIME = -1
 
-class RingBuffer:
-    __slots__ = ("_times", "_values", "_head", "_count", "last_time_ns", "_ordered", "_limit")
 
-    INITIAL_SLOTS = 8
+class RingSlab:
+    __slots__ = ("_limit", "_times", "_values", "_heads", "_counts", "_last", "_ordered", "_free", "_rows")
+
+    INITIAL_WIDTH = 8
+    INITIAL_ROWS = 16
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._limit = capacity
-        self._times = np.zeros(min(capacity, self.INITIAL_SLOTS), dtype=np.int64)
-        self._values = np.zeros(len(self._times), dtype=np.float64)
-        self._head = 0          # next slot to write
-        self._count = 0
-        self.last_time_ns = -1  # newest time appended (not necessarily the max if out of order)
-        self._ordered = True    # every append so far was at or after the previous one
+        width = min(capacity, self.INITIAL_WIDTH)
+        self._times = np.zeros((self.INITIAL_ROWS, width), dtype=np.int64)
+        self._values = np.zeros((self.INITIAL_ROWS, width), dtype=np.float64)
+        # per-row bookkeeping in plain lists: appends touch them one at a time, where lists
+        # are several times cheaper than numpy scalars; queries convert them once
+        self._heads: list[int] = []        # next column to write
+        self._counts: list[int] = []
+        self._last: list[int] = []         # newest time appended (not necessarily the max)
+        self._ordered: list[bool] = []     # every append so far was at or after the previous
+        self._free: list[int] = []
+        self._rows = 0
 
     @property
     def capacity(self) -> int:
         return self._limit
 
-    def _grow(self) -> None:
-        """Double the arrays; only called while the buffer has never wrapped (data is [0, n))."""
-        size = min(len(self._times) * 2, self._limit)
-        times = np.zeros(size, dtype=np.int64)
-        values = np.zeros(size, dtype=np.float64)
-        times[:self._count] = self._times
-        values[:self._count] = self._values
+    @property
+    def width(self) -> int:
+        return int(self._times.shape[1])
+
+    # -- rows --------------------------------------------------------------------------
+    def add_row(self) -> int:
+        """A new empty ring; rows released by ``release`` are reused first."""
+        if self._free:
+            row = self._free.pop()
+            self._heads[row], self._counts[row], self._last[row], self._ordered[row] = 0, 0, _NO_TIME, True
+            return row
+        row = self._rows
+        if row == self._times.shape[0]:
+            self._resize(row * 2, self.width)
+        self._rows += 1
+        self._heads.append(0)
+        self._counts.append(0)
+        self._last.append(_NO_TIME)
+        self._ordered.append(True)
+        return row
+
+    def release(self, row: int) -> None:
+        self._counts[row] = 0
+        self._free.append(row)
+
+    def _resize(self, rows: int, width: int) -> None:
+        times = np.zeros((rows, width), dtype=np.int64)
+        values = np.zeros((rows, width), dtype=np.float64)
+        old_rows, old_width = self._times.shape
+        times[:old_rows, :old_width] = self._times
+        values[:old_rows, :old_width] = self._values
         self._times, self._values = times, values
-        self._head = self._count
+
+    def _widen(self) -> None:
+        """Double the width; only while no row has wrapped, so each row's data is [0, count)."""
+        self._resize(self._times.shape[0], min(self.width * 2, self._limit))
+        self._heads = list(self._counts)
+
+    # -- samples -------------------------------------------------------------------------
+    def last_time_ns(self, row: int) -> int:
+        return self._last[row]
 
     def __len__(self) -> int:
-        return self._count
+        return self._rows - len(self._free)
 
-    def append(self, time_ns: int, value: float) -> None:
-        if self._count == len(self._times) < self._limit:
-            self._grow()
-        if time_ns < self.last_time_ns:
-            self._ordered = False
-        self._times[self._head] = time_ns
-        self._values[self._head] = value
-        self._head = (self._head + 1) % len(self._times)
-        if self._count < len(self._times):
-            self._count += 1
-        self.last_time_ns = time_ns
+    def count(self, row: int) -> int:
+        return self._counts[row]
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """All held samples, oldest first (copies)."""
-        n, cap, head = self._count, len(self._times), self._head
-        if n < cap:
-            times, values = self._times[:n].copy(), self._values[:n].copy()
-        elif head == 0:
-            times, values = self._times.copy(), self._values.copy()
-        else:
-            times = np.concatenate((self._times[head:], self._times[:head]))
-            values = np.concatenate((self._values[head:], self._values[:head]))
-        if not self._ordered and n > 1 and np.any(times[1:] < times[:-1]):
-            order = np.argsort(times, kind="stable")
-            times, values = times[order], values[order]
+    def append(self, row: int, time_ns: int, value: float) -> None:
+        count = self._counts[row]
+        width = self._times.shape[1]
+        if count == width < self._limit:
+            self._widen()
+            width = self._times.shape[1]
+        head = self._heads[row]
+        if time_ns < self._last[row]:
+            self._ordered[row] = False
+        self._times[row, head] = time_ns
+        self._values[row, head] = value
+        self._heads[row] = head + 1 if head + 1 < width else 0
+        if count < width:
+            self._counts[row] = count + 1
+        self._last[row] = time_ns
+
+    def arrays(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """All samples held in `row`, oldest first (copies)."""
+        count, head, width = self._counts[row], self._heads[row], self.width
+        order = (head - count + np.arange(count)) % width
+        times, values = self._times[row, order], self._values[row, order]
+        if not self._ordered[row] and count > 1 and np.any(times[1:] < times[:-1]):
+            by_time = np.argsort(times, kind="stable")
+            times, values = times[by_time], values[by_time]
         return times, values
 
-    def window(self, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """Samples with start_ns <= time <= end_ns, oldest first (copies)."""
-        n, cap, head = self._count, len(self._times), self._head
-        if self._ordered and n:
-            if n < cap or head == 0:         # one contiguous, ordered run: slice it
-                times, values = self._times[:n], self._values[:n]
-            else:                            # two runs: keep only the part of the older one we need
-                older_last = self._times[cap - 1]
-                if start_ns > older_last:    # the window lies in the newer run [0, head)
-                    times, values = self._times[:head], self._values[:head]
-                else:
-                    times, values = self.arrays()
-            lo = int(times.searchsorted(start_ns, side="left"))
-            hi = int(times.searchsorted(end_ns, side="right"))
-            return times[lo:hi].copy(), values[lo:hi].copy()
-        times, values = self.arrays()
-        lo = int(np.searchsorted(times, start_ns, side="left"))
-        hi = int(np.searchsorted(times, end_ns, side="right"))
-        return times[lo:hi], values[lo:hi]
+    def window(self, row: int, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Samples of `row` with start_ns <= time <= end_ns, oldest first (copies)."""
+        times, values, _ = self.windows(np.array([row], dtype=np.int64), start_ns, end_ns)
+        return times, values
+
+    def windows(self, rows: np.ndarray, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``window`` of many rows at once: (times, values, lengths), the rows back to back.
+
+        Rows whose appends were all in time order (nearly all) are searched together: a
+        vectorised binary search for both ends of the window over each row's time order, then
+        one gather. The others are read one by one, sorted, as ``arrays`` reads them.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        width = self.width
+        counts = _pick(self._counts, rows, np.int64)
+        first = _pick(self._heads, rows, np.int64) - counts     # column of the oldest, mod width
+        ordered = _pick(self._ordered, rows, bool)
+        flat_times, flat_values = self._times.reshape(-1), self._values.reshape(-1)
+        row_base = rows * width
+        lo = _first_index(flat_times, row_base, first, width, counts, start_ns, strict=False)
+        hi = _first_index(flat_times, row_base, first, width, counts, end_ns, strict=True)
+        lengths = np.maximum(hi - lo, 0)
+        lengths[~ordered] = 0
+        disordered = np.flatnonzero(~ordered).tolist()
+        pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for k in disordered:
+            times, values = self.arrays(int(rows[k]))
+            a = int(np.searchsorted(times, start_ns, side="left"))
+            b = int(np.searchsorted(times, end_ns, side="right"))
+            pieces[k] = (times[a:b], values[a:b])
+            lengths[k] = b - a
+        total = int(lengths.sum())
+        starts = np.cumsum(lengths) - lengths
+        if not disordered:
+            source = _gather_index(row_base, (first + lo) % width, lengths, starts, total, width)
+            return flat_times[source], flat_values[source], lengths
+        out_times = np.empty(total, dtype=np.int64)
+        out_values = np.empty(total, dtype=np.float64)
+        kept = np.where(ordered, lengths, 0)
+        within = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+        source = np.repeat(row_base, kept) + (np.repeat(first + lo, kept) + within) % width
+        target = np.repeat(starts, kept) + within
+        out_times[target], out_values[target] = flat_times[source], flat_values[source]
+        for k, (times, values) in pieces.items():
+            out_times[starts[k]:starts[k] + lengths[k]] = times
+            out_values[starts[k]:starts[k] + lengths[k]] = values
+        return out_times, out_values, lengths
+
+
+def _first_index(flat_times: np.ndarray, row_base: np.ndarray, first: np.ndarray, width: int,
+                 counts: np.ndarray, bound: int, *, strict: bool) -> np.ndarray:
+    """Per row, the first position j in [0, count) of the row's time order whose time is
+    >= bound (> bound if strict): ``searchsorted`` left (right if strict) for all rows at once.
+
+    Row k's j-th oldest sample sits at ``row_base[k] + (first[k] + j) % width`` of the flat array.
+    """
+    lo = np.zeros_like(counts)
+    hi = counts.copy()
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        mid = (lo[active] + hi[active]) >> 1
+        times = flat_times[row_base[active] + (first[active] + mid) % width]
+        right = times <= bound if strict else times < bound
+        lo[active[right]] = mid[right] + 1
+        hi[active[~right]] = mid[~right]
+        active = active[lo[active] < hi[active]]
+    return lo
+
+
+def _gather_index(row_base: np.ndarray, column: np.ndarray, lengths: np.ndarray, starts: np.ndarray,
+                  total: int, width: int) -> np.ndarray:
+    """Flat positions of ``lengths[k]`` consecutive ring slots of each row from ``column[k]``,
+    rows back to back (row k's first lands at ``starts[k]``). Runs that do not wrap past the
+    row's end — all of them until the rings fill — are plain ranges: one repeat and one add."""
+    if not total or bool(np.all(column + lengths <= width)):
+        return np.arange(total) + np.repeat(row_base + column - starts, lengths)
+    within = np.arange(total) - np.repeat(starts, lengths)
+    return np.repeat(row_base, lengths) + (np.repeat(column, lengths) + within) % width
+
+
+def _pick(column: list, rows: np.ndarray, dtype: type) -> np.ndarray:
+    """``column[rows]`` as an array: a few rows are picked one by one (one app's query must not
+    pay for converting every row's bookkeeping), many by converting the whole list once."""
+    if len(rows) * 16 < len(column):
+        return np.array([column[r] for r in rows.tolist()], dtype=dtype)
+    return np.asarray(column, dtype=dtype)[rows]

@@ -3,6 +3,9 @@
 The default backend of `pacer serve`: it is both the sink the sampler writes to and the
 source the autoscaler reads, so autoscaling works with nothing else installed.
 
+Every series is one row of a ``RingSlab`` (all series' samples in two 2-D arrays), so the
+autoscaler's query over thousands of tasks is a few vectorised numpy passes.
+
 Bounds: every series holds at most ``capacity`` samples (``retention / interval``, 1 h at
 10 s = 360 by default); at most ``max_series`` series are kept (the least recently written
 series is evicted first); a series not written for ``retention`` seconds (measured against
@@ -20,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .ring import RingBuffer
+from .ring import RingSlab
 from .schema import NS_PER_S, TAG_APP_ID, TAG_TASK_ID, VALUE, Point, SeriesKey
-from .usage import MEASUREMENT_OF_METRIC, AppsUsage, build_usage
+from .usage import MEASUREMENT_OF_METRIC, UsageBatch, usage_from_columns
 
 
 class EmbeddedStore:
@@ -38,9 +41,10 @@ class EmbeddedStore:
         # None keeps every measurement; `pacer serve` keeps only what its autoscaler reads
         self.measurements = measurements
         self._prune_every_ns = int(retention * NS_PER_S / 20)
-        self._series: OrderedDict[SeriesKey, RingBuffer] = OrderedDict()   # LRU by last write
-        # measurement -> app_id -> task_id -> key, for the per-app queries
-        self._by_app: dict[str, dict[str, dict[str, SeriesKey]]] = {}
+        self._rings = RingSlab(self.capacity)
+        self._series: OrderedDict[SeriesKey, int] = OrderedDict()   # key -> row, LRU by last write
+        # measurement -> app_id -> task_id -> row, for the per-app queries
+        self._by_app: dict[str, dict[str, dict[str, int]]] = {}
         self._newest_ns = 0
         self._pruned_at_ns = 0
         self.written = 0
@@ -50,6 +54,7 @@ class EmbeddedStore:
     # -- sink -------------------------------------------------------------------------
     def write(self, points: Iterable[Point]) -> None:
         keep = self.measurements
+        rings = self._rings
         for point in points:
             if keep is not None and point.measurement not in keep:
                 continue
@@ -58,35 +63,36 @@ class EmbeddedStore:
                 self.dropped += 1
                 continue
             key = SeriesKey.of(point)
-            ring = self._series.get(key)
-            if ring is None:
-                ring = self._add(key)
+            row = self._series.get(key)
+            if row is None:
+                row = self._add(key)
             else:
                 self._series.move_to_end(key)
-            ring.append(point.time_ns, float(value))
+            rings.append(row, point.time_ns, float(value))
             if point.time_ns > self._newest_ns:
                 self._newest_ns = point.time_ns
             self.written += 1
         if self._newest_ns - self._pruned_at_ns >= self._prune_every_ns:
             self.prune()
 
-    def _add(self, key: SeriesKey) -> RingBuffer:
+    def _add(self, key: SeriesKey) -> int:
         while len(self._series) >= self.max_series:
-            old, _ = self._series.popitem(last=False)
-            self._unindex(old)
+            old, old_row = self._series.popitem(last=False)
+            self._unindex(old, old_row)
             self.evicted += 1
-        ring = RingBuffer(self.capacity)
-        self._series[key] = ring
+        row = self._rings.add_row()
+        self._series[key] = row
         app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
         if app_id is not None and task_id is not None:
-            self._by_app.setdefault(key.measurement, {}).setdefault(app_id, {})[task_id] = key
-        return ring
+            self._by_app.setdefault(key.measurement, {}).setdefault(app_id, {})[task_id] = row
+        return row
 
-    def _unindex(self, key: SeriesKey) -> None:
+    def _unindex(self, key: SeriesKey, row: int) -> None:
+        self._rings.release(row)
         app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
         apps = self._by_app.get(key.measurement, {})
         tasks = apps.get(app_id or "", {})
-        if tasks.get(task_id or "") == key:
+        if tasks.get(task_id or "") == row:
             del tasks[task_id or ""]
             if not tasks:
                 del apps[app_id or ""]
@@ -95,10 +101,11 @@ class EmbeddedStore:
         """Drop series not written for `retention` seconds before the newest sample."""
         self._pruned_at_ns = self._newest_ns
         cutoff = self._newest_ns - int(self.retention * NS_PER_S)
-        stale = [key for key, ring in self._series.items() if ring.last_time_ns < cutoff]
-        for key in stale:
+        last = self._rings.last_time_ns
+        stale = [(key, row) for key, row in self._series.items() if last(row) < cutoff]
+        for key, row in stale:
             del self._series[key]
-            self._unindex(key)
+            self._unindex(key, row)
         self.evicted += len(stale)
         return len(stale)
 
@@ -123,30 +130,34 @@ class EmbeddedStore:
         lo, hi = int(start * NS_PER_S), int(end * NS_PER_S)
         want = set((tags or {}).items())
         out = []
-        for key, ring in self._series.items():
+        for key, row in self._series.items():
             if key.measurement != measurement or not want <= set(key.tags):
                 continue
-            times, values = ring.window(lo, hi)
+            times, values = self._rings.window(row, lo, hi)
             if len(times):
                 out.append((key, times, values))
         return out
 
     def usage(self, metric: str, start: float, end: float,
-              app_ids: Collection[str] | None = None) -> AppsUsage:
+              app_ids: Collection[str] | None = None) -> UsageBatch:
+        """Per app, per task usage of `metric` with sample times in [start, end]: one vectorised
+        window over every task's row, the rows of one app side by side."""
         measurement = MEASUREMENT_OF_METRIC.get(metric)
         if measurement is None:
             raise ValueError(f"unknown metric {metric!r}")
         lo, hi = int(start * NS_PER_S), int(end * NS_PER_S)
         apps = self._by_app.get(measurement, {})
         wanted = apps.keys() if app_ids is None else [a for a in app_ids if a in apps]
-        series = self._series
-        rows = []
+        rows_of_app: dict[str, dict[str, int]] = {}
+        store_rows: list[int] = []
         for app_id in wanted:
-            for task_id, key in apps[app_id].items():
-                times, values = series[key].window(lo, hi)
-                rows.append((app_id, task_id, times, values))
-        return build_usage(metric, rows, ordered=True)
+            tasks = apps[app_id]
+            first = len(store_rows)
+            rows_of_app[app_id] = dict(zip(tasks, range(first, first + len(tasks))))
+            store_rows.extend(tasks.values())
+        times, values, lengths = self._rings.windows(np.array(store_rows, dtype=np.int64), lo, hi)
+        return usage_from_columns(metric, rows_of_app, times, values, lengths)
 
     async def task_usage(self, metric: str, start: float, end: float,
-                         app_ids: Collection[str] | None = None) -> AppsUsage:
+                         app_ids: Collection[str] | None = None) -> UsageBatch:
         return self.usage(metric, start, end, app_ids)

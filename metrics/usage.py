@@ -14,7 +14,7 @@ knows from the app definition (``utilization_percent``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +40,7 @@ class Series:
         return float(self.times[-1]) if len(self.times) else None
 
 
-AppsUsage = dict[str, dict[str, Series]]   # app_id -> task_id -> Series
+AppsUsage = Mapping[str, Mapping[str, Series]]   # app_id -> task_id -> Series
 
 
 def counter_rates(times_ns: np.ndarray, counter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,17 +66,112 @@ def metric_series(metric: str, times_ns: np.ndarray, values: np.ndarray) -> Seri
     raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
 
 
-def build_usage(metric: str, rows: Iterable[tuple[str, str, np.ndarray, np.ndarray]], *,
-                ordered: bool = False) -> AppsUsage:
-    """(app_id, task_id, times_ns, values) rows of one measurement -> AppsUsage.
+class AppSeries(Mapping[str, Series]):
+    """One app's tasks in a ``UsageBatch``: task id -> Series, tasks without samples absent.
 
-    One vectorised pass over all rows (the autoscaler asks for thousands of tasks at once):
-    the same arithmetic as ``metric_series`` row by row. ``ordered=True`` promises every row
-    is already in ascending time order (the stores' and InfluxQL's answers are).
+    ``rows`` (task id -> row of the batch, samples or not) is what the autoscaler's vectorised
+    decision reads; the mapping interface builds Series only when asked.
+    """
+
+    __slots__ = ("batch", "rows")
+
+    def __init__(self, batch: "UsageBatch", rows: Mapping[str, int]) -> None:
+        self.batch = batch
+        self.rows = rows
+
+    def __getitem__(self, task_id: str) -> Series:
+        series = self.batch.row_series(self.rows[task_id])
+        if not len(series):
+            raise KeyError(task_id)
+        return series
+
+    def __iter__(self) -> Iterator[str]:
+        offsets = self.batch.offsets
+        return (t for t, r in self.rows.items() if offsets[r + 1] > offsets[r])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class UsageBatch(Mapping[str, AppSeries]):
+    """Usage series of many tasks in columns: every row's samples back to back.
+
+    Row r holds ``times[offsets[r]:offsets[r + 1]]`` (seconds, ascending) and the matching
+    ``values``; ``rows_of_app`` says which task each row is. One query's answer stays in this
+    shape so the autoscaler can decide over thousands of tasks without a Python object per
+    task. As a mapping (app id -> task id -> Series) it lists only apps and tasks with samples,
+    as every source's ``task_usage`` does.
+    """
+
+    __slots__ = ("times", "values", "offsets", "rows_of_app")
+
+    def __init__(self, times: np.ndarray, values: np.ndarray, offsets: np.ndarray,
+                 rows_of_app: Mapping[str, Mapping[str, int]]) -> None:
+        self.times = times
+        self.values = values
+        self.offsets = offsets
+        self.rows_of_app = rows_of_app
+
+    @classmethod
+    def of(cls, usage: AppsUsage) -> "UsageBatch":
+        """Any per-app, per-task mapping of Series in columns (a batch is returned as it is)."""
+        if isinstance(usage, UsageBatch):
+            return usage
+        rows_of_app: dict[str, dict[str, int]] = {}
+        times: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for app_id, tasks in usage.items():
+            rows = rows_of_app[app_id] = {}
+            for task_id, series in tasks.items():
+                rows[task_id] = len(times)
+                times.append(np.asarray(series.times, dtype=np.float64))
+                values.append(np.asarray(series.values, dtype=np.float64))
+        lengths = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
+        return cls(np.concatenate(times) if times else np.empty(0), np.concatenate(values) if values else np.empty(0),
+                   _offsets(lengths), rows_of_app)
+
+    def row_series(self, row: int) -> Series:
+        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        return Series(self.times[a:b], self.values[a:b])
+
+    def app_series(self, app_id: str) -> AppSeries:
+        """The app's tasks, also when none has samples (then an empty mapping)."""
+        return AppSeries(self, self.rows_of_app.get(app_id, {}))
+
+    def __getitem__(self, app_id: str) -> AppSeries:
+        tasks = AppSeries(self, self.rows_of_app[app_id])
+        if not any(True for _ in tasks):
+            raise KeyError(app_id)
+        return tasks
+
+    def __iter__(self) -> Iterator[str]:
+        return (app_id for app_id in self.rows_of_app if app_id in self)
+
+    def __contains__(self, app_id: object) -> bool:
+        rows = self.rows_of_app.get(app_id) if isinstance(app_id, str) else None
+        return rows is not None and any(True for _ in AppSeries(self, rows))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def build_usage(metric: str, rows: Iterable[tuple[str, str, np.ndarray, np.ndarray]], *,
+                ordered: bool = False) -> UsageBatch:
+    """(app_id, task_id, times_ns, values) rows of one measurement -> usage per app and task.
+
+    The same arithmetic as ``metric_series`` row by row, in one vectorised pass (the
+    autoscaler asks for thousands of tasks at once). ``ordered=True`` promises every row is
+    already in ascending time order (the stores' and InfluxQL's answers are).
     """
     if metric not in MEASUREMENT_OF_METRIC:
         raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
-    keys: list[tuple[str, str]] = []
+    rows_of_app: dict[str, dict[str, int]] = {}
     times_parts: list[np.ndarray] = []
     value_parts: list[np.ndarray] = []
     for app_id, task_id, times_ns, values in rows:
@@ -85,35 +180,37 @@ def build_usage(metric: str, rows: Iterable[tuple[str, str, np.ndarray, np.ndarr
         if not ordered and len(times_ns) > 1 and np.any(times_ns[1:] < times_ns[:-1]):
             order = np.argsort(times_ns, kind="stable")
             times_ns, values = times_ns[order], values[order]
-        keys.append((app_id, task_id))
+        rows_of_app.setdefault(app_id, {})[task_id] = len(times_parts)
         times_parts.append(times_ns)
         value_parts.append(values)
-    out: AppsUsage = {}
-    if not keys:
-        return out
-    lens = np.fromiter((len(t) for t in times_parts), dtype=np.int64, count=len(times_parts))
-    times = np.concatenate(times_parts).astype(np.int64, copy=False)
-    values = np.concatenate(value_parts).astype(np.float64, copy=False)
-    seg = np.repeat(np.arange(len(keys)), lens)
-    if metric == "cpu":
-        dt = np.diff(times).astype(np.float64)
-        dv = np.diff(values)
-        ok = (seg[1:] == seg[:-1]) & (dt > 0) & (dv >= 0)
-        rates = np.divide(dv, dt, out=np.zeros_like(dv), where=ok)   # ns of CPU per ns = cores
-        out_times, out_values, out_seg = times[1:][ok] / NS_PER_S, rates[ok], seg[1:][ok]
-    else:
-        out_times, out_values, out_seg = times / NS_PER_S, values, seg
-    counts = np.bincount(out_seg, minlength=len(keys)).tolist()
-    start = 0
-    for (app_id, task_id), n in zip(keys, counts):
-        if n:
-            end = start + n
-            tasks = out.get(app_id)
-            if tasks is None:
-                tasks = out[app_id] = {}
-            tasks[task_id] = Series(out_times[start:end], out_values[start:end])
-            start = end
-    return out
+    lengths = np.fromiter((len(t) for t in times_parts), dtype=np.int64, count=len(times_parts))
+    times = np.concatenate(times_parts) if times_parts else np.empty(0, dtype=np.int64)
+    values = np.concatenate(value_parts) if value_parts else np.empty(0)
+    return usage_from_columns(metric, rows_of_app, times, values, lengths)
+
+
+def usage_from_columns(metric: str, rows_of_app: Mapping[str, Mapping[str, int]], times_ns: np.ndarray,
+                       values: np.ndarray, lengths: np.ndarray) -> UsageBatch:
+    """Raw points of one measurement in columns (row r: ``lengths[r]`` samples, ascending in
+    time, rows back to back) -> the usage series in columns (cores for cpu, bytes for mem)."""
+    if metric not in MEASUREMENT_OF_METRIC:
+        raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
+    times = np.asarray(times_ns).astype(np.int64, copy=False)
+    values = np.asarray(values).astype(np.float64, copy=False)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if metric != "cpu":
+        return UsageBatch(times / NS_PER_S, values, _offsets(lengths), rows_of_app)
+    offsets = _offsets(lengths)
+    dt = np.diff(times)
+    dv = np.diff(values)
+    ok = (dt > 0) & (dv >= 0)
+    # step i joins samples i and i + 1: the step across two rows is no rate
+    ok[offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < len(times))] - 1] = False
+    kept_before = _offsets(ok)                          # kept steps before each step index
+    last_step = np.maximum(offsets[1:] - 1, offsets[:-1])
+    counts = kept_before[last_step] - kept_before[offsets[:-1]]
+    rates = dv[ok] / dt[ok]                             # ns of CPU per ns = cores
+    return UsageBatch(times[1:][ok] / NS_PER_S, rates, _offsets(counts), rows_of_app)
 
 
 def allocation_units(metric: str, cpus: float, mem_mb: float) -> float:
