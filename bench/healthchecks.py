@@ -1,8 +1,20 @@
 """Health-check throughput: checks/s the checker sustains, and the event-loop lag it causes.
 
 A separate process serves HTTP on a few loopback ports. In this process a real Scheduler's
-HealthChecker checks N instances every second (intervalSeconds=1). The baseline, measured in
-the same run, is a bare aiohttp GET loop at the same concurrency with no bookkeeping.
+HealthChecker checks N instances every second (intervalSeconds=1, the shortest Marathon
+allows). The floor, measured in the same run, is a bare aiohttp GET loop at the same
+concurrency (MAX_CONCURRENT_CHECKS workers, one keep-alive session) with no bookkeeping.
+
+Two figures, because a 1 s interval caps what N instances can ask for at N checks/s:
+
+* capacity: enough instances that more checks are due than can run (1.5x what the bare loop
+  managed), so the checker runs flat out; its checks/s against the bare loop's is the ratio
+  that says what the scheduling and bookkeeping cost (aim >= 0.9);
+* the issue's load, 3,000 instances at 1 s: the checks/s sustained against the ~3,000/s
+  asked for, and the lag it leaves on the scheduler's loop (aim p99 < 20 ms).
+
+Event-loop lag is sampled the same way in both: a 10 ms sleep on the loop that owns the work
+(the bare loop's own loop; the scheduler's loop for the checker), minus the 10 ms.
 
 Usage: python bench/healthchecks.py [--instances 3000] [--seconds 10]
 """
@@ -12,11 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -47,29 +59,54 @@ import asyncio
 asyncio.run(main())
 """
 
+LAG_SLEEP = 0.01
+
+
+@dataclass(frozen=True)
+class Run:
+    """Checks/s over the measured window and the loop lags sampled meanwhile (seconds)."""
+
+    rate: float
+    lags: list[float]
+
+    def lag_ms(self, quantile: float) -> float:
+        ordered = sorted(self.lags)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * quantile))] * 1000 if ordered else float("nan")
+
 
 async def measure_lag(stop: asyncio.Event, lags: list[float]) -> None:
     while not stop.is_set():
         start = time.perf_counter()
-        await asyncio.sleep(0.01)
-        lags.append(time.perf_counter() - start - 0.01)
+        await asyncio.sleep(LAG_SLEEP)
+        lags.append(time.perf_counter() - start - LAG_SLEEP)
 
 
-async def baseline(ports: list[int], seconds: float) -> float:
+async def bare_loop(ports: list[int], seconds: float) -> Run:
+    """The floor: MAX_CONCURRENT_CHECKS workers GETting as fast as the server answers."""
     done = 0
+    stop = asyncio.Event()
+    lags: list[float] = []
     deadline = time.perf_counter() + seconds
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(limit=MAX_CONCURRENT_CHECKS)
+    async with aiohttp.ClientSession(connector=connector) as session:
         async def worker(k: int) -> None:
             nonlocal done
+            url = f"http://127.0.0.1:{ports[k % len(ports)]}/health"
             while time.perf_counter() < deadline:
-                async with session.get(f"http://127.0.0.1:{ports[k % len(ports)]}/health") as resp:
+                async with session.get(url) as resp:
                     await resp.read()
                 done += 1
+
+        lag_task = asyncio.create_task(measure_lag(stop, lags))
+        start = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(MAX_CONCURRENT_CHECKS)))
-    return done / seconds
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await lag_task
+    return Run(done / elapsed, lags)
 
 
-async def through_checker(ports: list[int], instances: int, seconds: float) -> tuple[float, list[float]]:
+async def through_checker(ports: list[int], instances: int, seconds: float) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         sched = make_scheduler(ServeOptions(home=Path(tmp), resources={"cpus": 0, "mem": 0, "disk": 0}))
         await sched.start()
@@ -108,13 +145,18 @@ async def through_checker(ports: list[int], instances: int, seconds: float) -> t
         healthy = sum(1 for i in sched.state.instances.values() if sched.view.healthy(i))
         await sched.close()
         sched.store.close()
+        gc.unfreeze()
         print(f"  {healthy}/{instances} instances reported healthy")
-        return rate, lags
+        return Run(rate, lags)
+
+
+def lag_text(run: Run) -> str:
+    return f"lag p50 {run.lag_ms(0.5):.1f} ms, p99 {run.lag_ms(0.99):.1f} ms, max {run.lag_ms(1.0):.1f} ms"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--instances", type=int, default=3000)
+    parser.add_argument("--instances", type=int, default=3000, help="the interval-bound load (checks due each second)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ports", type=int, default=8)
     args = parser.parse_args()
@@ -122,14 +164,17 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-c", SERVER, *map(str, ports)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        raw = asyncio.run(baseline(ports, min(args.seconds, 5)))
-        rate, lags = asyncio.run(through_checker(ports, args.instances, args.seconds))
-        lags.sort()
-        p99 = lags[int(len(lags) * 0.99)] * 1000 if lags else float("nan")
-        print(f"health checks: {rate:.0f}/s sustained for {args.instances} instances at 1 s interval "
-              f"(bare GET loop at the same concurrency: {raw:.0f}/s, ratio {rate / raw:.2f}); "
-              f"event-loop lag median {statistics.median(lags) * 1000:.1f} ms, p99 {p99:.1f} ms, "
-              f"max {lags[-1] * 1000:.1f} ms (aim >= 2000/s, lag < 50 ms)")
+        bare = asyncio.run(bare_loop(ports, args.seconds))
+        flat_out = int(bare.rate * 1.5)
+        print(f"capacity: {flat_out} instances at 1 s interval (more due than the bare loop can run)")
+        capacity = asyncio.run(through_checker(ports, flat_out, args.seconds))
+        print(f"at load: {args.instances} instances at 1 s interval")
+        load = asyncio.run(through_checker(ports, args.instances, args.seconds))
+        print(f"bare aiohttp GET loop ({MAX_CONCURRENT_CHECKS} workers): {bare.rate:.0f} checks/s; {lag_text(bare)}")
+        print(f"checker, flat out:                 {capacity.rate:.0f} checks/s; {lag_text(capacity)}")
+        print(f"  ratio checker/bare: {capacity.rate / bare.rate:.2f} (aim >= 0.9)")
+        print(f"checker, {args.instances} instances at 1 s:   {load.rate:.0f} checks/s "
+              f"({load.rate / args.instances:.2f} of the {args.instances}/s asked); {lag_text(load)} (aim p99 < 20 ms)")
     finally:
         server.terminate()
         server.wait()

@@ -17,6 +17,10 @@ Files written by ``write_dashboards(out_dir)``::
                                                decisions as annotations
     out_dir/dashboards/pacer-fleet.json        fleet overview: cores, memory, instances by app,
                                                running tasks, recent scaling actions
+    out_dir/dashboards/pacer-scheduler.json    the scheduler itself, from a Prometheus that scrapes
+                                               `pacer serve`'s ``GET /metrics`` (PromQL, not InfluxQL):
+                                               API latency per route, passes, queue, launches/kills,
+                                               store writes, health checks, event streams
     out_dir/provisioning/datasources/pacer-influxdb.yaml
     out_dir/provisioning/dashboards/pacer.yaml (file provider pointing at out_dir/dashboards)
 """
@@ -113,6 +117,70 @@ _UNITS = {"CPU % of allocation": "percent", "CPU cores used": "short", "Memory v
           "Memory by app": "bytes", "Instances by app": "short", "Running tasks": "short"}
 
 
+# -- the scheduler's own metrics (Prometheus; names as `scheduler.telemetry` exposes them) ------
+PROM_DS = {"type": "prometheus", "uid": "${prometheus}"}
+RATE = "[$__rate_interval]"
+_PACER_TARGETS = "and on (job, instance) pacer_apps"
+"""Narrows the process_* series (every exporter has them) to the processes that are Pacer."""
+
+SCHEDULER_QUERIES: dict[str, list[tuple[str, str]]] = {
+    "API requests per second by route": [
+        ("{{method}} {{route}}",
+         f"sum by (method, route) (rate(pacer_api_request_duration_seconds_count{RATE}))"),
+    ],
+    "API latency p99 by route": [
+        ("{{route}}", "histogram_quantile(0.99, sum by (le, route) "
+                      f"(rate(pacer_api_request_duration_seconds_bucket{RATE})))"),
+    ],
+    "API errors per second (5xx)": [
+        ("{{route}} {{status}}",
+         f'sum by (route, status) (rate(pacer_api_request_duration_seconds_count{{status=~"5.."}}{RATE}))'),
+    ],
+    "Scheduling pass duration": [
+        ("p50", f"histogram_quantile(0.5, sum by (le) (rate(pacer_scheduling_pass_duration_seconds_bucket{RATE})))"),
+        ("p99", f"histogram_quantile(0.99, sum by (le) (rate(pacer_scheduling_pass_duration_seconds_bucket{RATE})))"),
+    ],
+    "Launch queue": [
+        ("apps waiting", "sum(pacer_queue_apps)"),
+        ("instances waiting", "sum(pacer_queue_instances)"),
+    ],
+    "Launches and kills per second": [
+        ("launches", f"sum(rate(pacer_launches_total{RATE}))"),
+        ("launch failures", f"sum(rate(pacer_launch_failures_total{RATE}))"),
+        ("kills", f"sum(rate(pacer_kills_total{RATE}))"),
+    ],
+    "Store write latency": [
+        ("p50", f"histogram_quantile(0.5, sum by (le) (rate(pacer_store_write_duration_seconds_bucket{RATE})))"),
+        ("p99", f"histogram_quantile(0.99, sum by (le) (rate(pacer_store_write_duration_seconds_bucket{RATE})))"),
+    ],
+    "Health checks per second": [
+        ("{{result}}", f"sum by (result) (rate(pacer_health_checks_total{RATE}))"),
+    ],
+    "Apps, instances and deployments": [
+        ("apps", "max(pacer_apps)"),
+        ("{{state}}", "max by (state) (pacer_instances)"),
+        ("deployments", "max(pacer_deployments)"),
+    ],
+    "Event-stream subscribers": [
+        ("{{instance}}", "pacer_event_subscribers"),
+        ("dropped per second", f"sum(rate(pacer_event_subscribers_dropped_total{RATE}))"),
+        ("events published per second", f"sum(rate(pacer_events_published_total{RATE}))"),
+    ],
+    "Scheduler CPU": [
+        ("{{instance}}", f"rate(process_cpu_seconds_total{RATE}) {_PACER_TARGETS}"),
+    ],
+    "Scheduler memory": [
+        ("{{instance}}", f"process_resident_memory_bytes {_PACER_TARGETS}"),
+    ],
+}
+
+_SCHEDULER_UNITS = {"API latency p99 by route": "s", "Scheduling pass duration": "s", "Store write latency": "s",
+                    "API requests per second by route": "reqps", "API errors per second (5xx)": "reqps",
+                    "Launches and kills per second": "ops", "Health checks per second": "ops",
+                    "Scheduler CPU": "percentunit", "Scheduler memory": "bytes"}
+SCHEDULER_ROW = "Scheduler (Prometheus: GET /metrics of pacer serve)"
+
+
 def grafana_regex_escape(value: str) -> str:
     """What Grafana does to a multi-value variable's value inside an InfluxQL regex."""
     return re.sub(r"([\\^$*+?.()|\[\]{}/])", r"\\\1", value)
@@ -164,19 +232,41 @@ def _grid(titles: dict[str, list[str]], kinds: Mapping[str, str] | None = None) 
     return panels
 
 
-def _datasource_variable(datasource: str) -> dict[str, Any]:
-    return {"name": "datasource", "label": "Datasource", "type": "datasource", "query": "influxdb",
+def _datasource_variable(datasource: str, *, name: str = "datasource", kind: str = "influxdb") -> dict[str, Any]:
+    return {"name": name, "label": "Datasource", "type": "datasource", "query": kind,
             "current": {"text": datasource, "value": datasource}, "hide": 0, "refresh": 1,
             "regex": "", "options": []}
 
 
+def _prometheus_panel(panel_id: int, title: str, queries: list[tuple[str, str]], x: int, y: int) -> dict[str, Any]:
+    targets = [{"refId": chr(ord("A") + i), "datasource": PROM_DS, "expr": expr, "legendFormat": legend,
+                "range": True, "editorMode": "code"} for i, (legend, expr) in enumerate(queries)]
+    return {"id": panel_id, "type": "timeseries", "title": title, "datasource": PROM_DS,
+            "gridPos": {"x": x, "y": y, "w": 12, "h": 8}, "targets": targets,
+            "fieldConfig": {"defaults": {"unit": _SCHEDULER_UNITS.get(title, "short")}, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}}}
+
+
+def scheduler_row(first_id: int = 1, top: int = 0) -> list[dict[str, Any]]:
+    """A row of panels on the scheduler's own metrics, starting at panel id `first_id`, grid row `top`.
+
+    Its queries use the `$prometheus` datasource variable, so the row fits any dashboard that
+    declares one (`scheduler_dashboard` does)."""
+    row = {"id": first_id, "type": "row", "title": SCHEDULER_ROW, "collapsed": False, "panels": [],
+           "gridPos": {"x": 0, "y": top, "w": 24, "h": 1}}
+    panels = [_prometheus_panel(first_id + 1 + i, title, queries, x=(i % 2) * 12, y=top + 1 + (i // 2) * 8)
+              for i, (title, queries) in enumerate(SCHEDULER_QUERIES.items())]
+    return [row, *panels]
+
+
 def _dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]],
-               annotations: list[dict[str, Any]]) -> dict[str, Any]:
+               annotations: list[dict[str, Any]], *,
+               tags: tuple[str, ...] = ("pacer", "cadvisor", "influxdb")) -> dict[str, Any]:
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
                "type": "dashboard"}
     return {
-        "uid": uid, "title": title, "tags": ["pacer", "cadvisor", "influxdb"], "timezone": "browser",
+        "uid": uid, "title": title, "tags": list(tags), "timezone": "browser",
         "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "refresh": "10s",
         "time": {"from": "now-1h", "to": "now"},
         "annotations": {"list": [builtin, *annotations]},
@@ -201,6 +291,13 @@ def fleet_dashboard(datasource: str = "InfluxDB") -> dict[str, Any]:
     return _dashboard("pacer-fleet", "Pacer / Fleet overview",
                       _grid(FLEET_QUERIES, {"Recent scaling actions": "table"}),
                       [_datasource_variable(datasource)], [])
+
+
+def scheduler_dashboard(prometheus: str = "Prometheus") -> dict[str, Any]:
+    """Pacer's own metrics, for a Prometheus scraping `pacer serve` at `GET /metrics`."""
+    return _dashboard("pacer-scheduler", "Pacer / Scheduler", scheduler_row(),
+                      [_datasource_variable(prometheus, name="prometheus", kind="prometheus")], [],
+                      tags=("pacer", "prometheus"))
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -245,8 +342,12 @@ def dashboard_provisioning(dashboards_dir: Path) -> str:
 
 
 def write_dashboards(out_dir: Path, datasource: str = "InfluxDB", *, influxdb_url: str = "http://127.0.0.1:8086",
-                     database: str = DEFAULT_DATABASE, user: str | None = None) -> list[Path]:
-    """Write the dashboards and provisioning files under out_dir; returns the paths written."""
+                     database: str = DEFAULT_DATABASE, user: str | None = None,
+                     prometheus: str = "Prometheus") -> list[Path]:
+    """Write the dashboards and provisioning files under out_dir; returns the paths written.
+
+    `prometheus` is the default choice of the scheduler dashboard's datasource variable: a
+    Prometheus datasource the operator already has (no provisioning file is written for it)."""
     out_dir = Path(out_dir).resolve()
     dash_dir = out_dir / "dashboards"
     ds_dir = out_dir / "provisioning" / "datasources"
@@ -256,6 +357,7 @@ def write_dashboards(out_dir: Path, datasource: str = "InfluxDB", *, influxdb_ur
     files = {
         dash_dir / "pacer-app.json": json.dumps(app_dashboard(datasource), indent=2) + "\n",
         dash_dir / "pacer-fleet.json": json.dumps(fleet_dashboard(datasource), indent=2) + "\n",
+        dash_dir / "pacer-scheduler.json": json.dumps(scheduler_dashboard(prometheus), indent=2) + "\n",
         ds_dir / "pacer-influxdb.yaml": datasource_provisioning(datasource, url=influxdb_url,
                                                                 database=database, user=user),
         prov_dir / "pacer.yaml": dashboard_provisioning(dash_dir),

@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--datasource", default="InfluxDB", help="Grafana datasource name (default InfluxDB)")
     g.add_argument("--influxdb-url", default="http://127.0.0.1:8086", help="URL the datasource points at")
     g.add_argument("--influxdb-database", default="cadvisor")
+    g.add_argument("--prometheus-datasource", default="Prometheus",
+                   help="Grafana Prometheus datasource scraping pacer serve's /metrics (default Prometheus)")
 
     d = sub.add_parser("deploy", help="deploy an app definition file (per-environment overlays)")
     d.add_argument("-f", "--file", required=True, help="app definition JSON (base file)")
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  host, port)))
         if args.command == "dashboards":
             for path in write_dashboards(Path(args.out), args.datasource, influxdb_url=args.influxdb_url,
-                                         database=args.influxdb_database):
+                                         database=args.influxdb_database, prometheus=args.prometheus_datasource):
                 print(path)
             return 0
         if args.command == "executor":

@@ -380,3 +380,20 @@ def test_pacer_serve_advertises_its_hostname(pacer_factory: Callable[..., Any]) 
     assert status == 201 and "x-marathon-via" not in headers
     # without an election there is nobody to hand over to: abdication is not offered
     assert server.request("DELETE", "/v2/leader")[0] == 405
+
+
+def test_a_follower_serves_its_own_metrics(cluster: Cluster) -> None:
+    """`/metrics` describes the instance asked: a follower counts the requests it forwarded, and
+    its scrape never reaches the leader."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    a, b, _ = cluster.nodes
+    assert b.request("POST", "/v2/apps", _app("/counted"))[0] == 201
+    a.handled.clear()
+    status, body, headers = b.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert a.handled_paths() == [] and "x-marathon-via" not in headers
+    posts = [s.value for family in text_string_to_metric_families(body) for s in family.samples
+             if s.name == "pacer_api_request_duration_seconds_count"
+             and s.labels == {"method": "POST", "route": "/v2/apps", "status": "201"}]
+    assert posts == [1.0]

@@ -34,7 +34,7 @@ def test_write_dashboards_files_and_structure(tmp_path: Path):
     paths = write_dashboards(tmp_path / "out", datasource="Metrics", influxdb_url="http://10.0.0.1:8086",
                              database="pacer")
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths)
-    assert names == ["dashboards/pacer-app.json", "dashboards/pacer-fleet.json",
+    assert names == ["dashboards/pacer-app.json", "dashboards/pacer-fleet.json", "dashboards/pacer-scheduler.json",
                      "provisioning/dashboards/pacer.yaml", "provisioning/datasources/pacer-influxdb.yaml"]
     app = json.loads((tmp_path / "out/dashboards/pacer-app.json").read_text())
     fleet = json.loads((tmp_path / "out/dashboards/pacer-fleet.json").read_text())

@@ -18,6 +18,7 @@ from scheduler.api.errors import EXPECTED_ERRORS, error_body
 from scheduler.api import apps, events, groups, system, tasks
 from scheduler.api.leadership import READ_SECONDS, install_leadership, leadership_middleware
 from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
+from scheduler.api.telemetry import time_request
 from scheduler.ha import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,9 @@ def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership:
         if leader is None:
             raise TypeError("build_api needs this instance's address (leader=) or a leadership")
         leadership = SoleLeader(leader)
-    # error_middleware outermost: whatever the proxy meets still leaves as Marathon's body
-    app = web.Application(middlewares=[error_middleware, leadership_middleware],
+    # time_request outermost (it sees every final status), then error_middleware: whatever the
+    # proxy meets still leaves as Marathon's body
+    app = web.Application(middlewares=[time_request, error_middleware, leadership_middleware],
                           client_max_size=16 * 1024 * 1024)
     app[SCHEDULER_KEY] = scheduler
     app[LEADER_KEY] = leadership.address

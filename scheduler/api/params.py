@@ -13,14 +13,16 @@ from scheduler.engine.events import EventBus
 from scheduler.engine.read_view import SchedulerView
 from scheduler.engine.writes import AppWrites
 from scheduler.errors import InvalidRequest, NotFound
+from scheduler.telemetry import Telemetry
 
 
 class SchedulerApi(Protocol):
-    """What the API needs of a scheduler: a read-only view, the write path and the event bus."""
+    """What the API needs of a scheduler: a read-only view, the write path, the event bus and its metrics."""
 
     view: SchedulerView
     writes: AppWrites
     events: EventBus
+    telemetry: Telemetry
 
 
 SCHEDULER_KEY = web.AppKey("scheduler", SchedulerApi)

@@ -16,6 +16,7 @@ from aiohttp import web
 from scheduler.api.leadership import current_leader, leadership_of
 from scheduler.api.params import LEADER_KEY, SchedulerApi, json_response, scheduler_of
 from scheduler.api.proxy_rules import LEADERSHIP_ABDICATED, THERE_IS_NO_LEADER
+from scheduler.api.telemetry import prometheus_response, wants_dropwizard_json
 from scheduler.backends import BackendInfo
 from scheduler.ha import SoleLeader
 from scheduler.state.model import RUNNING, STAGING, STARTING
@@ -154,7 +155,11 @@ def metrics_document(sched: SchedulerApi) -> dict[str, Any]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return json_response(metrics_document(scheduler_of(request)))
+    """Prometheus text (or OpenMetrics); Marathon's Dropwizard JSON to a client asking for JSON."""
+    accept = request.headers.get("Accept", "")
+    if wants_dropwizard_json(accept):
+        return json_response(metrics_document(scheduler_of(request)))
+    return prometheus_response(scheduler_of(request).telemetry, accept)
 
 
 async def agents(request: web.Request) -> web.Response:

@@ -35,6 +35,7 @@ from scheduler.state.clock import Clock, SystemClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import RUNNING, STAGING
 from scheduler.state.store import Fence, Store
+from scheduler.telemetry import Telemetry, TimedStore
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,23 @@ class Scheduler:
         self.clock = clock or SystemClock()
         self.store = store
         self.events = EventBus(self.clock)
-        self.state = ClusterState(store, fence)
+        self.telemetry = Telemetry()
+        self.state = ClusterState(TimedStore(store, self.telemetry), fence)
         self.tasks = TaskRunner(self.state, backend_factory, self.events, self.clock,
                                 on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid),
                                 drain_seconds=drain_seconds, may_act=may_act,
-                                on_health=lambda iid, healthy: self.health.record_backend_verdict(iid, healthy))
+                                on_health=lambda iid, healthy: self.health.record_backend_verdict(iid, healthy),
+                                telemetry=self.telemetry)
         subject = StateHealthSubject(self.state, self.events, self.tasks, wake=lambda app_id: self.loop.wake(app_id))
         backend = self.tasks.backend
         self.health = HealthChecker(subject, self.clock, backend_checks=getattr(backend, "runs_checks", frozenset()),
-                                    probe_host=getattr(backend, "probe_host", lambda inst: TASK_HOST))
+                                    probe_host=getattr(backend, "probe_host", lambda inst: TASK_HOST),
+                                    telemetry=self.telemetry)
         self.writes = AppWrites(self.state, self.events, self.tasks, self.clock, wake=lambda: self.loop.wake())
         self.loop = SchedulingLoop(self.state, self.tasks, self.health, self.events, self.clock,
-                                   rollback=self.writes.rollback, may_act=may_act)
+                                   rollback=self.writes.rollback, may_act=may_act, telemetry=self.telemetry)
         self.view = SchedulerView(self.state, self.health, self.tasks.backend)
+        self.telemetry.watch(self.view, self.events)
 
     @property
     def backend(self) -> ClusterBackend:

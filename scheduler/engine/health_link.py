@@ -2,8 +2,10 @@
 
 A flip publishes `health_status_changed_event`, a counted failure `failed_health_check_event`,
 and an instance past maxConsecutiveFailures is killed with a FailedHealthChecks reason (which
-then counts toward the app's backoff, as Marathon does). Each verdict wakes the loop for the
-instance's app, since deployments wait on health and readiness.
+then counts toward the app's backoff, as Marathon does). A verdict that changes what the
+scheduler decides on (alive, a counted failure, a kill) wakes the loop for the instance's app,
+since deployments wait on health and readiness; a success after a success changes nothing
+there, and waking a pass for each of thousands a second would cost a pass each.
 """
 
 from __future__ import annotations
@@ -64,4 +66,5 @@ class StateHealthSubject:
                                  host=inst.host, slaveId=inst.agent_id)
             log.warning("killing %s: %s", inst.instance_id, reason)
             self._killer.kill(current, reason=reason)
-        self._wake(inst.app_id)
+        if outcome.changes_health:
+            self._wake(inst.app_id)

@@ -29,6 +29,7 @@ from scheduler.engine.view import build_view
 from scheduler.health.checker import HealthChecker
 from scheduler.state.clock import Clock
 from scheduler.state.cluster import ClusterState
+from scheduler.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ MAX_PAUSE_SECONDS = 5.0
 class SchedulingLoop:
     def __init__(self, state: ClusterState, tasks: TaskRunner, checker: HealthChecker, events: EventPublisher,
                  clock: Clock, rollback: Callable[[DeploymentRun], object],
-                 may_act: Callable[[], bool] = lambda: True) -> None:
+                 may_act: Callable[[], bool] = lambda: True, telemetry: Telemetry | None = None) -> None:
         self._state = state
+        self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._may_act = may_act
         self._tasks = tasks
         self._checker = checker
@@ -71,11 +73,13 @@ class SchedulingLoop:
     def run_pass(self, app_ids: Iterable[str] | None = None) -> Pass:
         """One pass over the given apps (None: every app, and orphaned instances)."""
         now = self._clock.now()
+        started = time.perf_counter()
         self._seed += 1
         view = build_view(self._state, self._checker, self.backend, app_ids, self._seed)
         decided = decide(view, now)
         self._seed += len(decided.launches)
         apply_pass(decided, now, state=self._state, tasks=self._tasks, events=self._events, rollback=self._rollback)
+        self._telemetry.observe_pass(time.perf_counter() - started)
         if any(verdict.advanced and not verdict.finished for verdict in decided.runs):
             self._wake.set()    # a deployment moved to its next step: that step starts now, not at the tick
         return decided

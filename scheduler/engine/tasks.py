@@ -22,6 +22,7 @@ from scheduler.decide.status import judge_status
 from scheduler.state.clock import Clock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import RUNNING, STAGING, TERMINAL_STATES, Instance, condition_of
+from scheduler.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class TaskRunner:
                  events: EventPublisher, clock: Clock, *, on_change: Callable[[], None],
                  on_ended: Callable[[str], None], drain_seconds: float = DEFAULT_DRAIN_SECONDS,
                  may_act: Callable[[], bool] = lambda: True,
-                 on_health: Callable[[str, bool], None] = lambda instance_id, healthy: None) -> None:
+                 on_health: Callable[[str, bool], None] = lambda instance_id, healthy: None,
+                 telemetry: Telemetry | None = None) -> None:
         self._state = state
+        self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._on_health = on_health      # a health verdict the backend reported (Mesos-run checks)
         self._may_act = may_act          # False while another instance may lead: no launch, no kill
         self.backend = backend_factory(self)
@@ -117,6 +120,7 @@ class TaskRunner:
         if not self._may_act():
             log.warning("not killing task %s: this instance is not (or no longer surely) the leader", inst.instance_id)
             return
+        self._telemetry.count_kill()
         await self.backend.kill(inst, self._grace(inst))
 
     def rekill(self, inst: Instance) -> None:
@@ -140,9 +144,11 @@ class TaskRunner:
                 log.warning("not launching task %s: this instance is not (or no longer surely) the leader",
                             inst.instance_id)
                 return
+            self._telemetry.count_launch()
             try:
                 launched = await self.backend.launch(inst, app)
             except Exception as exc:  # launch failures are task failures, never scheduler crashes
+                self._telemetry.count_launch_failure()
                 self.on_status(StatusUpdate(inst.instance_id, "TASK_FAILED", f"launch failed: {exc}"))
                 return
             current = self._state.instances.get(inst.instance_id)

@@ -5,13 +5,17 @@ Probing runs on its own thread and loop (`probes.ProbeThread`) under a global co
 limit (Marathon's `--max_concurrent_marathon_health_checks`, 256), so thousands of checks a
 second cost the scheduler's loop only their bookkeeping. Readiness checks, which only gate
 deployments and are few, run on the scheduler's loop.
+
+That bookkeeping is kept to what changed: `schedule.CheckSchedule` rebuilds an instance's
+probes only when its `Instance` value changes and pops due checks off a heap, and each check
+definition's policy and JSON are derived once, not per verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -22,14 +26,18 @@ from periodic import run_periodically
 from app_definitions import AppDefinition, HealthCheck
 
 from scheduler.health.probes import Probe, ProbeThread
+from scheduler.health.schedule import CheckSchedule, first_due
 from scheduler.health.state import CheckOutcome, CheckPolicy, HealthRecord, record_check
 from scheduler.state.clock import Clock, iso_timestamp
-from scheduler.state.model import RUNNING, Instance
+from scheduler.state.model import Instance
+from scheduler.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_CHECKS = 256
 POLL_SECONDS = 0.1
+SWEEP_SECONDS = 1.0       # records of instances no longer checked are dropped at least this often
+CHECK_FACTS_LIMIT = 4096  # cached (policy, JSON) per check definition, cleared past this
 TASK_HOST = "127.0.0.1"   # embedded agents share this machine's loopback
 
 
@@ -76,20 +84,25 @@ class HealthSubject(Protocol):
 class HealthChecker:
     def __init__(self, subject: HealthSubject, clock: Clock, concurrency: int = MAX_CONCURRENT_CHECKS, *,
                  backend_checks: frozenset[str] = frozenset(),
-                 probe_host: Callable[[Instance], str] = lambda inst: TASK_HOST) -> None:
+                 probe_host: Callable[[Instance], str] = lambda inst: TASK_HOST,
+                 telemetry: Telemetry | None = None) -> None:
         """`backend_checks`: the protocols the cluster runs itself (Mesos's `MESOS_HTTP`, …): not
         probed here, their verdicts come with status updates (`record_backend_verdict`).
         `probe_host`: where a task is reached (the loopback for the embedded agents, its agent's
         host on a cluster)."""
         self.subject = subject
         self._clock = clock
+        self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._backend_checks = backend_checks
         self._probe_host = probe_host
         self.records: dict[str, list[HealthRecord]] = {}
         self.readiness: dict[str, dict[str, Any]] = {}    # instance id -> last readiness result
-        self._next_due: dict[str, dict[int, float]] = {}   # instance id -> check index -> due
+        self._schedule = CheckSchedule(self._probe_of, self.subject.checks_of)
+        self._gated: set[str] = set()       # instances whose readiness gates a deployment
         self._ready_due: dict[str, float] = {}
-        self._in_flight: set[Any] = set()
+        self._in_flight: set[Any] = set()   # readiness probes running
+        self._check_facts: dict[int, tuple[HealthCheck, CheckPolicy, dict[str, Any]]] = {}
+        self._last_sweep = 0.0
         self._concurrency = concurrency
         self._prober: ProbeThread | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -118,53 +131,68 @@ class HealthChecker:
     def forget(self, instance_id: str) -> None:
         self.records.pop(instance_id, None)
         self.readiness.pop(instance_id, None)
-        self._next_due.pop(instance_id, None)
         self._ready_due.pop(instance_id, None)
+        self._gated.discard(instance_id)
+        self._schedule.forget(instance_id)
 
     @staticmethod
     def _first_due(instance_id: str, t: float, interval: float) -> float:
-        """Spread first checks over up to a second so a thousand new tasks do not fire at once."""
-        return t + (zlib.crc32(instance_id.encode()) % 1000) / 1000 * min(interval, 1.0)
+        return first_due(instance_id, t, interval)
+
+    def _probe_of(self, inst: Instance, index: int, check: HealthCheck) -> Probe | None:
+        if check.protocol in self._backend_checks:
+            return None
+        return probe_for(inst, index, check, self._probe_host(inst))
 
     def start_due_checks(self, t: float) -> None:
-        live: set[str] = set()
-        batch: list[Probe] = []
-        for inst in list(self.subject.instances()):
-            if inst.state != RUNNING or inst.killing:
-                continue
-            ready_app = self.subject.readiness_of(inst)
-            if ready_app is not None and not self.is_ready(inst.instance_id):
-                live.add(inst.instance_id)
-                self._start_readiness(inst, ready_app, t)
-            checks = self.subject.checks_of(inst)
-            if not checks:
-                continue
-            live.add(inst.instance_id)
-            due = self._next_due.get(inst.instance_id)
-            if due is None:
-                due = self._next_due[inst.instance_id] = {
-                    i: self._first_due(inst.instance_id, t, c.interval_seconds) for i, c in enumerate(checks)}
-            for index, check in enumerate(checks):
-                key = (inst.instance_id, index)
-                if check.protocol in self._backend_checks or key in self._in_flight or due.get(index, 0.0) > t:
-                    continue
-                self._in_flight.add(key)
-                due[index] = t + check.interval_seconds
-                batch.append(probe_for(inst, index, check, self._probe_host(inst)))
+        changed, gone = self._schedule.refresh(list(self.subject.instances()), t)
+        for entry in changed:
+            if entry.live and self.subject.readiness_of(entry.inst) is not None:
+                self._gated.add(entry.inst.instance_id)
+        for instance_id in list(self._gated):
+            entry = self._schedule.tracked.get(instance_id)
+            ready_app = self.subject.readiness_of(entry.inst) if entry is not None and entry.live else None
+            if ready_app is None:
+                self._gated.discard(instance_id)
+                gone = True
+            elif not self.is_ready(instance_id):
+                self._start_readiness(entry.inst, ready_app, t)
+        batch = self._schedule.due(t)
         if self._prober is not None:
             self._prober.submit(batch)
-        for gone in [iid for iid in (*self.records, *self.readiness, *self._next_due) if iid not in live]:
-            self.forget(gone)
+        now = time.monotonic()
+        if changed or gone or now - self._last_sweep >= SWEEP_SECONDS:
+            self._last_sweep = now
+            self._forget_unchecked()
+
+    def _forget_unchecked(self) -> None:
+        """Drop what is known of instances no longer checked (gone, ended, being killed)."""
+        tracked, gated = self._schedule.tracked, self._gated
+        for instance_id in [iid for iid in (*self.records, *self.readiness, *tracked)
+                            if iid not in gated and not ((e := tracked.get(iid)) is not None and e.live and e.checks)]:
+            self.records.pop(instance_id, None)
+            self.readiness.pop(instance_id, None)
+            self._ready_due.pop(instance_id, None)
 
     def collect_verdicts(self) -> None:
         if self._prober is None:
             return
         verdicts = self._prober.verdicts
+        finished = self._schedule.finished
         while verdicts:
             verdict = verdicts.popleft()
-            self._in_flight.discard(verdict.key)
+            finished(verdict.key)
             instance_id, index = verdict.key
             self.record_verdict(instance_id, index, verdict.ok, verdict.status, verdict.cause)
+
+    def _facts(self, check: HealthCheck) -> tuple[CheckPolicy, dict[str, Any]]:
+        """The check's policy and JSON, derived once per check definition."""
+        facts = self._check_facts.get(id(check))
+        if facts is None or facts[0] is not check:
+            if len(self._check_facts) >= CHECK_FACTS_LIMIT:
+                self._check_facts.clear()
+            facts = self._check_facts[id(check)] = (check, policy_of(check), check_json(check))
+        return facts[1], facts[2]
 
     def record_verdict(self, instance_id: str, index: int, ok: bool | None, status: int | None = None,
                        cause: str | None = None) -> None:
@@ -172,18 +200,21 @@ class HealthChecker:
 
         The probe thread's results arrive here; scenario tests call it directly to play the
         part of the probes."""
+        self._telemetry.count_health_check(ok)
         inst = self.subject.instance(instance_id)
         checks = self.subject.checks_of(inst) if inst is not None else []
         if inst is None or index >= len(checks) or inst.killing:
             return
-        check = checks[index]
-        records = self.records.setdefault(inst.instance_id, [])
+        policy, as_json = self._facts(checks[index])
+        records = self.records.get(inst.instance_id)
+        if records is None:
+            records = self.records[inst.instance_id] = []
         while len(records) <= index:
             records.append(HealthRecord(inst.instance_id))
-        outcome = record_check(records[index], policy_of(check), ok=ok, status=status, cause=cause, now=self._clock.now(),
+        outcome = record_check(records[index], policy, ok=ok, status=status, cause=cause, now=self._clock.now(),
                                started_at=inst.started_at or inst.staged_at)
         records[index] = outcome.record
-        self.subject.on_health(inst, check_json(check), outcome)
+        self.subject.on_health(inst, as_json, outcome)
 
     def record_backend_verdict(self, instance_id: str, healthy: bool) -> None:
         """A verdict of the check the backend runs for the instance: its first check of a

@@ -2,9 +2,13 @@
 
 Thousands of HTTP checks a second keep an event loop busy. Running them on the scheduler's
 loop would delay the API and the scheduling passes by exactly that much (Marathon's leader
-overload, which mass-killed healthy tasks). Here a dedicated thread owns a second loop, an
-aiohttp session and a fixed pool of workers; the scheduler hands it due checks and collects
-verdicts in batches, so its own loop only pays for bookkeeping.
+overload, which mass-killed healthy tasks). Here a dedicated thread owns a second loop, a
+pool of keep-alive connections and a fixed set of workers; the scheduler hands it due checks
+and collects verdicts in batches, so its own loop only pays for bookkeeping.
+
+HTTP(S) probes go through `http_probe.ConnectionPool` (keep-alive connections, a parser that
+stops at the status line) rather than an aiohttp session: per check, aiohttp's request and
+response objects cost more than the network exchange itself.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import logging
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+from scheduler.health.http_probe import ConnectionPool, ProbeHTTPError
 
 log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
-async def run_probe(session: aiohttp.ClientSession, probe: Probe, insecure: ssl.SSLContext) -> Verdict:
+async def run_probe(pool: ConnectionPool, probe: Probe) -> Verdict:
     """HTTP(S): 200-399 within the timeout; TCP: the connection opens; COMMAND: exit 0."""
     if probe.command is not None:
         return await _command(probe)
@@ -66,17 +73,20 @@ async def run_probe(session: aiohttp.ClientSession, probe: Probe, insecure: ssl.
         except (OSError, asyncio.TimeoutError) as exc:
             return Verdict(probe.key, False, None,
                            f"TCP connection to {probe.host}:{probe.port} failed: {exc or 'timed out'}")
-    scheme = "https" if probe.protocol in ("HTTPS", "MESOS_HTTPS") else "http"
-    url = f"{scheme}://{probe.host}:{probe.port}{probe.path or '/'}"
+    tls = probe.protocol in ("HTTPS", "MESOS_HTTPS")
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=probe.timeout),
-                               ssl=insecure if scheme == "https" else None, allow_redirects=False) as resp:
-            if 200 <= resp.status < 400:
-                return Verdict(probe.key, True, resp.status, None)
-            return Verdict(probe.key, False, resp.status, f"HTTP {resp.status} from {url}")
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        async with asyncio.timeout(probe.timeout):
+            status = await pool.get_status(probe.host, probe.port, probe.path or "/", tls)
+    except (ProbeHTTPError, asyncio.TimeoutError, OSError, ValueError) as exc:
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
-        return Verdict(probe.key, False, None, f"GET {url}: {reason}")
+        return Verdict(probe.key, False, None, f"GET {_url(probe, tls)}: {reason}")
+    if 200 <= status < 400:
+        return Verdict(probe.key, True, status, None)
+    return Verdict(probe.key, False, status, f"HTTP {status} from {_url(probe, tls)}")
+
+
+def _url(probe: Probe, tls: bool) -> str:
+    return f"{'https' if tls else 'http'}://{probe.host}:{probe.port}{probe.path or '/'}"
 
 
 async def _command(probe: Probe) -> Verdict:
@@ -122,15 +132,19 @@ class ProbeThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
-    async def _setup(self) -> tuple[aiohttp.ClientSession, list[asyncio.Task[None]]]:
+    async def _setup(self) -> tuple[ConnectionPool, list[asyncio.Task[None]]]:
         self._queue = asyncio.Queue()
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency))
-        insecure = _insecure_context()
-        return session, [asyncio.create_task(self._worker(session, insecure)) for _ in range(self.concurrency)]
+        pool = ConnectionPool(_insecure_context(), max_idle=4 * self.concurrency)
+        self._loop.call_later(EXPIRY_SWEEP_SECONDS, self._sweep, pool)
+        return pool, [asyncio.create_task(self._worker(pool)) for _ in range(self.concurrency)]
+
+    def _sweep(self, pool: ConnectionPool) -> None:
+        pool.close_expired(time.monotonic())
+        self._loop.call_later(EXPIRY_SWEEP_SECONDS, self._sweep, pool)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        session, workers = self._loop.run_until_complete(self._setup())
+        pool, workers = self._loop.run_until_complete(self._setup())
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -138,15 +152,16 @@ class ProbeThread:
             for worker in workers:
                 worker.cancel()
             self._loop.run_until_complete(asyncio.gather(*workers, return_exceptions=True))
-            self._loop.run_until_complete(session.close())
+            pool.close()
+            self._loop.run_until_complete(asyncio.sleep(0))     # let the aborted transports finish
             self._loop.close()
 
-    async def _worker(self, session: aiohttp.ClientSession, insecure: ssl.SSLContext) -> None:
+    async def _worker(self, pool: ConnectionPool) -> None:
         assert self._queue is not None
         while True:
             probe = await self._queue.get()
             try:
-                verdict = await run_probe(session, probe, insecure)
+                verdict = await run_probe(pool, probe)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken probe is a failed check, never a dead worker

@@ -7,7 +7,7 @@ probing and acts on the answer; nothing here reads the clock or touches the netw
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 MARATHON_LEVEL = frozenset({"HTTP", "HTTPS", "TCP"})
 
@@ -38,6 +38,12 @@ class CheckOutcome:
     counted_failure: bool   # publish failed_health_check_event
     kill: bool              # past maxConsecutiveFailures: kill and replace the task
 
+    @property
+    def changes_health(self) -> bool:
+        """Whether what the scheduler decides on (alive, failing and why, kill) changed; a
+        success after a success only moves `last_success`."""
+        return self.flipped or self.counted_failure or self.kill
+
 
 def should_kill(policy: CheckPolicy, consecutive_failures: int) -> bool:
     """Marathon-level checks: 0 means never kill. Mesos-level: kill at >= max (0 kills at once)."""
@@ -56,15 +62,16 @@ def record_check(record: HealthRecord, policy: CheckPolicy, *, ok: bool | None, 
     """
     if ok is None or (status is not None and 100 <= status < 200 and policy.ignore_http_1xx):
         return CheckOutcome(record, flipped=False, counted_failure=False, kill=False)
-    if ok:
-        new = replace(record, alive=True, consecutive_failures=0, last_success=now,
-                      first_success=record.first_success if record.first_success is not None else now)
-        return CheckOutcome(new, flipped=not record.alive, counted_failure=False, kill=False)
+    if ok:   # records are built directly: `dataclasses.replace` costs more than the rest of a verdict
+        new = HealthRecord(record.instance_id, True, 0,
+                           record.first_success if record.first_success is not None else now, now,
+                           record.last_failure, record.last_failure_cause)
+        return CheckOutcome(new, not record.alive, False, False)
     in_grace = record.first_success is None and now - started_at < policy.grace_period_seconds
     if in_grace:
         return CheckOutcome(record, flipped=False, counted_failure=False, kill=False)
     failures = record.consecutive_failures + 1
-    new = replace(record, alive=False, consecutive_failures=failures, last_failure=now, last_failure_cause=cause)
+    new = HealthRecord(record.instance_id, False, failures, record.first_success, record.last_success, now, cause)
     return CheckOutcome(new, flipped=record.alive, counted_failure=True, kill=should_kill(policy, failures))
 
 
