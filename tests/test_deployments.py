@@ -85,11 +85,14 @@ def test_stalled_deployment_fails_with_a_reason_and_rolls_back(pacer):
                timeout=30, what="the automatic rollback")
     after = settled(pacer, "/stall", 1)
     assert after["tasks"][0]["id"] == good["tasks"][0]["id"]      # the old task was never killed
+    # the API shows the deployment gone as soon as the state says so; its event reaches the
+    # stream's reader a moment later
+    wait_until(lambda: recorder.of_type("deployment_success"), timeout=10,
+               what="deployment_success of the rollback on /v2/events")
     recorder.close()
     failed = [e for e in recorder.of_type("deployment_failed") if e["id"] == body["deploymentId"]]
     assert failed and "no progress for 4 s" in failed[0]["reason"]
     assert "tasks keep failing" in failed[0]["reason"] and "status 3" in failed[0]["reason"]
-    assert recorder.of_type("deployment_success")          # the rollback deployment finished
 
 
 def test_interrupted_rolling_restart_resumes_after_scheduler_crash(pacer_factory):
