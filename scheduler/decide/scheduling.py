@@ -55,6 +55,7 @@ class ClusterView:
     queue_reasons: Mapping[str, str | None] = field(default_factory=dict)
     app_ids: frozenset[str] | None = None                # None: every app, and orphaned instances
     seed: int = 0
+    parked: Mapping[str, int] = field(default_factory=dict)   # app id -> count: not placed again (parking.py)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ def decide(view: ClusterView, now: float) -> Pass:
             queue[app_id] = QueueStatus(decision.launch,
                                         f"{WAITING_FOR_BACKOFF}: {backoff_math.time_left(b, now):.1f} s left")
             continue
+        if view.parked.get(app_id) == decision.launch:
+            continue    # parked: nothing that placement depends on changed; its queue entry stands
         seed += 1
         status, placed = _place(record, insts, decision.launch, offers, view.unsupported(record), seed,
                                 view.queue_reasons.get(app_id))

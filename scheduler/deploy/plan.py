@@ -25,6 +25,7 @@ accepted, as in Marathon, and ignored for ordering until it exists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -90,9 +91,10 @@ class DeploymentPlan:
         object.__setattr__(self, "target", MappingProxyType(dict(self.target)))
         object.__setattr__(self, "steps", tuple(self.steps))
 
-    @property
+    @cached_property
     def affected_app_ids(self) -> tuple[str, ...]:
-        """Every app some action touches, sorted: what this deployment locks."""
+        """Every app some action touches, sorted: what this deployment locks. Computed once:
+        every pass asks each running deployment, and the plan never changes."""
         return tuple(sorted({a.app_id for step in self.steps for a in step.actions}))
 
     @property
@@ -222,6 +224,8 @@ def dependency_levels(edges: Mapping[str, frozenset[str]]) -> dict[str, int]:
 def _action(old: AppDefinition | None, new: AppDefinition, restart: bool) -> DeploymentAction | None:
     if old is None:
         return DeploymentAction("ScaleApplication", new.id, new.instances)
+    if old is new and not restart:
+        return None     # the untouched apps of a write: no definition to compare, field by field
     upgrade = restart or is_upgrade(old, new)
     if new.instances == 0 and (upgrade or old.instances != 0):
         return DeploymentAction("ScaleApplication", new.id, 0)

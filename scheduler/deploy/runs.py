@@ -84,13 +84,14 @@ def run_from_record(record: Mapping[str, Any]) -> DeploymentRun:
 
 def progress_deadline(plan: DeploymentPlan) -> float:
     """Smallest non-zero progressDeadlineSeconds of the target apps; 0 means wait forever."""
-    deadlines = [app.upgrade_strategy.progress_deadline_seconds for app in plan.target.values()
-                 if app.id in plan.affected_app_ids and app.upgrade_strategy.progress_deadline_seconds]
+    targets = [plan.target[a] for a in plan.affected_app_ids if a in plan.target]
+    deadlines = [app.upgrade_strategy.progress_deadline_seconds for app in targets
+                 if app.upgrade_strategy.progress_deadline_seconds]
     return float(min(deadlines)) if deadlines else 0.0
 
 
 def auto_rollback(plan: DeploymentPlan) -> bool:
-    return any(app.upgrade_strategy.auto_rollback for app in plan.target.values() if app.id in plan.affected_app_ids)
+    return any(plan.target[a].upgrade_strategy.auto_rollback for a in plan.affected_app_ids if a in plan.target)
 
 
 def stalled(run: DeploymentRun, now: float) -> bool:

@@ -3,7 +3,9 @@
 A pass runs when something changed (a write, a status update, a health verdict wakes it),
 at least every `TICK_SECONDS`, and covers only the apps that changed or still wait in the
 queue; every `FULL_PASS_SECONDS` a pass covers every app (and instances whose app is gone),
-which is the loop's own reconciliation.
+which is the loop's own reconciliation. An app whose placement found nothing is parked
+(`decide/parking.py`): no pass places it again until resources may have freed or the app
+changed, so a backlog of apps that cannot run costs nearly nothing while it waits.
 
 A pass holds the event loop while it runs. On a large cluster (a hundred thousand instances) a
 pass takes a second or more, and every task reaching TASK_RUNNING wakes the loop again, so
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 from periodic import LoopStats, run_periodically
 from scheduler.backends import ClusterBackend
+from scheduler.decide.parking import Parked, park_after_pass, still_parked
 from scheduler.decide.scheduling import Pass, decide
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.apply import apply_pass
@@ -52,6 +55,7 @@ class SchedulingLoop:
         self._rollback = rollback
         self._wake = asyncio.Event()
         self._touched: set[str] = set()
+        self._parked: dict[str, Parked] = {}
         self._last_full_pass = 0.0
         self._seed = 0
         self.stats = LoopStats()
@@ -75,10 +79,13 @@ class SchedulingLoop:
         now = self._clock.now()
         started = time.perf_counter()
         self._seed += 1
-        view = build_view(self._state, self._checker, self.backend, app_ids, self._seed)
+        epoch = self._state.capacity_epoch
+        view = build_view(self._state, self._checker, self.backend, app_ids, self._seed,
+                          parked={a: p.count for a, p in self._parked.items()})
         decided = decide(view, now)
         self._seed += len(decided.launches)
         apply_pass(decided, now, state=self._state, tasks=self._tasks, events=self._events, rollback=self._rollback)
+        self._parked = park_after_pass(self._parked, decided, epoch, now)
         self._telemetry.observe_pass(time.perf_counter() - started)
         if any(verdict.advanced and not verdict.finished for verdict in decided.runs):
             self._wake.set()    # a deployment moved to its next step: that step starts now, not at the tick
@@ -93,11 +100,13 @@ class SchedulingLoop:
             now = self._clock.now()
             touched = self._touched | self._state.drain_changed_apps()
             self._touched = set()
+            self._parked = still_parked(self._parked, epoch=self._state.capacity_epoch, touched=touched,
+                                        known=self._state.apps, now=now)
             if now - self._last_full_pass >= FULL_PASS_SECONDS:
                 self._last_full_pass = now
                 self.run_pass(None)
             else:
-                self.run_pass(touched | set(self._state.queue))
+                self.run_pass(touched | (self._state.queue.keys() - self._parked.keys()))
         finally:
             self._state.flush()
 

@@ -161,6 +161,7 @@ class TaskRunner:
 
     # -- what the backend tells us ------------------------------------------------------
     def on_offers(self) -> None:
+        self._state.note_capacity()
         self._on_change()
 
     def publish_status(self, inst: Instance, state: str, message: str = "") -> None:

@@ -3,7 +3,7 @@ checker and the backend. The only place that turns live objects into the pass's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from scheduler.backends import ClusterBackend
 from scheduler.decide.scheduling import ClusterView, InstanceHealth
@@ -45,7 +45,7 @@ def instance_health_view(state: ClusterState, checker: HealthChecker, inst: Inst
 
 
 def build_view(state: ClusterState, checker: HealthChecker, backend: ClusterBackend,
-               app_ids: Iterable[str] | None, seed: int) -> ClusterView:
+               app_ids: Iterable[str] | None, seed: int, parked: Mapping[str, int] | None = None) -> ClusterView:
     """A view of the apps to consider (None: all, plus orphans), with every running deployment's."""
     wanted = None if app_ids is None else frozenset(app_ids)
     ids = (state.app_ids_with_instances() | set(state.apps)) if wanted is None else set(wanted)
@@ -60,4 +60,4 @@ def build_view(state: ClusterState, checker: HealthChecker, backend: ClusterBack
         health=health, unsupported=lambda record: backend.unsupported_reason(record.definition),
         last_failures=state.last_failures,
         queue_reasons={a: e.message for a, e in state.queue.items()},
-        app_ids=wanted, seed=seed)
+        app_ids=wanted, seed=seed, parked=parked or {})

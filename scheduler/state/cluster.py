@@ -102,6 +102,7 @@ class ClusterState:
         self.framework_id = ""
         self._meta: dict[str, str] = {}          # small durable values of the backend (the Mesos framework id)
         self.changed_apps: set[str] = set()     # apps whose state changed since the loop last looked
+        self.capacity_epoch = 0                  # bumped when resources may have freed (decide/parking.py)
         self._dirty: dict[str, Instance | None] = {}
         self._checks_by_version: OrderedDict[tuple[str, str], list[HealthCheck] | None] = OrderedDict()
 
@@ -218,6 +219,9 @@ class ClusterState:
 
     # -- instances ----------------------------------------------------------------------
     def put_instance(self, inst: Instance) -> None:
+        old = self.instances.get(inst.instance_id)
+        if old is not None and _holds_resources(old) and not _holds_resources(inst):
+            self.capacity_epoch += 1
         self.instances[inst.instance_id] = inst
         self._by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
         self.changed_apps.add(inst.app_id)
@@ -228,6 +232,7 @@ class ClusterState:
         if old is not None:
             self._by_app.get(old.app_id, {}).pop(instance_id, None)
             self.changed_apps.add(old.app_id)
+            self.capacity_epoch += 1
         self._dirty[instance_id] = None
         return old
 
@@ -305,6 +310,15 @@ class ClusterState:
         else:
             self.queue[app_id] = entry
 
+    def note_capacity(self) -> None:
+        """Resources may have freed outside the instances (new offers from the master)."""
+        self.capacity_epoch += 1
+
     def drain_changed_apps(self) -> set[str]:
         changed, self.changed_apps = self.changed_apps, set()
         return changed
+
+
+def _holds_resources(inst: Instance) -> bool:
+    """What the backend counts as taken when it computes free offers (engine/view.py)."""
+    return inst.active or inst.killing
