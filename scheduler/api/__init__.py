@@ -18,6 +18,7 @@ from scheduler.api.errors import EXPECTED_ERRORS, error_body
 from scheduler.api import apps, events, groups, system, tasks
 from scheduler.api.leadership import READ_SECONDS, install_leadership, leadership_middleware
 from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
+from scheduler.api.render_cache import RENDER_CACHE_KEY, RenderCache
 from scheduler.api.telemetry import time_request
 from scheduler.ha import Leadership, SoleLeader
 
@@ -62,6 +63,7 @@ def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership:
     app = web.Application(middlewares=[time_request, error_middleware, leadership_middleware],
                           client_max_size=16 * 1024 * 1024)
     app[SCHEDULER_KEY] = scheduler
+    app[RENDER_CACHE_KEY] = RenderCache(scheduler)
     app[LEADER_KEY] = leadership.address
     install_leadership(app, leadership, read_seconds=proxy_read_seconds)
     app[events.HEARTBEAT_KEY] = heartbeat_seconds

@@ -15,9 +15,14 @@ from app_definitions import ValidationFailed
 
 from scheduler.errors import NotFound, app_not_found
 from scheduler.api.selector import SelectorSyntaxError, parse_label_selector
-from scheduler.api.params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
+from scheduler.api.params import (deployment_result, embeds, flag, json_body, json_bytes_response, json_response,
+                                  path_app_id, scheduler_of)
 from scheduler.api.render import render_app, render_task
+from scheduler.api.render_cache import render_cache_of
 
+
+APP_EMBEDS = frozenset({"tasks", "lastTaskFailure"})
+"""What GET /v2/apps/{id} always embeds, as Marathon does."""
 
 
 def _deployment_response(deployment_id: str, version: str, status: int = 200) -> web.Response:
@@ -51,8 +56,8 @@ async def list_apps(request: web.Request) -> web.Response:
             continue
         if matches_labels is not None and not matches_labels(record.definition.labels):
             continue
-        out.append(render_app(sched, record, wanted))
-    return json_response({"apps": out})
+        out.append(record)
+    return json_bytes_response(b'{"apps":' + render_cache_of(request).apps(out, wanted) + b"}")
 
 
 async def create_app(request: web.Request) -> web.Response:
@@ -139,7 +144,7 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
     if method == "GET":
         app_id = path_app_id(raw_id)
         record = sched.view.app(app_id)
-        return json_response({"app": render_app(sched, record, {"tasks", "lastTaskFailure"})})
+        return json_bytes_response(b'{"app":' + render_cache_of(request).app(record, APP_EMBEDS) + b"}")
     if method in ("PUT", "PATCH"):
         app_id = path_app_id(raw_id, missing_is_404=False)
         body = await json_body(request)
@@ -165,7 +170,8 @@ async def _app_tasks(request: web.Request, app_id: str, task_id: str | None) -> 
         raise app_not_found(app_id)
     insts = sched.view.instances_of(app_id)
     if request.method == "GET" and task_id is None:
-        return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]})
+        tasks = render_cache_of(request).tasks(sorted(insts, key=lambda i: i.staged_at))
+        return json_bytes_response(b'{"tasks":' + tasks + b"}")
     if request.method != "DELETE":
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "DELETE"])
     scale, wipe = flag(request, "scale"), flag(request, "wipe")

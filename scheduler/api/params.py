@@ -39,6 +39,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type="application/json", headers=headers)
 
 
+def json_bytes_response(data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """JSON already serialised (by the render cache)."""
+    return web.Response(body=data, status=status, content_type="application/json", charset="utf-8", headers=headers)
+
+
 def flag(request: web.Request, name: str, default: bool = False) -> bool:
     raw = request.query.get(name)
     if raw is None or raw == "":

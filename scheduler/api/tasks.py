@@ -9,8 +9,10 @@ from aiohttp import web
 from app_definitions import ValidationFailed
 
 from scheduler.state.model import RUNNING, STAGING, STARTING
-from scheduler.api.params import deployment_result, embeds, flag, json_body, json_response, path_app_id, scheduler_of
+from scheduler.api.params import (deployment_result, embeds, flag, json_body, json_bytes_response, json_response,
+                                  path_app_id, scheduler_of)
 from scheduler.api.render import render_queue_entry, render_task
+from scheduler.api.render_cache import render_cache_of
 
 _STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
 
@@ -26,7 +28,8 @@ async def list_tasks(request: web.Request) -> web.Response:
                 f"unknown status '{value}': use running or staging")])
         wanted |= states
     insts = [i for i in sched.view.instances.values() if not wanted or i.state in wanted]
-    return json_response({"tasks": [render_task(i, sched) for i in sorted(insts, key=lambda i: (i.app_id, i.staged_at))]})
+    tasks = render_cache_of(request).tasks(sorted(insts, key=lambda i: (i.app_id, i.staged_at)))
+    return json_bytes_response(b'{"tasks":' + tasks + b"}")
 
 
 async def delete_tasks(request: web.Request) -> web.Response:

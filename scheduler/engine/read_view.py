@@ -111,6 +111,12 @@ class SchedulerView:
     def health_results(self, instance_id: str) -> list[dict[str, Any]]:
         return render_results(self._checker.records, instance_id)
 
+    def health_records(self, instance_id: str) -> tuple[object, ...]:
+        """The instance's current health records: immutable values, replaced on every verdict,
+        so the API can tell by identity that a rendered task is still right."""
+        records = self._checker.records.get(instance_id)
+        return tuple(records) if records else ()
+
     def readiness(self, instance_id: str) -> dict[str, Any] | None:
         return self._checker.readiness.get(instance_id)
 

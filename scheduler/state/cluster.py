@@ -96,6 +96,7 @@ class ClusterState:
         self.instances: dict[str, Instance] = {}
         self._by_app: dict[str, dict[str, Instance]] = {}
         self.deployments: dict[str, DeploymentRun] = {}
+        self._runs_by_app: dict[str, dict[str, None]] = {}   # app id -> ids of the runs touching it, in order
         self.backoffs: dict[str, Backoff] = {}
         self.queue: dict[str, QueueEntry] = {}
         self.last_failures: dict[str, dict[str, Any]] = {}
@@ -126,7 +127,7 @@ class ClusterState:
             self.backoffs[app_id] = Backoff(**record)
         for record in stored.deployments:
             run = run_from_record(record)
-            self.deployments[run.id] = run
+            self._keep_run(run)
         framework_id = stored.meta.get("framework-id")
         if framework_id is None:
             framework_id = new_framework_id
@@ -159,10 +160,18 @@ class ClusterState:
         return set(self._by_app)
 
     def deployments_of(self, app_id: str) -> list[DeploymentRun]:
-        return [d for d in self.deployments.values() if app_id in d.plan.affected_app_ids]
+        """From an index: every app of a listing asks, and a thousand waiting deployments made
+        a scan of all of them per app quadratic."""
+        return [self.deployments[run_id] for run_id in self._runs_by_app.get(app_id, ())]
 
     def run_for(self, app_id: str) -> DeploymentRun | None:
-        return next((run for run in self.deployments.values() if app_id in run.plan.affected_app_ids), None)
+        return next((self.deployments[run_id] for run_id in self._runs_by_app.get(app_id, ())), None)
+
+    def _keep_run(self, run: DeploymentRun) -> None:
+        if run.id not in self.deployments:
+            for app_id in run.plan.affected_app_ids:
+                self._runs_by_app.setdefault(app_id, {})[run.id] = None
+        self.deployments[run.id] = run
 
     def app_versions(self, app_id: str) -> list[str]:
         return self._store.app_versions(app_id)
@@ -267,7 +276,7 @@ class ClusterState:
     # -- deployments --------------------------------------------------------------------
     def save_deployment(self, run: DeploymentRun) -> None:
         self._commit([PutDeployment(run.id, run_record(run))])
-        self.deployments[run.id] = run
+        self._keep_run(run)
         self.changed_apps.update(a.app_id for a in run.current_actions())
 
     def note_progress(self, run: DeploymentRun) -> None:
@@ -280,6 +289,12 @@ class ClusterState:
         if run is not None:
             self._commit([DeleteDeployment(deployment_id)])
             del self.deployments[deployment_id]
+            for app_id in run.plan.affected_app_ids:
+                runs = self._runs_by_app.get(app_id)
+                if runs is not None:
+                    runs.pop(deployment_id, None)
+                    if not runs:
+                        del self._runs_by_app[app_id]
             self.changed_apps.update(run.plan.affected_app_ids)
         return run
 
