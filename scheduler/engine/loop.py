@@ -1,9 +1,10 @@
 """The scheduling loop: view → `decide` → `apply_pass`, then the instance writes in one go.
 
 A pass runs when something changed (a write, a status update, a health verdict wakes it),
-at least every `TICK_SECONDS`, and covers only the apps that changed or still wait in the
-queue; every `FULL_PASS_SECONDS` a pass covers every app (and instances whose app is gone),
-which is the loop's own reconciliation. An app whose placement found nothing is parked
+at least every `TICK_SECONDS`, and covers the apps that changed or still wait in the queue,
+plus a share of all the others (`decide/sweep.py`): within every `FULL_PASS_SECONDS` each app
+(and each app id that only orphaned instances still carry) is covered once, which is the loop's
+own reconciliation, without one long pass that would hold the event loop. An app whose placement found nothing is parked
 (`decide/parking.py`): no pass places it again until resources may have freed or the app
 changed, so a backlog of apps that cannot run costs nearly nothing while it waits.
 
@@ -25,6 +26,7 @@ from periodic import LoopStats, run_periodically
 from scheduler.backends import ClusterBackend
 from scheduler.decide.parking import Parked, park_after_pass, still_parked
 from scheduler.decide.scheduling import Pass, decide
+from scheduler.decide.sweep import next_sweep, sweep_share
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.apply import apply_pass
 from scheduler.engine.tasks import EventPublisher, TaskRunner
@@ -56,7 +58,8 @@ class SchedulingLoop:
         self._wake = asyncio.Event()
         self._touched: set[str] = set()
         self._parked: dict[str, Parked] = {}
-        self._last_full_pass = 0.0
+        self._last_sweep: float | None = None
+        self._sweep_cursor: str | None = None
         self._seed = 0
         self.stats = LoopStats()
 
@@ -102,11 +105,15 @@ class SchedulingLoop:
             self._touched = set()
             self._parked = still_parked(self._parked, epoch=self._state.capacity_epoch, touched=touched,
                                         known=self._state.apps, now=now)
-            if now - self._last_full_pass >= FULL_PASS_SECONDS:
-                self._last_full_pass = now
+            every = self._state.apps.keys() | self._state.app_ids_with_instances()
+            elapsed = FULL_PASS_SECONDS if self._last_sweep is None else now - self._last_sweep
+            share = sweep_share(len(every), elapsed, FULL_PASS_SECONDS)
+            self._last_sweep = now
+            if share >= len(every):
                 self.run_pass(None)
-            else:
-                self.run_pass(touched | (self._state.queue.keys() - self._parked.keys()))
+                return
+            swept, self._sweep_cursor = next_sweep(every, self._sweep_cursor, share)
+            self.run_pass(touched | (self._state.queue.keys() - self._parked.keys()) | set(swept))
         finally:
             self._state.flush()
 
