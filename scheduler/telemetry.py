@@ -8,6 +8,7 @@ The parts feed it with one call at their edges:
     SchedulingLoop        observe_pass         pacer_scheduling_pass_duration_seconds
     TaskRunner            count_launch/kill    pacer_launches_total, pacer_kills_total
     TimedStore            (wraps the Store)    pacer_store_write_duration_seconds
+    the election          (read at scrape)     pacer_leader
     HealthChecker         count_health_check   pacer_health_checks_total{result}
 
 What mirrors state (apps, instances by state, deployments, the launch queue, event-stream
@@ -23,7 +24,7 @@ are described by the small protocols below.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
@@ -81,15 +82,19 @@ class EventReadings(Protocol):
 class StateCollector(Collector):
     """The gauges that mirror state, computed at scrape time from the scheduler's view."""
 
-    def __init__(self, view: StateReadings, events: EventReadings) -> None:
+    def __init__(self, view: StateReadings, events: EventReadings,
+                 leads: Callable[[], bool] = lambda: True) -> None:
         self._view = view
         self._events = events
+        self._leads = leads
 
     def describe(self) -> Iterable[Metric]:
         return []   # no names known up front: the registry then calls collect only when scraped
 
     def collect(self) -> Iterator[Metric]:
         view = self._view
+        yield GaugeMetricFamily("pacer_leader", "1 while this instance leads (and may act), else 0: exactly one "
+                                "instance of an HA set should show 1.", value=1 if self._leads() else 0)
         yield GaugeMetricFamily("pacer_apps", "Apps defined.", value=len(view.apps))
         by_state = dict.fromkeys(ACTIVE_STATES, 0)    # the usual states are series even at zero
         for inst in view.instances.values():
@@ -138,9 +143,10 @@ class Telemetry:
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         ProcessCollector(registry=self.registry)    # process_cpu_seconds_total, process_resident_memory_bytes…
 
-    def watch(self, view: StateReadings, events: EventReadings) -> None:
-        """Expose the state gauges of `view` and `events` (once per scheduler)."""
-        self.registry.register(StateCollector(view, events))
+    def watch(self, view: StateReadings, events: EventReadings, leads: Callable[[], bool] = lambda: True) -> None:
+        """Expose the state gauges of `view` and `events`, and whether this instance `leads`
+        (once per scheduler)."""
+        self.registry.register(StateCollector(view, events, leads))
 
     # -- the edges' calls: on a repeat, one dict lookup and one observe or inc ------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -18,6 +18,7 @@ from .mesos_sim import AgentSpec
 from .mesos_sim.harness import SimHarness
 from .support import PacerServer, running_tasks, free_port, kill_task_processes, wait_until
 from .zk_support import ZooKeeperServer
+from .test_api_telemetry import scrape, value
 
 SESSION_TIMEOUT = 4.0
 
@@ -100,6 +101,7 @@ def test_one_leader_followers_proxy_and_agree(ha: Ha) -> None:
         assert (status, body) == (200, {"leader": address})
         assert headers.get("x-marathon-leader") == f"http://{address}"
         assert _info(server)["elected"] is (server is leader)
+        assert value(scrape(server.url), "pacer_leader") == (1.0 if server is leader else 0.0)
     status, body, headers = followers[0].request("POST", "/v2/apps", _app("/web", 2))
     assert status == 201, body
     running_tasks(leader, "/web", 2)

@@ -68,7 +68,7 @@ class Scheduler:
         self.loop = SchedulingLoop(self.state, self.tasks, self.health, self.events, self.clock,
                                    rollback=self.writes.rollback, may_act=may_act, telemetry=self.telemetry)
         self.view = SchedulerView(self.state, self.health, self.tasks.backend)
-        self.telemetry.watch(self.view, self.events)
+        self.telemetry.watch(self.view, self.events, leads=may_act)
 
     @property
     def backend(self) -> ClusterBackend:
