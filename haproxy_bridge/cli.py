@@ -18,6 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from pacer_client import access_from_args, add_access_arguments
+
 from .errors import BridgeError
 from .options import BridgeOptions
 from .service import HaproxyBridge
@@ -59,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "through the Runtime API (default 0.5)")
     parser.add_argument("--poll-seconds", type=float, default=2.0,
                         help="refresh period while the event stream is unavailable (default 2)")
+    add_access_arguments(parser)
     parser.add_argument("--drain-seconds", type=float, default=30.0,
                         help="time a removed server gets to finish its sessions (default 30)")
 
@@ -72,7 +75,7 @@ def options_from_args(args: argparse.Namespace) -> BridgeOptions:
         config_dir=Path(args.config_dir),
         bind_address=args.bind_address, haproxy_bin=args.haproxy_bin, ssl_certs=tuple(args.ssl_cert),
         resync_seconds=args.resync_seconds, debounce_seconds=args.debounce_seconds,
-        poll_seconds=args.poll_seconds, drain_seconds=args.drain_seconds)
+        poll_seconds=args.poll_seconds, drain_seconds=args.drain_seconds, access=access_from_args(args))
 
 
 async def run_standalone(options: BridgeOptions) -> None:

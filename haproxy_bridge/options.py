@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pacer_client import NO_ACCESS, Access
+
 
 @dataclass(frozen=True, kw_only=True)
 class BridgeOptions:
@@ -29,6 +31,7 @@ class BridgeOptions:
     drain_seconds: float = 30.0          # a removed server gets this long to finish its sessions
     hard_stop_after_seconds: int = 30    # old workers are stopped this long after a reload
     ssl_certs: tuple[str, ...] = field(default=())   # default certificates for the HTTPS frontend
+    access: Access = NO_ACCESS           # credentials and CA for a secured Pacer (--credentials, --ca-file)
 
     def __post_init__(self) -> None:
         problems = []

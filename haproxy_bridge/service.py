@@ -66,14 +66,14 @@ class HaproxyBridge:
                                             state=self.state, lock=self._lock)
         self.watcher = Watcher(options.master, self.refreshes.request, poll_seconds=options.poll_seconds,
                                resync_seconds=options.resync_seconds, idle_seconds=options.stream_idle_seconds,
-                               max_backoff=options.max_backoff_seconds)
+                               max_backoff=options.max_backoff_seconds, access=options.access)
         self._client = client
         self._own_client = client is None
 
     @property
     def client(self) -> PacerClient:
         if self._client is None:
-            self._client = PacerClient(self.options.master, timeout=30.0)
+            self._client = PacerClient(self.options.master, timeout=30.0, access=self.options.access)
         return self._client
 
     # -- lifecycle ----------------------------------------------------------------------------

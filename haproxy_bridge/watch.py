@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from pacer_client import NO_ACCESS, Access, redact_url, session_for
 from periodic import LoopStats, run_periodically
 
 from .sse import SseParser
@@ -64,8 +65,10 @@ class StreamState:
 
 class Watcher:
     def __init__(self, master: str, on_change: Callable[[str, bool], None], *, poll_seconds: float,
-                 resync_seconds: float, idle_seconds: float, max_backoff: float) -> None:
+                 resync_seconds: float, idle_seconds: float, max_backoff: float,
+                 access: Access = NO_ACCESS) -> None:
         self.url = master.rstrip("/") + "/v2/events"
+        self.access = access
         self.on_change = on_change
         self.poll_seconds = poll_seconds
         self.resync_seconds = resync_seconds
@@ -88,7 +91,7 @@ class Watcher:
         timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_connect=5.0, sock_read=self.idle_seconds)
         params = [("event_type", t) for t in RELEVANT_EVENTS]
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "User-Agent": "pacer-haproxy-bridge"}
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session_for(self.access, timeout) as session:
             while True:
                 try:
                     await self._consume(session, params, headers)
@@ -124,7 +127,7 @@ class Watcher:
             self.state.connected_at = time.time()
             self.state.next_attempt_at = None
             self._stream_up.set()
-            log.info("following %s", self.url)
+            log.info("following %s", redact_url(self.url))
             self.on_change("event stream connected", False)
             parser = SseParser()
             async for chunk in resp.content.iter_any():

@@ -19,7 +19,7 @@ from typing import Any
 
 from app_definitions import load_environment_definition, parse_app_definition
 
-from pacer_client import ClientError, PacerClient
+from pacer_client import NO_ACCESS, Access, ClientError, PacerClient
 
 _SERVER_FIELDS = ("version", "versionInfo", "tasks", "tasksStaged", "tasksRunning", "tasksHealthy",
                   "tasksUnhealthy", "deployments", "lastTaskFailure")
@@ -35,6 +35,7 @@ class DeployOptions:
     force: bool = False
     protected: set[str] = field(default_factory=set)
     wait: float = 300.0
+    access: Access = NO_ACCESS       # credentials and CA for a secured Pacer
 
 
 def definition_diff(deployed: dict[str, Any] | None, target: dict[str, Any]) -> str:
@@ -76,7 +77,7 @@ async def run_deploy(options: DeployOptions) -> int:
     data = load_environment_definition(options.file, options.env)
     target = parse_app_definition(data).to_json()
     app_id = target["id"]
-    async with PacerClient(options.master) as client:
+    async with PacerClient(options.master, access=options.access) as client:
         try:
             deployed = await client.get_app(app_id)
             if options.dry_run:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
+from pacer_client import NO_ACCESS, Access, redact_url, session_for
+
 from metrics.options import MetricsOptions
 from scheduler.backends.mesos_discovery import ZkMasters, check_reachable
 from scheduler.engine.build import NO_DOCKER
@@ -140,10 +142,10 @@ async def check_docker(docker_host: str | None) -> None:
     engine.close()
 
 
-async def _http_reason(url: str, timeout: float) -> str | None:
+async def _http_reason(url: str, timeout: float, access: Access = NO_ACCESS) -> str | None:
     """None when anything answers HTTP at `url` (any status), else why not, on one line."""
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with session_for(access, aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.get(url) as response:
                 await response.read()
         return None
@@ -153,15 +155,15 @@ async def _http_reason(url: str, timeout: float) -> str | None:
         return one_line(str(exc) or type(exc).__name__)
 
 
-async def check_master(url: str, flag: str = "--master URL or $PACER_URL") -> None:
+async def check_master(url: str, flag: str = "--master URL or $PACER_URL", access: Access = NO_ACCESS) -> None:
     """The Pacer (or Marathon) API at `url` answers.
 
     Any HTTP status counts, a 401 of an API behind authentication included: the check is
     for an address nothing answers on, which would fail every later request.
     """
-    reason = await _http_reason(url.rstrip("/") + "/ping", MASTER_TIMEOUT)
+    reason = await _http_reason(url.rstrip("/") + "/ping", MASTER_TIMEOUT, access)
     if reason is not None:
-        raise Unreachable(f"cannot reach the API at {url} (set with {flag}): {reason}")
+        raise Unreachable(f"cannot reach the API at {redact_url(url)} (set with {flag}): {reason}")
 
 
 def check_zookeeper(target: ZkMasters, flag: str = "--master") -> None:

@@ -5,6 +5,8 @@ through this package, exactly as marathon-autoscale and marathon-lb reached Mara
 run in-process or as separate processes unchanged.
 """
 
-from .client import ClientError, PacerClient
+from .access import NO_ACCESS, Access, AccessError, access_from, access_from_args, add_access_arguments, redact_url
+from .client import ClientError, PacerClient, session_for
 
-__all__ = ["ClientError", "PacerClient"]
+__all__ = ["NO_ACCESS", "Access", "AccessError", "ClientError", "PacerClient", "access_from", "access_from_args",
+           "add_access_arguments", "redact_url", "session_for"]

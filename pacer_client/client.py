@@ -14,22 +14,25 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .access import NO_ACCESS, Access, redact_url
+
 
 class ClientError(Exception):
     """The API answered with an error status, or could not be reached."""
 
     def __init__(self, status: int, body: Any, url: str) -> None:
         message = body.get("message") if isinstance(body, dict) else str(body)
-        super().__init__(f"{status} from {url}: {message}")
+        super().__init__(f"{status} from {redact_url(url)}: {message}")
         self.status = status
         self.body = body
 
 
 class PacerClient:
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    """`access`: credentials and the CA to trust for an https:// Pacer (see access.py)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, access: Access = NO_ACCESS) -> None:
         self.base_url = base_url.rstrip("/")
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
-                                              headers={"Accept": "application/json"})
+        self._session = session_for(access, aiohttp.ClientTimeout(total=timeout), {"Accept": "application/json"})
 
     async def __aenter__(self) -> "PacerClient":
         return self
@@ -54,7 +57,7 @@ class PacerClient:
                     raise ClientError(resp.status, payload, url)
                 return payload
         except aiohttp.ClientError as exc:
-            raise ClientError(0, {"message": f"cannot reach {self.base_url}: {exc}"}, url) from exc
+            raise ClientError(0, {"message": f"cannot reach {redact_url(self.base_url)}: {exc}"}, url) from exc
 
     @staticmethod
     def _app_path(app_id: str) -> str:
@@ -85,3 +88,13 @@ class PacerClient:
 
     async def queue(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/v2/queue"))["queue"]
+
+
+def session_for(access: Access, timeout: aiohttp.ClientTimeout, headers: dict[str, str] | None = None
+                ) -> aiohttp.ClientSession:
+    """A session that authenticates every request and trusts the given CA; for the bridge's
+    event stream as for the client's requests."""
+    context = access.ssl_context()
+    connector = aiohttp.TCPConnector(ssl=context) if context is not None else None
+    return aiohttp.ClientSession(timeout=timeout, headers={**(headers or {}), **access.headers()},
+                                 connector=connector)

@@ -256,7 +256,9 @@ async def test_real_cpu_load_sampled_from_real_processes(tmp_path: Path):
             ups = [d for d in scaler.decisions("/burn") if d["action"] == "scale_up"]
             first_data = next(d for d in scaler.decisions("/burn") if d["tasksWithData"])
             assert ups[0]["time"] - first_data["time"] <= 2 * scaler.interval + 0.01
-            assert ups[0]["observed"] > 100                            # a busy loop on 0.5 cpus
+            # a busy loop on 0.5 cpus reads ~100% of its allocation on an idle machine; on a saturated
+            # one it gets less CPU, but the scale-up must still come from a reading above the target band
+            assert ups[0]["observed"] > 50 * 1.1
             flag.unlink()                                               # the load stops
             await wait_for(lambda: sched.state.apps["/burn"].definition.instances == 1, timeout=15,
                            what="/burn to scale back in")
