@@ -1,4 +1,4 @@
-"""The `pacer` command: serve, deploy, schema.
+"""The `pacer` command: serve, deploy, schema, auth.
 
 Errors a user can fix are printed as one line naming the field or flag and the fix, with a
 non-zero exit; never a traceback. Exit statuses (also in `pacer --help`):
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -44,10 +45,13 @@ from scheduler.engine.build import ServeOptions
 from haproxy_bridge.cli import add_arguments as add_bridge_arguments
 from haproxy_bridge.cli import haproxy_available
 from haproxy_bridge.cli import options_from_args as bridge_options_from_args
+from pacer_client import AccessError, access_from_args, add_access_arguments
 from haproxy_bridge.options import BridgeOptions
 
 from .ha import REJOIN_EXIT, ZkOptions
-from .serve import PacerOptions, run_autoscaler, run_bridge, run_pacer
+from scheduler.auth.passwords import hash_password, hash_token, new_token
+
+from .serve import PacerOptions, SecurityOptions, run_autoscaler, run_bridge, run_pacer
 from .shutdown import leave, run_main
 from .startup import StartupError, check_master, check_zookeeper
 
@@ -260,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--haproxy-ssl-cert", action="append", default=[], metavar="PEM",
                    help="default certificate of the TLS frontend (repeatable; apps add theirs with HAPROXY_n_SSL_CERT)")
     add_metrics_arguments(s)
+    _add_security_arguments(s)
+
+    au = sub.add_parser("auth", help="create password hashes and API tokens for --auth-file")
+    au_sub = au.add_subparsers(dest="auth_command", required=True)
+    hp = au_sub.add_parser("hash-password", help="print the scrypt hash of a password (read from the terminal, "
+                                                 "or from stdin when it is not a terminal)")
+    hp.add_argument("--user", help="print a ready [users.USER] table instead of the hash alone")
+    nt = au_sub.add_parser("new-token", help="print a new API token (give it to the client) and its hash (put it "
+                                             "in the user's tokens)")
+    nt.add_argument("--user", help="name the user in the output")
 
     a = sub.add_parser("autoscaler", help="run the autoscaler alone against a Pacer or Marathon API")
     a.add_argument("--master", default=os.environ.get("PACER_URL", "http://127.0.0.1:8080"),
@@ -267,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--listen", default="127.0.0.1:8090", help="HOST:PORT of its policy API (default 127.0.0.1:8090)")
     a.add_argument("--state-dir", default="var/pacer-autoscaler", help="where registered policies are kept")
     a.add_argument("--autoscale-interval", type=float, default=15.0, metavar="SECONDS")
+    add_access_arguments(a)
     add_metrics_arguments(a)
 
     sub.add_parser("haproxy-bridge", add_help=False,
@@ -285,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--env", help="environment: merges <file>.<env>.json onto the base file")
     d.add_argument("--master", default=os.environ.get("PACER_URL", "http://127.0.0.1:8080"),
                    help="API URL (default $PACER_URL or http://127.0.0.1:8080)")
+    add_access_arguments(d)
     d.add_argument("--dry-run", action="store_true", help="print the merged definition and the diff, change nothing")
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation on protected environments")
     d.add_argument("--force", action="store_true", help="override a deployment in progress")
@@ -296,6 +312,73 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("executor", help="run as a Mesos custom executor (started by a Mesos agent, which sets "
                                     "the MESOS_* environment)")
     return parser
+
+
+def _add_security_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="users (password hashes, API token hashes) and their roles per app path, TOML; reloaded on "
+                        "SIGHUP (see README 'Securing Pacer')")
+    s.add_argument("--http-credentials", default=None, metavar="USER:PASSWORD",
+                   help="Marathon's single user: HTTP basic credentials of an admin on every path (visible in the "
+                        "process list: prefer --auth-file)")
+    s.add_argument("--tls-cert", default=None, metavar="PEM", help="serve the API over HTTPS with this certificate "
+                                                                   "(chain), PEM")
+    s.add_argument("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert, PEM")
+    s.add_argument("--allowed-host-paths", action="append", default=[], metavar="PATH[,PATH]",
+                   help="host paths a deployer may mount into containers (beneath them too); other host mounts "
+                        "need admin")
+    s.add_argument("--insecure", action="store_true",
+                   help="serve on a non-loopback --listen address without authentication (refused otherwise)")
+    s.add_argument("--audit-max-bytes", default="10M", metavar="SIZE",
+                   help="size of the audit log (--home/audit/audit.log) before it is rotated (default 10M)")
+    s.add_argument("--audit-files", type=int, default=5, metavar="N",
+                   help="audit log files kept, the current one included (default 5)")
+
+
+def _security(args: argparse.Namespace) -> SecurityOptions:
+    try:
+        audit_max_bytes = parse_size(args.audit_max_bytes)
+    except ValueError as exc:
+        raise UsageError(f"--audit-max-bytes: {exc}") from None
+    if audit_max_bytes < 4096:
+        raise UsageError(f"--audit-max-bytes must be at least 4096 bytes (got {audit_max_bytes})")
+    if args.audit_files < 1:
+        raise UsageError(f"--audit-files must be at least 1 (got {args.audit_files})")
+    paths = tuple(p.strip() for value in args.allowed_host_paths for p in value.split(",") if p.strip())
+    for path in paths:
+        if not path.startswith("/"):
+            raise UsageError(f"--allowed-host-paths takes absolute paths (got '{path}')")
+    return SecurityOptions(
+        auth_file=Path(args.auth_file) if args.auth_file else None, http_credentials=args.http_credentials,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None, tls_key=Path(args.tls_key) if args.tls_key else None,
+        allowed_host_paths=paths, insecure=args.insecure, audit_max_bytes=audit_max_bytes,
+        audit_files=args.audit_files)
+
+
+def _auth_command(args: argparse.Namespace) -> int:
+    """`pacer auth hash-password` / `pacer auth new-token`: the values an auth file holds."""
+    if args.auth_command == "new-token":
+        token = new_token()
+        who = f" for {args.user}" if args.user else ""
+        print(f"token{who} (give it to the client, as 'Authorization: Bearer TOKEN'; it is not shown again):")
+        print(f"  {token}")
+        print("its hash (add it to the user's tokens in the auth file):")
+        print(f'  "{hash_token(token)}"')
+        return 0
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise UsageError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("the password must not be empty")
+    hashed = hash_password(password)
+    if args.user:
+        print(f'[users.{args.user}]\npassword = "{hashed}"\nroles = ["viewer on /**"]')
+    else:
+        print(hashed)
+    return 0
 
 
 def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) -> BridgeOptions | None:
@@ -352,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                                    **_disk(args))
             status = leave(run_main(run_pacer(PacerOptions(
                 serve=options, metrics=metrics_options_from_args(args), hostname=args.hostname,
-                zk=_zk(args, options),
+                zk=_zk(args, options), security=_security(args),
                 autoscale_interval=_positive(args.autoscale_interval), autoscaler=not args.no_autoscaler,
                 bridge=_bridge_options(args, host, port, Path(args.home)),
                 bridge_required=args.haproxy_bridge == "on"))))
@@ -364,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             host, port = _listen(args.listen)
             return leave(run_main(run_autoscaler(args.master, metrics_options_from_args(args),
                                                  _positive(args.autoscale_interval), Path(args.state_dir),
-                                                 host, port)))
+                                                 host, port, access_from_args(args))))
         if args.command == "dashboards":
             for path in write_dashboards(Path(args.out), args.datasource, influxdb_url=args.influxdb_url,
                                          database=args.influxdb_database, prometheus=args.prometheus_datasource):
@@ -372,13 +455,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "executor":
             return _executor()
+        if args.command == "auth":
+            return _auth_command(args)
         if args.command == "schema":
             print(json.dumps(app_json_schema(), indent=2, sort_keys=True))
             return 0
         return asyncio.run(_deploy(DeployOptions(
             file=Path(args.file), env=args.env, master=args.master, dry_run=args.dry_run, yes=args.yes,
             force=args.force, protected={e.strip() for e in args.protected.split(",") if e.strip()},
-            wait=args.wait)))
+            wait=args.wait, access=access_from_args(args))))
     except StartupError as exc:
         print(f"pacer: {exc}", file=sys.stderr)
         return exc.status
@@ -388,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     except DefinitionError as exc:
         print(f"pacer: {exc}", file=sys.stderr)
         return 2
+    except AccessError as exc:
+        print(f"pacer: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -395,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _deploy(options: DeployOptions) -> int:
     """`pacer deploy`, once the API at `--master` answers (else one line naming it, exit 1)."""
-    await check_master(options.master)
+    await check_master(options.master, access=options.access)
     return await run_deploy(options)
 
 

@@ -11,16 +11,25 @@ refuses with one line before any task is adopted or killed. SIGTERM/SIGINT stop 
 but leave tasks running, as a Mesos agent's tasks outlive their framework; the next start
 with the same home re-adopts them. The stop is bounded (`pacer.shutdown`): every step has a
 timeout, all of them one deadline, and a second signal exits at once.
+
+Security (`SecurityOptions`, `scheduler.auth`): with `--auth-file`/`--http-credentials` every
+API call is authenticated and authorized and every write audited under `--home/audit`; the
+auth file is read again on SIGHUP. `--tls-cert`/`--tls-key` serve the API over HTTPS. A
+non-loopback `--listen` with no authentication refuses to start unless `--insecure`. With
+authentication or TLS on, the in-process autoscaler and HAProxy bridge reach the API through
+a private plain-HTTP loopback listener that answers only this process's own connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +59,11 @@ from pacer.startup import (
     note_influxdb,
 )
 from scheduler.api import build_api
+from scheduler.auth import AuthConfig, AuthState, Authenticator
+from scheduler.auth.audit import AuditLog
+from scheduler.auth.setup import AuthSetupError, exposure_problem, load_auth_config, tls_context
 from scheduler.ha.advertise import advertised_address
-from pacer_client import PacerClient
+from pacer_client import NO_ACCESS, Access, PacerClient, redact_url
 from scheduler.engine.core import Scheduler
 from scheduler.engine.sampling import TaskSampler
 from scheduler.engine.build import ServeOptions, make_scheduler
@@ -77,6 +89,20 @@ CLIENT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
+class SecurityOptions:
+    """`pacer serve`'s security flags. ``http_credentials`` holds a password: kept out of repr."""
+
+    auth_file: Path | None = None
+    http_credentials: str | None = field(default=None, repr=False)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allowed_host_paths: tuple[str, ...] = ()
+    insecure: bool = False
+    audit_max_bytes: int = 10 * 1024 * 1024
+    audit_files: int = 5
+
+
+@dataclass(frozen=True)
 class PacerOptions:
     serve: ServeOptions = field(default_factory=ServeOptions)
     metrics: MetricsOptions = field(default_factory=MetricsOptions)
@@ -86,6 +112,7 @@ class PacerOptions:
     bridge_required: bool = False             # --haproxy-bridge on: a bridge that cannot start is an error
     hostname: str | None = None               # --hostname: how other instances reach this one
     zk: ZkOptions | None = None               # --zk: state in ZooKeeper, one leader among several
+    security: SecurityOptions = field(default_factory=SecurityOptions)
 
 
 @dataclass
@@ -98,6 +125,7 @@ class _Started:
     runner: web.AppRunner | None = None
     bridge: HaproxyBridge | None = None
     ha: HaNode | None = None
+    audit: AuditLog | None = None
     services: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -135,10 +163,17 @@ async def _run_until_stopped(start: Callable[[_Started], Coroutine[Any, Any, Non
 async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     """Check, then start: scheduler (re-adopting tasks), API, the bridge if it must run."""
     serve = options.serve
+    auth_config, tls = _security(options.security, serve.host, serve.port)
     check_home(serve.home)
     check_listen(serve.host, serve.port, LISTEN_FLAG)
     await check_docker(serve.docker_host)
-    bridge = started.bridge = HaproxyBridge(options.bridge) if options.bridge is not None else None
+    # authentication or TLS: the in-process services get a private listener of their own
+    internal = _internal_socket() if auth_config.enabled or tls is not None else None
+    internal_url = f"http://127.0.0.1:{internal.getsockname()[1]}" if internal is not None else None
+    bridge_options = options.bridge
+    if bridge_options is not None and internal_url is not None:
+        bridge_options = dataclasses.replace(bridge_options, master=internal_url)
+    bridge = started.bridge = HaproxyBridge(bridge_options) if bridge_options is not None else None
     bridge_ports_free = bridge is not None and _bridge_ports_free(bridge, options.bridge_required)
     address = advertised_address(serve.host, serve.port, options.hostname, socket.gethostname)
     ha = started.ha = HaNode(options.zk, address, asyncio.get_running_loop()) if options.zk is not None else None
@@ -148,8 +183,17 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     else:
         ha.start()                 # the state is loaded and the tasks re-adopted once elected
     metrics = started.metrics = open_metrics(options.metrics)
-    api = build_api(scheduler, leader=address, leadership=ha.api if ha is not None else None)
-    client = started.client = PacerClient(f"http://{serve.host}:{serve.port}")
+    auth = None
+    if auth_config.enabled:
+        started.audit = AuditLog(serve.home.resolve() / "audit", max_bytes=options.security.audit_max_bytes,
+                                 files=options.security.audit_files)
+        auth = AuthState(Authenticator(auth_config), audit=started.audit,
+                         allowed_host_paths=options.security.allowed_host_paths,
+                         internal_port=internal.getsockname()[1] if internal is not None else None,
+                         home=serve.home.resolve())
+        _reload_on_sighup(auth, options.security)
+    api = build_api(scheduler, leader=address, leadership=ha.api if ha is not None else None, auth=auth)
+    client = started.client = PacerClient(internal_url or f"http://{serve.host}:{serve.port}")
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, serve.home.resolve() / "autoscaler",
                             interval=options.autoscale_interval,
                             on_decision=_decision_event(scheduler.events.publish))
@@ -158,16 +202,64 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
         api.add_subapp("/v2/haproxy", build_status_app(bridge))
     runner = started.runner = web.AppRunner(api, access_log=None, shutdown_timeout=HTTP_GRACE_SECONDS)
     await runner.setup()
-    await _listen(runner, serve.host, serve.port, LISTEN_FLAG)
+    await _listen(runner, serve.host, serve.port, LISTEN_FLAG, tls)
+    if internal is not None:
+        await web.SockSite(runner, internal).start()
     if bridge is not None and bridge_ports_free and options.bridge_required:
         await _start_bridge(bridge)
     started.services = _pacer_services(options, scheduler, metrics, autoscaler,
                                        bridge if bridge_ports_free else None, ha)
     gc.collect()
     gc.freeze()     # start-up objects never die: keep them out of every later full collection
-    log.info("pacer API listening on http://%s:%d (home %s, %d agent(s), metrics %s)",
-             serve.host, serve.port, serve.home, serve.agents, metrics.kind)
-    print(f"pacer serving on http://{serve.host}:{serve.port}", flush=True)
+    scheme = "https" if tls is not None else "http"
+    log.info("pacer API listening on %s://%s:%d (home %s, %d agent(s), metrics %s, %s)",
+             scheme, serve.host, serve.port, serve.home, serve.agents, metrics.kind,
+             f"authentication on, {len(auth_config.users)} user(s)" if auth_config.enabled else "no authentication")
+    print(f"pacer serving on {scheme}://{serve.host}:{serve.port}", flush=True)
+
+
+def _security(security: SecurityOptions, host: str, port: int) -> tuple[AuthConfig, ssl.SSLContext | None]:
+    """The users and the TLS context the flags ask for; a start-up error naming the flag otherwise,
+    and for a non-loopback `--listen` with no authentication and no `--insecure`."""
+    try:
+        config = load_auth_config(security.auth_file, security.http_credentials)
+        tls = tls_context(security.tls_cert, security.tls_key)
+    except AuthSetupError as exc:
+        raise StartupError(str(exc)) from None
+    problem = exposure_problem(host, port, config, security.insecure)
+    if problem is not None:
+        raise StartupError(problem)
+    if security.insecure and not config.enabled:
+        log.warning("--insecure: the API on %s:%d has no authentication; anyone reaching it can run commands as "
+                    "this user", host, port)
+    return config, tls
+
+
+def _internal_socket() -> socket.socket:
+    """The private listener's socket: loopback, a port the kernel picks."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _reload_on_sighup(auth: AuthState, security: SecurityOptions) -> None:
+    """SIGHUP reads the auth file again; a file that no longer parses keeps the users in force."""
+    if security.auth_file is None:
+        return
+
+    def reload() -> None:
+        try:
+            config = load_auth_config(security.auth_file, security.http_credentials)
+        except AuthSetupError as exc:
+            log.error("SIGHUP: auth file not reloaded, the previous users stay in force: %s", exc)
+            return
+        auth.authenticator.reload(config)
+        log.info("SIGHUP: auth file %s reloaded (%d user(s))", security.auth_file, len(config.users))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: MetricsBackend, autoscaler: Autoscaler,
@@ -202,10 +294,12 @@ def _open_scheduler(serve: ServeOptions, ha: HaNode | None = None) -> Scheduler:
                            f"or $PACER_HOME") from None
 
 
-async def _listen(runner: web.AppRunner, host: str, port: int, flag: str) -> None:
-    """Listen on HOST:PORT; a bind that fails (taken since it was checked) reads as the check would."""
+async def _listen(runner: web.AppRunner, host: str, port: int, flag: str,
+                  tls: ssl.SSLContext | None = None) -> None:
+    """Listen on HOST:PORT (HTTPS with ``tls``); a bind that fails (taken since it was checked)
+    reads as the check would."""
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
     except OSError as exc:
         raise listen_error(host, port, exc, flag) from None
 
@@ -325,6 +419,9 @@ def _shutdown_steps(started: _Started) -> list[Step]:
         steps.append(Step("metrics", started.metrics.close, METRICS_SECONDS))
     if started.client is not None:
         steps.append(Step("API client", started.client.close, CLIENT_SECONDS))
+    if started.audit is not None:
+        audit = started.audit
+        steps.append(Step("audit log", lambda: asyncio.to_thread(audit.close), CLIENT_SECONDS))
     return steps
 
 
@@ -367,23 +464,23 @@ def _close_store(scheduler: Scheduler | None, ha: HaNode | None = None) -> None:
 
 
 async def run_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Path,
-                         host: str, port: int) -> int:
+                         host: str, port: int, access: Access = NO_ACCESS) -> int:
     """`pacer autoscaler`: the same loop as a separate process, with its policy API on HOST:PORT.
 
     Starts only when its listening address is free and the API at `master` answers; stops
     like `pacer serve` (bounded, at once on a second signal). Returns 0, or 1 if its loop failed.
     """
     return await _run_until_stopped(
-        lambda started: _start_autoscaler(master, metrics_options, interval, state_dir, host, port, started))
+        lambda started: _start_autoscaler(master, metrics_options, interval, state_dir, host, port, started, access))
 
 
 async def _start_autoscaler(master: str, metrics_options: MetricsOptions, interval: float, state_dir: Path,
-                            host: str, port: int, started: _Started) -> None:
+                            host: str, port: int, started: _Started, access: Access = NO_ACCESS) -> None:
     flag = "--listen HOST:PORT"
     check_listen(host, port, flag)
-    await check_master(master)
+    await check_master(master, access=access)
     metrics = started.metrics = open_metrics(metrics_options)
-    client = started.client = PacerClient(master)
+    client = started.client = PacerClient(master, access=access)
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, state_dir, interval=interval)
     app = web.Application()
     app.add_subapp("/v2/autoscaler", build_autoscaler_app(autoscaler))
@@ -391,7 +488,7 @@ async def _start_autoscaler(master: str, metrics_options: MetricsOptions, interv
     await runner.setup()
     await _listen(runner, host, port, flag)
     started.services = {"autoscaler": autoscaler.run(), "influxdb-check": note_influxdb(metrics_options)}
-    print(f"pacer autoscaler on http://{host}:{port}/v2/autoscaler, scaling apps of {master}", flush=True)
+    print(f"pacer autoscaler on http://{host}:{port}/v2/autoscaler, scaling apps of {redact_url(master)}", flush=True)
 
 
 async def run_bridge(options: BridgeOptions) -> int:

@@ -4,7 +4,8 @@
 `error_middleware`, which turns the package exception trees into Marathon's status codes and
 bodies, so a bad request never becomes a 500 or a traceback. Inside it,
 `leadership.leadership_middleware` answers here or forwards to the leader (HA: several
-instances, one leads), and every response carries `X-Marathon-Leader`.
+instances, one leads), and every response carries `X-Marathon-Leader`. With ``auth`` given,
+`scheduler.auth`'s gate sits between the two: a follower checks credentials before forwarding.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scheduler.api.leadership import READ_SECONDS, install_leadership, leadershi
 from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
 from scheduler.api.render_cache import RENDER_CACHE_KEY, RenderCache
 from scheduler.api.telemetry import time_request
+from scheduler.auth.middleware import AUTH_KEY, AuthState, audit_handler, build_auth_middleware
 from scheduler.ha import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership: Leadership | None = None,
               heartbeat_seconds: float = events.HEARTBEAT_SECONDS,
-              proxy_read_seconds: float = READ_SECONDS) -> web.Application:
+              proxy_read_seconds: float = READ_SECONDS, auth: AuthState | None = None) -> web.Application:
     """The /v2 application.
 
     ``leader`` is this instance's advertised ``host:port`` when it runs alone (it then always
     leads: `SoleLeader`); with an election, pass ``leadership`` instead (its ``address`` is this
     instance's). ``heartbeat_seconds`` is how long an idle /v2/events stream waits before a
     heartbeat comment (short in tests, so they need not wait the default);
-    ``proxy_read_seconds`` how long a follower waits for the leader's answer.
+    ``proxy_read_seconds`` how long a follower waits for the leader's answer. ``auth``:
+    authentication, authorization and the audit log (`scheduler.auth`); None keeps the API open.
     """
     if leadership is None:
         if leader is None:
@@ -60,8 +63,13 @@ def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership:
         leadership = SoleLeader(leader)
     # time_request outermost (it sees every final status), then error_middleware: whatever the
     # proxy meets still leaves as Marathon's body
-    app = web.Application(middlewares=[time_request, error_middleware, leadership_middleware],
+    gate = [build_auth_middleware(error_body)] if auth is not None else []
+    app = web.Application(middlewares=[time_request, error_middleware, *gate, leadership_middleware],
                           client_max_size=16 * 1024 * 1024)
+    if auth is not None:
+        auth.view = scheduler.view
+        app[AUTH_KEY] = auth
+        app.router.add_get("/v2/audit", audit_handler)
     app[SCHEDULER_KEY] = scheduler
     app[RENDER_CACHE_KEY] = RenderCache(scheduler)
     app[LEADER_KEY] = leadership.address

@@ -9,16 +9,21 @@ A quiet period must neither end the stream nor lose an event: the relay keeps on
 the subscription's queue pending across heartbeats and never cancels it while the stream
 lives (cancelling an async generator's ``anext`` on a timeout closes the generator, which
 ended the stream right after its first heartbeat).
+
+With authentication on, a caller sees only the events about apps it may view
+(`scheduler.auth.visibility` says which); events about no app go to every caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from scheduler.api.params import scheduler_of
+from scheduler.auth.middleware import event_filter
 
 HEARTBEAT_SECONDS = 10.0
 HEARTBEAT_KEY = web.AppKey("heartbeat_seconds", float)
@@ -37,12 +42,14 @@ class _FrameQueue(Protocol):
     async def get(self) -> _Frame | None: ...
 
 
-async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_seconds: float) -> None:
+async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_seconds: float,
+                 visible: Callable[[Any], bool] | None = None) -> None:
     """Write each event of ``queue`` to ``response`` until the bus ends the stream (``None``),
     and a heartbeat whenever ``heartbeat_seconds`` pass without one.
 
     The pending ``queue.get()`` outlives the heartbeats: it is only cancelled when the stream
     is over, so an event arriving just as a heartbeat is due is still delivered, in order.
+    Events ``visible`` refuses are skipped.
     """
     pending: asyncio.Future[_Frame | None] | None = None
     try:
@@ -57,7 +64,8 @@ async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_sec
             pending = None
             if event is None:
                 return
-            await response.write(event.sse_frame())
+            if visible is None or visible(event):
+                await response.write(event.sse_frame())
     finally:
         if pending is not None:
             pending.cancel()
@@ -74,7 +82,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     sub = sched.events.subscribe(types or None, request.remote or "unknown")
     try:
         await response.write(b": connected\n\n")
-        await _relay(response, sub.queue, request.app.get(HEARTBEAT_KEY, HEARTBEAT_SECONDS))
+        await _relay(response, sub.queue, request.app.get(HEARTBEAT_KEY, HEARTBEAT_SECONDS), event_filter(request))
     except ConnectionResetError:   # the client went away
         pass
     # A cancellation (the server stopping) is not swallowed: a handler that returned instead

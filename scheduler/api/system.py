@@ -17,6 +17,8 @@ from scheduler.api.leadership import current_leader, leadership_of
 from scheduler.api.params import LEADER_KEY, SchedulerApi, json_response, scheduler_of
 from scheduler.api.proxy_rules import LEADERSHIP_ABDICATED, THERE_IS_NO_LEADER
 from scheduler.api.telemetry import prometheus_response, wants_dropwizard_json
+from scheduler.auth.middleware import AUTH_KEY, is_admin
+from scheduler.auth.secrecy import redact
 from scheduler.backends import BackendInfo
 from scheduler.ha import SoleLeader
 from scheduler.state.model import RUNNING, STAGING, STARTING
@@ -77,7 +79,13 @@ async def info(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     leader = _leader(request)
     host, _, port = leader.rpartition(":")
-    return json_response({
+    auth = request.config_dict.get(AUTH_KEY)
+    tls = request.secure
+    listen_port = int(port) if port.isdigit() else None
+    hidden = [str(auth.home)] if auth is not None and auth.home is not None and not is_admin(request) else []
+    # never a credential inside a URL (a master given as http://user:secret@…); the home
+    # directory only to admins once authentication is on
+    return json_response(redact({
         "name": "pacer",
         "version": _pacer_version(),
         "buildref": "unknown",
@@ -86,8 +94,8 @@ async def info(request: web.Request) -> web.Response:
         "frameworkId": sched.view.framework_id,
         "marathon_config": marathon_config(sched.view.backend_info(), host, sched.view.agents()),
         "zookeeper_config": {},
-        "http_config": {"http_port": int(port) if port.isdigit() else None, "https_port": None},
-    })
+        "http_config": {"http_port": None if tls else listen_port, "https_port": listen_port if tls else None},
+    }, hidden))
 
 
 async def leader(request: web.Request) -> web.Response:
