@@ -17,6 +17,7 @@ from .checks import MESOS_PROTOCOLS
 from .container_rules import CONTAINER_RULES
 from .errors import Violation
 from .resources import EnvSecretRef
+from .strategies import canary_violations
 
 __all__ = ["CMD_ARGS_CONTAINER_MESSAGE", "HEALTH_CHECK_PORT_MESSAGE", "check_rules"]
 
@@ -239,6 +240,22 @@ def scheduling_rule(app: AppDefinition) -> Iterable[Violation]:
         yield Violation("/acceptedResourceRoles", "must not contain duplicates")
 
 
+def canary_rule(app: AppDefinition) -> Iterable[Violation]:
+    """A canary block is consistent, and only on apps that may run old and new side by side.
+
+    A canary starts new instances beside the old ones, which a single-instance app forbids
+    and a resident app cannot do (its instances own their volumes: no over capacity).
+    """
+    canary = app.upgrade_strategy.canary
+    if canary is None:
+        return
+    yield from canary_violations(canary)
+    if app.is_single_instance:
+        yield Violation("/upgradeStrategy/canary", "a single instance app cannot run a canary beside its instance")
+    if app.is_resident:
+        yield Violation("/upgradeStrategy/canary", "a resident app cannot run a canary (it needs over capacity)")
+
+
 def secret_and_limit_rule(app: AppDefinition) -> Iterable[Violation]:
     """Secret references name defined secrets; resource limits are at least the request."""
     for name, value in app.env.items():
@@ -262,6 +279,7 @@ RULES: tuple[Rule, ...] = (
     readiness_check_rule,
     mesos_check_rule,
     scheduling_rule,
+    canary_rule,
     secret_and_limit_rule,
     *CONTAINER_RULES,
 )

@@ -6,6 +6,15 @@ forever): ``progressDeadlineSeconds`` and ``autoRollback``. They are
 serialised only when set to something other than their defaults, so the JSON
 of an app that does not use them is Marathon's.
 
+``upgradeStrategy.canary`` (a Pacer extension, absent from the JSON when unset)
+describes a canary or blue/green release: how many new-version instances
+start beside the old ones, the steps (``setWeight``/``pause``) that move
+traffic to them through HAProxy, and the thresholds the analysis judges each
+interval by. The models here only check shapes and per-field bounds; the rules
+that span fields (one kind per step, increasing weights, at least one
+threshold) live in :func:`canary_violations` so each violation names its exact
+path, as Marathon's validators do. ``scheduler.canary`` runs the steps.
+
 ``unreachableStrategy`` is either an object or the string ``"disabled"``; both
 are one :class:`UnreachableStrategy` type here (``is_disabled`` tells them
 apart) so callers never branch on ``str``.
@@ -13,15 +22,22 @@ apart) so callers never branch on ``str``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, PrivateAttr, WithJsonSchema, model_serializer
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, WithJsonSchema, model_serializer
 
-from ._base import Fraction, Model, NonNegInt
+from ._base import Fraction, Int, Model, NonNegInt, PositiveInt
+from .errors import Violation
 
 __all__ = [
     "PACER_UPGRADE_FIELDS",
+    "Canary",
+    "CanaryAnalysis",
+    "CanaryPause",
+    "CanaryStep",
+    "canary_violations",
     "KillSelection",
     "Residency",
     "Timestamp",
@@ -55,7 +71,7 @@ def _check_timestamp(value: str) -> str:
 Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
 
 
-PACER_UPGRADE_FIELDS: tuple[str, ...] = ("progress_deadline_seconds", "auto_rollback")
+PACER_UPGRADE_FIELDS: tuple[str, ...] = ("progress_deadline_seconds", "auto_rollback", "canary")
 """``UpgradeStrategy`` fields Marathon does not have; serialised only when not at their default."""
 
 
@@ -75,6 +91,125 @@ def _without_defaults(model: Model, data: Any, names: tuple[str, ...]) -> Any:
     return data
 
 
+def _without_none(data: Any) -> Any:
+    """``data`` without None-valued members: optional canary fields are absent, never ``null``."""
+    if isinstance(data, dict):
+        for key in [k for k, v in data.items() if v is None]:
+            del data[key]
+    return data
+
+
+class _OmitNoneModel(Model):
+    """A model whose unset optional fields are left out of its JSON whatever the caller asks.
+
+    The canary block is new to clients; ``{"setWeight": 10, "pause": null}`` would read as a
+    step of two kinds, so the serialised form never carries ``null``, even through a plain
+    ``model_dump()`` (the store, the event bus) rather than ``AppDefinition.to_json``.
+    """
+
+    @model_serializer(mode="wrap")
+    def _serialise(self, handler: Any) -> Any:
+        return _without_none(handler(self))
+
+
+class CanaryPause(_OmitNoneModel):
+    """``{"seconds": N}`` waits N seconds (while analysis runs); ``{}`` waits for a person."""
+
+    seconds: NonNegInt | None = None
+
+    @property
+    def is_manual(self) -> bool:
+        """True for ``{}``: only ``POST /v2/deployments/{id}/promote`` ends this pause."""
+        return self.seconds is None
+
+
+class CanaryStep(_OmitNoneModel):
+    """One step: ``{"setWeight": 0..100}`` or ``{"pause": {...}}`` (exactly one, see the rules).
+
+    One model with two optional members rather than a union of two models, so a bad value is
+    reported at ``/upgradeStrategy/canary/steps(2)/setWeight`` and not once per union member.
+    """
+
+    set_weight: Annotated[Int, Field(ge=0, le=100)] | None = None
+    pause: CanaryPause | None = None
+
+
+Ratio = Annotated[float, Field(gt=0.0)]
+
+
+class CanaryAnalysis(_OmitNoneModel):
+    """What one analysis interval is judged by; an unset threshold is not checked.
+
+    ``failureLimit`` failing intervals abort the release (the count is not reset by passing
+    intervals, as in Flagger). ``minRequests``: an interval in which the canary served fewer
+    requests is inconclusive, never a pass.
+    """
+
+    interval_seconds: PositiveInt = 60
+    min_requests: NonNegInt = 50
+    max_error_rate: Fraction | None = None
+    max_error_rate_increase: Fraction | None = None
+    max_latency_p95_ratio: Ratio | None = None
+    max_cpu_ratio: Ratio | None = None
+    failure_limit: PositiveInt = 1
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The thresholds that are set, by JSON name (``maxErrorRate``: 0.02...)."""
+        names = ("max_error_rate", "max_error_rate_increase", "max_latency_p95_ratio", "max_cpu_ratio")
+        fields = type(self).model_fields
+        return {fields[n].alias or n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class Canary(_OmitNoneModel):
+    """A canary (or, with ``blueGreen``, a blue/green) release of every change to the app.
+
+    ``instances``: new-version instances started beside the old ones before any traffic
+    moves (blue/green starts a full set and ignores it). The steps run in order; after the
+    last one the rest of the app rolls under ``minimumHealthCapacity``/``maximumOverCapacity``
+    (blue/green: traffic switches to the new set in one step and the old set is drained).
+    """
+
+    instances: PositiveInt = 1
+    blue_green: bool = False
+    steps: list[CanaryStep] = Field(default_factory=list)
+    analysis: CanaryAnalysis | None = None
+
+
+def canary_violations(canary: Canary | None, prefix: str = "/upgradeStrategy/canary") -> Iterator[Violation]:
+    """The rules of a canary block that span fields, each at the path it concerns.
+
+    * each step is exactly one of ``setWeight`` and ``pause``;
+    * ``setWeight`` strictly increases from step to step (traffic only ever moves towards
+      the new version; going back is what an abort does);
+    * an ``analysis`` sets at least one threshold, and has a timed or manual ``pause`` to
+      run in (analysis only runs while a pause waits).
+    """
+    if canary is None:
+        return
+    last: tuple[int, int] | None = None
+    for index, step in enumerate(canary.steps):
+        path = f"{prefix}/steps({index})"
+        if (step.set_weight is None) == (step.pause is None):
+            yield Violation(path, "must have exactly one of setWeight or pause")
+        if step.set_weight is not None:
+            if last is not None and step.set_weight <= last[1]:
+                yield Violation(
+                    f"{path}/setWeight",
+                    f"got {step.set_weight}, expected more than {last[1]} (the setWeight of steps({last[0]}))",
+                )
+            last = (index, step.set_weight)
+    analysis = canary.analysis
+    if analysis is not None:
+        if not analysis.thresholds:
+            yield Violation(
+                f"{prefix}/analysis",
+                "must set at least one of maxErrorRate, maxErrorRateIncrease, maxLatencyP95Ratio, maxCpuRatio",
+            )
+        if not any(step.pause is not None for step in canary.steps):
+            yield Violation(f"{prefix}/analysis", "analysis runs during pause steps, but steps has no pause")
+
+
 class UpgradeStrategy(Model):
     """Restart math bounds (fractions of ``instances``) plus Pacer's deadline and rollback.
 
@@ -82,7 +217,9 @@ class UpgradeStrategy(Model):
     this long fails (0 = wait forever, Marathon's behaviour). ``auto_rollback``:
     a failed deployment is rolled back to the previous version automatically.
 
-    Serialised, the two extensions appear only when they differ from their
+    ``canary``: a canary or blue/green release (see :class:`Canary`), None when unset.
+
+    Serialised, the extensions appear only when they differ from their
     defaults: Marathon's clients build strict objects from this block
     (marathon-python raises on a key it does not know), so an app that does not
     use the extensions must look exactly like Marathon's. Reading the JSON back
@@ -93,6 +230,7 @@ class UpgradeStrategy(Model):
     maximum_over_capacity: Fraction = 1.0
     progress_deadline_seconds: NonNegInt = 600
     auto_rollback: bool = False
+    canary: Canary | None = None
 
     @model_serializer(mode="wrap")
     def _serialise(self, handler: Any) -> Any:

@@ -26,6 +26,18 @@ from scheduler.state.clock import Clock, VersionClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import Instance
 
+CANARY_NOT_CARRIED_OUT = ("canary releases are not carried out by this version of Pacer yet; remove "
+                          "upgradeStrategy.canary and the change rolls out as a rolling restart")
+
+
+def refuse_unsupported_canaries(changes: Mapping[str, AppRecord | None]) -> None:
+    """A 422 for a `canary` block: the definition accepts it, the deployments do not act on it
+    yet, and silently rolling a release the user asked to canary would be worse than a refusal."""
+    with_canary = sorted(a for a, r in changes.items() if r is not None and r.definition.upgrade_strategy.canary)
+    if with_canary:
+        raise ValidationFailed([("/upgradeStrategy/canary", f"{CANARY_NOT_CARRIED_OUT} (app {a})")
+                                for a in with_canary])
+
 
 class AppWrites:
     def __init__(self, state: ClusterState, events: EventPublisher, killer: TaskKiller, clock: Clock,
@@ -57,6 +69,7 @@ class AppWrites:
     def _deploy(self, changes: Mapping[str, AppRecord | None], *, force: bool,
                 restart: frozenset[str] = frozenset()) -> DeploymentRun:
         """Plan, check locks, persist, apply: the one path every app change takes."""
+        refuse_unsupported_canaries(changes)
         plan = self._plan(changes, restart)
         locked = self._locked_by(list(changes))
         if locked and not force:
