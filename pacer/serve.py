@@ -503,7 +503,7 @@ async def run_bridge(options: BridgeOptions) -> int:
 async def _start_bridge_alone(options: BridgeOptions, started: _Started) -> None:
     if options.status_port:
         check_listen("127.0.0.1", options.status_port, "--status-port")
-    await check_master(options.master)
+    await check_master(options.master, access=options.access)
     bridge = started.bridge = HaproxyBridge(options)
     try:
         await bridge.start()
