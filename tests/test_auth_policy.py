@@ -207,6 +207,18 @@ def test_isolation_breaking_writes_need_admin() -> None:
     assert (need.role, need.subtree) == ("admin", True)
 
 
+def test_a_rollback_is_judged_by_the_version_it_restores() -> None:
+    """A deployer may not roll an app back to a privileged version an admin once deployed."""
+    privileged = {"id": "/a/web", "container": {"type": "DOCKER", "docker": {"image": "i", "privileged": True}}}
+    stored = {("/a/web", "2026-01-01T00:00:00.000Z"): privileged, ("/a/web", "2026-02-01T00:00:00.000Z"): {"id": "/a/web"}}
+    lookups = Lookups(known_apps={"/a/web"}, stored_version=lambda a, v: stored.get((a, v)))
+    for method, path, body in [("PUT", "/v2/apps/a/web", {"version": "2026-01-01T00:00:00.000Z"}),
+                               ("PUT", "/v2/apps", [{"id": "/a/web", "version": "2026-01-01T00:00:00.000Z"}])]:
+        assert requirement(method, path, body, lookups).role == "admin"
+    assert requirement("PUT", "/v2/apps/a/web", {"version": "2026-02-01T00:00:00.000Z"}, lookups).role == "deployer"
+    assert requirement("PUT", "/v2/apps/a/web", {"version": "2026-03-01T00:00:00.000Z"}, lookups).role == "deployer"
+
+
 @pytest.mark.parametrize("key, value, breaks", [
     ("privileged", "true", True), ("privileged", "false", False), ("pid", "host", True), ("pid", "container:x", False),
     ("--ipc", "host", True), ("cap-add", "NET_ADMIN", True), ("cap-drop", "ALL", False), ("device", "/dev/sda", True),

@@ -146,7 +146,7 @@ class AuthState:
             return tuple(run.plan.affected_app_ids) if run is not None else None
 
         return Lookups(known_apps=view.apps, task_app=task_app, deployment_apps=deployment_apps,
-                       allowed_host_paths=self.allowed_host_paths)
+                       allowed_host_paths=self.allowed_host_paths, stored_version=view.app_version)
 
     def internal(self, request: web.Request) -> bool | None:
         """None: not the private listener; else whether the connection is this process's own."""

@@ -49,6 +49,7 @@ class Lookups:
     task_app: Callable[[str], str | None] = lambda task_id: None
     deployment_apps: Callable[[str], Sequence[str] | None] = lambda deployment_id: None
     allowed_host_paths: tuple[str, ...] = field(default=())
+    stored_version: Callable[[str, str], Any] = lambda app_id, version: None   # app JSON of a stored version
 
 
 def needs_body(method: str, path: str) -> bool:
@@ -79,6 +80,17 @@ def _write_role(apps: Sequence[Any], allowed: tuple[str, ...]) -> tuple[Role, st
     return "deployer", ""
 
 
+def _as_written(app_id: str | None, body: Any, lookups: Lookups) -> Any:
+    """The definition a write puts in place: for a rollback (`{"version": ts}`), the stored
+    version it restores, so a deployer cannot roll an app back to a privileged version that
+    only an admin could deploy."""
+    if (app_id is not None and isinstance(body, dict) and isinstance(body.get("version"), str)
+            and set(body) <= {"id", "version"}):
+        stored = lookups.stored_version(app_id, body["version"])
+        return stored if stored is not None else body
+    return body
+
+
 def _split_app_tail(tail: str, known: Container[str]) -> tuple[str, str]:
     """(app id as written, sub-resource) of ``/v2/apps/<tail>``, split as `scheduler.api.apps` does."""
     parts = [p for p in tail.split("/") if p]
@@ -106,7 +118,8 @@ def _apps(method: str, body: Any, lookups: Lookups) -> Requirement:
         if method == "POST":
             return _role("deployer", ["/"], "the body names no valid app id")
         return AUTHENTICATED              # PUT/PATCH refuse bodies without valid ids (422)
-    role, why = _write_role(items, lookups.allowed_host_paths)
+    written = [_as_written(i, item, lookups) for i, item in zip(ids, items)]
+    role, why = _write_role(written, lookups.allowed_host_paths)
     return _role(role, [i for i in ids if i is not None], why)
 
 
@@ -122,7 +135,7 @@ def _app_resource(method: str, tail: str, body: Any, lookups: Lookups) -> Requir
     if sub == "" and method in ("PUT", "PATCH"):
         if body is UNPARSABLE:
             return AUTHENTICATED
-        role, why = _write_role([body], lookups.allowed_host_paths)
+        role, why = _write_role([_as_written(app_id, body, lookups)], lookups.allowed_host_paths)
         return _role(role, [app_id], why)
     return _role("deployer", [app_id])
 
