@@ -7,7 +7,8 @@ The steps, each in its own module:
 2. deprecated spellings are translated (``deprecated.py``);
 3. the models check shapes and types (``app.py`` and its parts);
 4. context-dependent defaults are filled in and ids canonicalised (``normalize.py``);
-5. cross-field rules are checked (``rules.py``).
+5. cross-field rules are checked (``rules.py``);
+6. parts equal to those of other definitions are shared with them (``sharing.py``).
 
 All violations found are raised together as one :class:`ValidationFailed`;
 nothing else ever escapes for any JSON input.
@@ -27,6 +28,7 @@ from .errors import ValidationFailed, Violation
 from .normalize import complete
 from .path_id import app_id_violations
 from .rules import check_rules
+from .sharing import share_parts
 
 __all__ = ["parse_app_definition", "strip_nulls"]
 
@@ -105,4 +107,5 @@ def parse_app_definition(data: Any, *, parent: str = "/") -> AppDefinition:
     violations += id_violations + check_rules(app)
     if violations:
         raise ValidationFailed(_renamed(violations, renames))
+    share_parts(app)    # a scheduler holds thousands of definitions that are mostly alike
     return app

@@ -161,6 +161,9 @@ SCHEDULER_QUERIES: dict[str, list[tuple[str, str]]] = {
         ("{{state}}", "max by (state) (pacer_instances)"),
         ("deployments", "max(pacer_deployments)"),
     ],
+    "Leader (1 on the instance that leads)": [
+        ("{{instance}}", "pacer_leader"),
+    ],
     "Event-stream subscribers": [
         ("{{instance}}", "pacer_event_subscribers"),
         ("dropped per second", f"sum(rate(pacer_event_subscribers_dropped_total{RATE}))"),

@@ -1,16 +1,23 @@
-"""Bounded rings of (time, value) samples, one row each, held together in two 2-D numpy arrays.
+"""Bounded rings of (time, value) samples, one row each, held together in blocks of 2-D numpy arrays.
 
-One array per field for all series (not one pair of arrays per series) so that the
-autoscaler's query — the samples of 20,000 series inside a time window — is a handful of
-vectorised numpy operations instead of 20,000 small ``searchsorted`` and copy calls.
+Rows share arrays (not one pair of arrays per series) so that the autoscaler's query — the
+samples of 20,000 series inside a time window — is a handful of vectorised numpy operations
+per block instead of 20,000 small ``searchsorted`` and copy calls.
 
 Each row is a ring: it keeps the newest ``capacity`` appends, in append order, and
-overwrites the oldest append once full. The arrays start narrow and double in width until they
-reach ``capacity`` (and in height as rows are added), so a young store costs what it holds,
-not an hour of samples per series. A row stays unwrapped until the width reaches
-``capacity`` — a full row at a smaller width makes the arrays wider instead — so widening
-copies every row's samples to the same columns. Appends out of time order are kept and
-sorted (stably) when read.
+overwrites the oldest append once full. Rows live in blocks of ``block_rows`` rows, each block
+a pair of 2-D arrays (times, values) of its own width. A block starts narrow and doubles in
+width, up to ``capacity``, when one of its rows fills (and the last block doubles in height
+as rows are added), so a young store costs what it holds, not an hour of samples per series.
+A row stays unwrapped until its block's width reaches ``capacity`` — a full row at a smaller
+width makes the block wider instead — so widening copies every row's samples to the same
+columns. Appends out of time order are kept and sorted (stably) when read.
+
+Why blocks rather than one pair of arrays for every row: one array grown by doubling held up
+to twice the rows it used, and each widening copied every series at once, old and new array
+alive together — for 10,000 series at an hour of 10 s samples the store's resident memory
+was 95 MB with a 160 MB peak, where the samples themselves are 58 MB. A block wastes at most
+its own unused rows, and a widening copies one block.
 """
 
 from __future__ import annotations
@@ -21,18 +28,22 @@ _NO_TIME = -1
 
 
 class RingSlab:
-    __slots__ = ("_limit", "_times", "_values", "_heads", "_counts", "_last", "_ordered", "_free", "_rows")
+    __slots__ = ("_limit", "_block_rows", "_times", "_values", "_heads", "_counts", "_last", "_ordered",
+                 "_free", "_rows")
 
     INITIAL_WIDTH = 8
     INITIAL_ROWS = 16
+    BLOCK_ROWS = 1024
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, block_rows: int = BLOCK_ROWS) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if block_rows < 1:
+            raise ValueError("block_rows must be at least 1")
         self._limit = capacity
-        width = min(capacity, self.INITIAL_WIDTH)
-        self._times = np.zeros((self.INITIAL_ROWS, width), dtype=np.int64)
-        self._values = np.zeros((self.INITIAL_ROWS, width), dtype=np.float64)
+        self._block_rows = block_rows
+        self._times: list[np.ndarray] = []     # per block: (rows, width) int64
+        self._values: list[np.ndarray] = []    # per block: (rows, width) float64
         # per-row bookkeeping in plain lists: appends touch them one at a time, where lists
         # are several times cheaper than numpy scalars; queries convert them once
         self._heads: list[int] = []        # next column to write
@@ -47,8 +58,17 @@ class RingSlab:
         return self._limit
 
     @property
-    def width(self) -> int:
-        return int(self._times.shape[1])
+    def block_rows(self) -> int:
+        return self._block_rows
+
+    def width_of(self, row: int) -> int:
+        """Columns allocated to `row` now (its block's width)."""
+        return int(self._times[row // self._block_rows].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the sample arrays."""
+        return sum(t.nbytes + v.nbytes for t, v in zip(self._times, self._values))
 
     # -- rows --------------------------------------------------------------------------
     def add_row(self) -> int:
@@ -58,8 +78,13 @@ class RingSlab:
             self._heads[row], self._counts[row], self._last[row], self._ordered[row] = 0, 0, _NO_TIME, True
             return row
         row = self._rows
-        if row == self._times.shape[0]:
-            self._resize(row * 2, self.width)
+        block, index = divmod(row, self._block_rows)
+        if block == len(self._times):
+            height, width = min(self._block_rows, self.INITIAL_ROWS), min(self._limit, self.INITIAL_WIDTH)
+            self._times.append(np.zeros((height, width), dtype=np.int64))
+            self._values.append(np.zeros((height, width), dtype=np.float64))
+        elif index == self._times[block].shape[0]:
+            self._resize(block, min(self._block_rows, index * 2), self._times[block].shape[1])
         self._rows += 1
         self._heads.append(0)
         self._counts.append(0)
@@ -71,18 +96,23 @@ class RingSlab:
         self._counts[row] = 0
         self._free.append(row)
 
-    def _resize(self, rows: int, width: int) -> None:
+    def _resize(self, block: int, rows: int, width: int) -> None:
+        old_times, old_values = self._times[block], self._values[block]
         times = np.zeros((rows, width), dtype=np.int64)
         values = np.zeros((rows, width), dtype=np.float64)
-        old_rows, old_width = self._times.shape
-        times[:old_rows, :old_width] = self._times
-        values[:old_rows, :old_width] = self._values
-        self._times, self._values = times, values
+        old_rows, old_width = old_times.shape
+        times[:old_rows, :old_width] = old_times
+        values[:old_rows, :old_width] = old_values
+        self._times[block], self._values[block] = times, values
 
-    def _widen(self) -> None:
-        """Double the width; only while no row has wrapped, so each row's data is [0, count)."""
-        self._resize(self._times.shape[0], min(self.width * 2, self._limit))
-        self._heads = list(self._counts)
+    def _widen(self, block: int) -> None:
+        """Double the block's width; only while none of its rows has wrapped, so each row's
+        data is [0, count)."""
+        height, width = self._times[block].shape
+        self._resize(block, height, min(width * 2, self._limit))
+        first = block * self._block_rows
+        last = min(first + height, self._rows)
+        self._heads[first:last] = self._counts[first:last]
 
     # -- samples -------------------------------------------------------------------------
     def last_time_ns(self, row: int) -> int:
@@ -95,16 +125,19 @@ class RingSlab:
         return self._counts[row]
 
     def append(self, row: int, time_ns: int, value: float) -> None:
+        block, index = divmod(row, self._block_rows)
+        times = self._times[block]
         count = self._counts[row]
-        width = self._times.shape[1]
+        width = times.shape[1]
         if count == width < self._limit:
-            self._widen()
-            width = self._times.shape[1]
+            self._widen(block)
+            times = self._times[block]
+            width = times.shape[1]
         head = self._heads[row]
         if time_ns < self._last[row]:
             self._ordered[row] = False
-        self._times[row, head] = time_ns
-        self._values[row, head] = value
+        times[index, head] = time_ns
+        self._values[block][index, head] = value
         self._heads[row] = head + 1 if head + 1 < width else 0
         if count < width:
             self._counts[row] = count + 1
@@ -112,9 +145,11 @@ class RingSlab:
 
     def arrays(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """All samples held in `row`, oldest first (copies)."""
-        count, head, width = self._counts[row], self._heads[row], self.width
+        block, index = divmod(row, self._block_rows)
+        block_times = self._times[block]
+        count, head, width = self._counts[row], self._heads[row], block_times.shape[1]
         order = (head - count + np.arange(count)) % width
-        times, values = self._times[row, order], self._values[row, order]
+        times, values = block_times[index, order], self._values[block][index, order]
         if not self._ordered[row] and count > 1 and np.any(times[1:] < times[:-1]):
             by_time = np.argsort(times, kind="stable")
             times, values = times[by_time], values[by_time]
@@ -128,20 +163,25 @@ class RingSlab:
     def windows(self, rows: np.ndarray, start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``window`` of many rows at once: (times, values, lengths), the rows back to back.
 
-        Rows whose appends were all in time order (nearly all) are searched together: a
-        vectorised binary search for both ends of the window over each row's time order, then
-        one gather. The others are read one by one, sorted, as ``arrays`` reads them.
+        Rows whose appends were all in time order (nearly all) are searched together, block by
+        block: a vectorised binary search for both ends of the window over each row's time
+        order, then one gather. The others are read one by one, sorted, as ``arrays`` reads them.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        width = self.width
         counts = _pick(self._counts, rows, np.int64)
         first = _pick(self._heads, rows, np.int64) - counts     # column of the oldest, mod width
         ordered = _pick(self._ordered, rows, bool)
-        flat_times, flat_values = self._times.reshape(-1), self._values.reshape(-1)
-        row_base = rows * width
-        lo = _first_index(flat_times, row_base, first, width, counts, start_ns, strict=False)
-        hi = _first_index(flat_times, row_base, first, width, counts, end_ns, strict=True)
-        lengths = np.maximum(hi - lo, 0)
+        lengths = np.zeros(len(rows), dtype=np.int64)
+        runs: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []   # block, positions, row base, start column
+        for block, positions in _by_block(rows, self._block_rows):
+            width = int(self._times[block].shape[1])
+            flat_times = self._times[block].reshape(-1)
+            row_base = (rows[positions] - block * self._block_rows) * width
+            block_first, block_counts = first[positions], counts[positions]
+            lo = _first_index(flat_times, row_base, block_first, width, block_counts, start_ns, strict=False)
+            hi = _first_index(flat_times, row_base, block_first, width, block_counts, end_ns, strict=True)
+            lengths[positions] = np.maximum(hi - lo, 0)
+            runs.append((block, positions, row_base, (block_first + lo) % width))
         lengths[~ordered] = 0
         disordered = np.flatnonzero(~ordered).tolist()
         pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -153,20 +193,38 @@ class RingSlab:
             lengths[k] = b - a
         total = int(lengths.sum())
         starts = np.cumsum(lengths) - lengths
-        if not disordered:
-            source = _gather_index(row_base, (first + lo) % width, lengths, starts, total, width)
-            return flat_times[source], flat_values[source], lengths
+        if len(runs) == 1 and not disordered and len(runs[0][1]) == len(rows):   # one block, rows in order
+            block, _, row_base, column = runs[0]
+            source = _gather_index(row_base, column, lengths, starts, total, int(self._times[block].shape[1]))
+            return self._times[block].reshape(-1)[source], self._values[block].reshape(-1)[source], lengths
         out_times = np.empty(total, dtype=np.int64)
         out_values = np.empty(total, dtype=np.float64)
-        kept = np.where(ordered, lengths, 0)
-        within = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
-        source = np.repeat(row_base, kept) + (np.repeat(first + lo, kept) + within) % width
-        target = np.repeat(starts, kept) + within
-        out_times[target], out_values[target] = flat_times[source], flat_values[source]
+        for block, positions, row_base, column in runs:
+            kept = np.where(ordered[positions], lengths[positions], 0)
+            width = int(self._times[block].shape[1])
+            within = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+            source = np.repeat(row_base, kept) + (np.repeat(column, kept) + within) % width
+            target = np.repeat(starts[positions], kept) + within
+            out_times[target] = self._times[block].reshape(-1)[source]
+            out_values[target] = self._values[block].reshape(-1)[source]
         for k, (times, values) in pieces.items():
             out_times[starts[k]:starts[k] + lengths[k]] = times
             out_values[starts[k]:starts[k] + lengths[k]] = values
         return out_times, out_values, lengths
+
+
+def _by_block(rows: np.ndarray, block_rows: int) -> list[tuple[int, np.ndarray]]:
+    """(block, positions in `rows` of its rows) for every block `rows` touch, in block order."""
+    if not len(rows):
+        return []
+    blocks = rows // block_rows
+    low, high = int(blocks.min()), int(blocks.max())
+    if low == high:
+        return [(low, np.arange(len(rows)))]
+    by_block = np.argsort(blocks, kind="stable")
+    sorted_blocks = blocks[by_block]
+    cuts = np.flatnonzero(sorted_blocks[1:] != sorted_blocks[:-1]) + 1
+    return [(int(blocks[part[0]]), part) for part in np.split(by_block, cuts)]
 
 
 def _first_index(flat_times: np.ndarray, row_base: np.ndarray, first: np.ndarray, width: int,

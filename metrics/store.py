@@ -3,8 +3,8 @@
 The default backend of `pacer serve`: it is both the sink the sampler writes to and the
 source the autoscaler reads, so autoscaling works with nothing else installed.
 
-Every series is one row of a ``RingSlab`` (all series' samples in two 2-D arrays), so the
-autoscaler's query over thousands of tasks is a few vectorised numpy passes.
+Every series is one row of a ``RingSlab`` (all series' samples in blocks of 2-D arrays), so
+the autoscaler's query over thousands of tasks is a few vectorised numpy passes per block.
 
 Bounds: every series holds at most ``capacity`` samples (``retention / interval``, 1 h at
 10 s = 360 by default); at most ``max_series`` series are kept (the least recently written
@@ -55,6 +55,11 @@ class EmbeddedStore:
     def write(self, points: Iterable[Point]) -> None:
         keep = self.measurements
         rings = self._rings
+        # The sampler hands every point of one task the same tags mapping: its sorted pairs are
+        # worked out once and the one tuple is shared by that task's series (a tuple of five
+        # pairs is ~360 bytes, held per series for as long as the series lives).
+        last_tags: object = None
+        pairs: tuple[tuple[str, str], ...] = ()
         for point in points:
             if keep is not None and point.measurement not in keep:
                 continue
@@ -62,7 +67,9 @@ class EmbeddedStore:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 self.dropped += 1
                 continue
-            key = SeriesKey.of(point)
+            if point.tags is not last_tags:
+                last_tags, pairs = point.tags, tuple(sorted(point.tags.items()))
+            key = SeriesKey(point.measurement, pairs)
             row = self._series.get(key)
             if row is None:
                 row = self._add(key)

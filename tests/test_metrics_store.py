@@ -256,3 +256,19 @@ def test_store_can_keep_only_the_measurements_it_is_asked_for():
                  Point("memory_usage", {"app_id": "/a", "task_id": "t1"}, {"value": 5}, int(1 * S))])
     assert len(store) == 1
     assert store.series("memory_usage", 0, 10) == []
+
+
+def test_a_tasks_series_share_one_tags_tuple_and_stay_apart_from_other_tasks():
+    """The sampler gives all points of one task the same tags mapping; the store keeps one
+    sorted tuple of them for all that task's series, and a different mapping is never mixed up."""
+    store = EmbeddedStore(retention=60, interval=1)
+    first = task_points(TaskSample(app_id="/a", task_id="t1", agent_id="ag", machine="m", time_ns=S,
+                                   cpu_user_ns=1, cpu_system_ns=1, memory_usage_bytes=5))
+    second = task_points(TaskSample(app_id="/a", task_id="t2", agent_id="ag", machine="m", time_ns=S,
+                                    cpu_user_ns=2, cpu_system_ns=2, memory_usage_bytes=6))
+    store.write(first + second)
+    series = {(key.measurement, key.tag("task_id")): key for key, _, _ in
+              store.series("cpu_usage_total", 0, 2) + store.series("memory_usage", 0, 2)}
+    assert series["cpu_usage_total", "t1"].tags is series["memory_usage", "t1"].tags
+    assert series["cpu_usage_total", "t2"].tags == tuple(sorted(second[0].tags.items()))
+    assert [v.tolist() for _, _, v in store.series("memory_usage", 0, 2, {"task_id": "t2"})] == [[6.0]]

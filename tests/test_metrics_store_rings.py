@@ -24,9 +24,11 @@ def _plain_window(appends: list[tuple[int, float]], capacity: int, lo: int, hi: 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 20), operations, st.integers(0, 60), st.integers(0, 60), st.booleans())
-def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, b, in_order):
-    slab = RingSlab(capacity)
+@given(st.integers(1, 20), operations, st.integers(0, 60), st.integers(0, 60), st.booleans(),
+       st.sampled_from([1, 2, 3, RingSlab.BLOCK_ROWS]), st.randoms(use_true_random=False))
+def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, b, in_order, block_rows, rnd):
+    """Rows spread over several blocks (each widening on its own) and asked for in any order."""
+    slab = RingSlab(capacity, block_rows=block_rows)
     rows: dict[int, int] = {}
     appended: dict[int, list[tuple[int, float]]] = {}
     clock = 0
@@ -46,6 +48,7 @@ def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, 
         appended[slot].append((t, float(n)))
     lo, hi = min(a, b), max(a, b) if not in_order else max(a, b) * 3
     slots = sorted(rows)
+    rnd.shuffle(slots)
     times, values, lengths = slab.windows(np.array([rows[s] for s in slots], dtype=np.int64), lo, hi)
     assert len(slab) == len(rows) and lengths.tolist() == [
         len(_plain_window(appended[s], capacity, lo, hi)) for s in slots]
@@ -55,6 +58,21 @@ def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, 
         assert got == _plain_window(appended[slot], capacity, lo, hi)
         start += length
         assert slab.count(rows[slot]) == min(capacity, len(appended[slot]))
+
+
+def test_blocks_widen_on_their_own_and_hold_only_the_rows_they_need():
+    """A block is as wide as its fullest row needs (up to capacity) and a new block starts narrow:
+    the memory of many series is the samples they hold, not a doubling of rows or width."""
+    slab = RingSlab(100, block_rows=4)
+    rows = [slab.add_row() for _ in range(6)]         # block 0: rows 0-3, block 1: rows 4-5
+    for t in range(20):
+        slab.append(rows[0], t, float(t))
+    slab.append(rows[5], 0, 0.0)
+    assert slab.width_of(rows[0]) == 32 and slab.width_of(rows[3]) == 32
+    assert slab.width_of(rows[5]) == RingSlab.INITIAL_WIDTH
+    assert slab.nbytes == (4 * 32 + 4 * RingSlab.INITIAL_WIDTH) * 16   # 16 bytes a sample
+    times, values, lengths = slab.windows(np.array([rows[5], rows[0]]), 0, 100)
+    assert lengths.tolist() == [1, 20] and times.tolist() == [0, *range(20)] and values[0] == 0.0
 
 
 def test_a_released_row_comes_back_empty():

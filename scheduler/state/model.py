@@ -6,6 +6,7 @@ decision functions. Nothing here does I/O.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -66,6 +67,11 @@ class Instance:
     unreachable_since: float | None = None   # while TASK_UNREACHABLE: since when (the strategy counts from it)
     returned_inactive: bool = False   # came back after it was replaced: the first to go when the app has too many
 
+    def __post_init__(self) -> None:
+        # one dict per distinct allocation, not per instance: 5,000 tasks of 1,000 apps held
+        # 5,000 equal {"cpus", "mem", "disk"} dicts (~1 MB); instances are values, never mutated
+        object.__setattr__(self, "resources", _shared_resources(self.resources))
+
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES and not self.killing
@@ -87,7 +93,33 @@ class Instance:
         data = dict(data)
         data["ports"] = tuple(data.get("ports", ()))
         data["service_ports"] = tuple(data.get("service_ports", ()))
+        # decoded JSON gives every record its own copy of strings all instances of an app
+        # (and all of an agent) share; a recovered cluster would hold thousands of each
+        for name in _SHARED_STRINGS:
+            value = data.get(name)
+            if type(value) is str:
+                data[name] = sys.intern(value)
         return cls(**data)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Instance))
+_SHARED_STRINGS = ("app_id", "version", "config_version", "agent_id", "host", "state", "kill_reason")
+
+_SHARED_RESOURCES_MAX = 4096
+_shared_resource_dicts: dict[tuple[tuple[str, type, Any], ...], dict[str, float]] = {}
+
+
+def _shared_resources(resources: dict[str, float]) -> dict[str, float]:
+    """The one dict holding exactly these items (same order, same value types), kept for every
+    instance with this allocation. Bounded: past `_SHARED_RESOURCES_MAX` distinct allocations
+    (far more than apps ever differ in) a dict is kept as given."""
+    try:
+        key = tuple((name, type(value), value) for name, value in resources.items())
+        shared = _shared_resource_dicts.get(key)
+    except (TypeError, AttributeError):     # not a plain mapping of hashables: keep as given
+        return resources
+    if shared is None:
+        if len(_shared_resource_dicts) >= _SHARED_RESOURCES_MAX:
+            return resources
+        shared = _shared_resource_dicts[key] = dict(resources)   # a copy: the caller's may change
+    return shared
