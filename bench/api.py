@@ -243,7 +243,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pacer-bench-api-") as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
-        server = PacerServer(home, "--agent-resources", "cpus=100000,mem=1000000,disk=1000000",
+        # each task takes a host port, and an agent has 999 of them when there are several
+        agents = (args.apps * (args.per_app + 1) + 2 * args.rounds) // 999 + 1
+        server = PacerServer(home, "--agents", str(agents), "--agent-resources", "cpus=100000,mem=1000000,disk=1000000",
                              "--no-autoscaler").start()
         assert server.proc is not None
         try:
