@@ -1,9 +1,14 @@
 """The autoscaler: policies, the pure scaling decision, the loop and its REST API.
 
 Modules, pure first:
-    policy    ``Policy``; parsing from ``AUTOSCALE_*`` labels or REST JSON (``PolicyError``)
+    cron      a 5-field cron matcher in an explicit IANA zone (``last_fire`` / ``next_fire``)
+    schedule  scheduled windows: parsing, ``active_windows(schedule, now)``, ``effective_bounds``
+              (the highest active minimum and maximum win)
+    policy    ``Policy``; parsing from ``AUTOSCALE_*`` labels or REST JSON (``PolicyError``),
+              including its ``schedule`` (label ``AUTOSCALE_SCHEDULE``: the JSON text of the list)
     decision  ``desired_instances(policy, inputs, state, now)``: HPA-style target tracking,
-              marathon-autoscale thresholds, stabilization windows, bounded steps
+              marathon-autoscale thresholds, stabilization windows, bounded steps, within
+              the bounds the schedule sets at ``now`` (a raised minimum is reached at once)
     store     ``PolicyStore``: REST-registered policies in ``<dir>/policies.json``
     service   ``Autoscaler``: the loop (scheduler API client + metrics source/sink), decision log
     api       ``build_autoscaler_app``: ``/v2/autoscaler`` (policies CRUD, decisions, status)
@@ -13,6 +18,8 @@ reached Marathon, so it runs inside ``pacer serve`` or as ``pacer autoscaler`` u
 
 Errors:
     PolicyError (ValueError)   a policy that does not validate; lists (field, message) pairs
+    ScheduleError (ValueError) a schedule that does not validate (its pairs end up in a
+                               PolicyError); CronError (ValueError) is one cron expression's
 Everything else is caught where it happens and becomes a decision's reason: the scheduler
 client's ``ClientError``, the metrics layer's ``MetricsError`` tree.
 """

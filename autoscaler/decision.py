@@ -23,6 +23,10 @@ The pipeline of ``desired_instances`` (HPA's order):
 4. **Limit the step**: at most ``2 × current`` (and at least ``current + 1``) up, at most
    half of ``current`` down; then clamp to [min, max] again.
 
+[min, max] are the policy's as moved by its ``schedule`` windows active at ``now``. A raised
+minimum is reached at once, past stabilization, the step limit and a metrics hold (not past a
+running deployment or a suspended app); the decision's ``schedule`` names the windows.
+
 ``decide_all`` runs the same decision for many apps, observing all their samples in one numpy
 pass. The sources answer a ``UsageBatch`` (every task's samples in columns); utilizations
 that are views of it are read by row, with no Python object per task or sample, since the
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,6 +45,7 @@ import numpy as np
 from metrics.usage import AppSeries, Series, UsageBatch
 
 from .policy import TARGET, Policy
+from .schedule import Bounds, bounds_at, raise_to_minimum
 
 SCALE_UP = "scale_up"
 SCALE_DOWN = "scale_down"
@@ -100,6 +105,7 @@ class Decision:
     missing: int = 0
     recommendation: int | None = None             # raw, before clamping
     stabilized: int | None = None
+    schedule: Mapping[str, Any] | None = None     # bounds and windows, when the policy has a schedule
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,6 +118,8 @@ class Decision:
                "observed": None if self.observed is None else round(self.observed, 3),
                "target": self.target, "tasksWithData": self.tasks_with_data, "missing": self.missing,
                "recommendation": self.recommendation, "stabilized": self.stabilized}
+        if self.schedule is not None:
+            out["schedule"] = self.schedule
         out.update(self.extra)
         return out
 
@@ -309,9 +317,16 @@ def _precheck(policy: Policy, inputs: AppInputs, now: float) -> Decision | None:
 
 def decide_all(items: list[tuple[Policy, AppInputs, AppState]], now: float) -> list[tuple[Decision, AppState]]:
     """``desired_instances`` for many apps, observing all their samples in one numpy pass."""
+    items = list(items)      # the policies moved by their schedules replace the caller's, in a copy
     results: list[tuple[Decision, AppState] | None] = [None] * len(items)
     pending = []
+    scheduled: dict[int, tuple[Policy, Bounds]] = {}
     for k, (policy, inputs, state) in enumerate(items):
+        if policy.schedule:
+            bounds = bounds_at(policy.schedule, policy.min_instances, policy.max_instances, now)
+            scheduled[k] = (policy, bounds)
+            policy = replace(policy, min_instances=bounds.min, max_instances=bounds.max)
+            items[k] = (policy, inputs, state)
         held = _precheck(policy, inputs, now)
         if held is not None:
             results[k] = (held, state)
@@ -322,11 +337,29 @@ def decide_all(items: list[tuple[Policy, AppInputs, AppState]], now: float) -> l
     for k, obs in zip(pending, observations):
         policy, inputs, state = items[k]
         results[k] = _decide(policy, inputs, state, now, obs)
+    for k, (policy, bounds) in scheduled.items():
+        decision, state = results[k]  # type: ignore[misc]
+        results[k] = (_scheduled(decision, policy, items[k][1], bounds), state)
     return results  # type: ignore[return-value]
+
+
+def _scheduled(decision: Decision, policy: Policy, inputs: AppInputs, bounds: Bounds) -> Decision:
+    """The decision made within `bounds`, a raised minimum reached at once, the windows recorded."""
+    if not policy.enabled:
+        return decision
+    why_not = inputs.blocked or ("the app is suspended (0 instances)" if inputs.current == 0 else None)
+    desired, note = raise_to_minimum(bounds, inputs.current, decision.desired, why_not)
+    reason = (decision.reason if not note else f"{decision.reason}; {note}" if desired == decision.desired
+              else f"{note} (instead of: {decision.reason})")
+    action = SCALE_UP if desired > decision.current else SCALE_DOWN if desired < decision.current else NONE
+    return replace(decision, desired=desired, action=action, reason=reason,
+                   schedule=bounds.to_json(policy.min_instances, policy.max_instances))
 
 
 def desired_instances(policy: Policy, inputs: AppInputs, state: AppState, now: float) -> tuple[Decision, AppState]:
     """Decide one app's size for this cycle; returns the decision and the state to carry."""
+    if policy.schedule:
+        return decide_all([(policy, inputs, state)], now)[0]
     held = _precheck(policy, inputs, now)
     if held is not None:
         return held, state

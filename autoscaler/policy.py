@@ -31,7 +31,16 @@ AUTOSCALE_STABILIZATION_DOWN     stabilizationDown   seconds; scale down to the 
                                                      threshold: 0 — its cycle counts stabilize)
 AUTOSCALE_WINDOW                 window              seconds of samples averaged per task; a task
                                                      with no sample this recent counts as missing (30)
+AUTOSCALE_SCHEDULE               schedule            scheduled windows that raise or lower
+                                                     [min, max] while active: labels hold the JSON
+                                                     text of the list, REST bodies the list (none);
+                                                     see ``autoscaler.schedule``
 ===============================  ==================  =============================================
+
+A schedule, e.g. ``AUTOSCALE_SCHEDULE='[{"cron": "0 8 * * 1-5", "until": "0 20 * * 1-5",
+"timezone": "Asia/Shanghai", "minInstances": 6, "maxInstances": 20}, {"from":
+"2026-11-10T00:00:00+08:00", "to": "2026-11-12T02:00:00+08:00", "minInstances": 30}]'``,
+is checked here too: its errors name the window and key (``AUTOSCALE_SCHEDULE[0].cron``).
 
 Bad values raise ``PolicyError`` listing every violation with the field named as the caller
 spelt it (label name or JSON field), which the REST API turns into a 422.
@@ -41,8 +50,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from .schedule import ScheduleError, Window, check_against_policy, parse_schedule
 
 METRICS = ("cpu", "mem")
 TARGET = "target"
@@ -64,6 +75,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "stabilization_up": ("AUTOSCALE_STABILIZATION_UP", "stabilizationUp"),
     "stabilization_down": ("AUTOSCALE_STABILIZATION_DOWN", "stabilizationDown"),
     "window": ("AUTOSCALE_WINDOW", "window"),
+    "schedule": ("AUTOSCALE_SCHEDULE", "schedule"),
 }
 LABEL_PREFIX = "AUTOSCALE_"
 JSON_FIELDS = frozenset({"appId", *(json for _, json in FIELDS.values())})
@@ -96,13 +108,17 @@ class Policy:
     window: float = 30.0
     enabled: bool = True
     source: str = "api"        # "api" (REST, persisted) or "labels"
+    schedule: tuple[Window, ...] = ()   # windows that move [min, max] while active
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
         out: dict[str, Any] = {"appId": self.app_id, "source": self.source, "mode": self.mode}
         for name, (_, json_name) in FIELDS.items():
-            if data[name] is not None:
-                out[json_name] = data[name]
+            value = getattr(self, name)
+            if name == "schedule":
+                if value:
+                    out[json_name] = [window.to_json() for window in value]
+            elif value is not None:
+                out[json_name] = value
         return out
 
 
@@ -172,6 +188,12 @@ def parse_policy(app_id: str, raw: Mapping[str, Any], *, style: str = "json") ->
             values[field] = parse(raw[key])
         except ValueError as exc:
             violations.append((key, str(exc)))
+    schedule_key = name_of["schedule"]
+    if raw.get(schedule_key) is not None and not (style == "labels" and raw[schedule_key] == ""):
+        try:
+            values["schedule"] = parse_schedule(raw[schedule_key], schedule_key)
+        except ScheduleError as exc:
+            violations += exc.violations
     if style == "json":
         unknown = sorted(k for k in raw if k not in JSON_FIELDS and k not in ("source", "mode"))
         violations += [(k, "unknown field") for k in unknown]
@@ -222,6 +244,8 @@ def parse_policy(app_id: str, raw: Mapping[str, Any], *, style: str = "json") ->
             bad(field, "must be between 0 and 3600 seconds")
     if "window" in values and not 0 < values["window"] <= 3600:
         bad("window", "must be more than 0 and at most 3600 seconds")
+    if "schedule" in values:
+        violations += check_against_policy(values["schedule"], minimum, schedule_key)
     if violations:
         raise PolicyError(violations)
     mode = THRESHOLD if threshold else TARGET
