@@ -45,20 +45,23 @@ class _Previous:
 UsageReader = Callable[[list[int]], Mapping[int, ResourceUsage]]
 
 
-def build_points(scheduler: _SchedulerView, usages: Mapping[str, ResourceUsage], time_ns: int,
-                 machine: str, previous: dict[str, _Previous]) -> list[Point]:
-    """Points of one pass; updates `previous` (per task cumulative CPU) for utilisation."""
+def points_of(instances: list[Any], apps: list[tuple[str, Any]], usages: Mapping[str, ResourceUsage], time_ns: int,
+              machine: str, previous: dict[str, _Previous]) -> list[Point]:
+    """Points of one pass from a snapshot of the state (immutable instances and records), so it
+    runs in a worker thread and the event loop is not held for the points of thousands of tasks;
+    updates `previous` (per task cumulative CPU) for utilisation."""
     points: list[Point] = []
     running: dict[str, int] = {}
     seen: set[str] = set()
-    for inst in list(scheduler.instances.values()):
+    records = dict(apps)
+    for inst in instances:
         if inst.state != RUNNING:
             continue
         running[inst.app_id] = running.get(inst.app_id, 0) + 1
         usage = usages.get(inst.instance_id)
         if usage is None:
             continue
-        record = scheduler.apps.get(inst.app_id)
+        record = records.get(inst.app_id)
         definition = getattr(record, "definition", None)
         cpus = float(inst.resources.get("cpus") or getattr(definition, "cpus", 0) or 0)
         mem = float(inst.resources.get("mem") or getattr(definition, "mem", 0) or 0)
@@ -78,7 +81,7 @@ def build_points(scheduler: _SchedulerView, usages: Mapping[str, ResourceUsage],
         )))
     for gone in set(previous) - seen:
         del previous[gone]
-    for app_id, record in list(scheduler.apps.items()):
+    for app_id, record in apps:
         configured = getattr(getattr(record, "definition", None), "instances", 0) or 0
         points.append(instances_point(app_id, configured, running.get(app_id, 0), time_ns))
     return points
@@ -114,7 +117,9 @@ class TaskSampler:
     async def sample_once(self) -> int:
         """One pass; returns the number of points written. Raises (run() catches)."""
         usages = await self._usages_by_task()
-        points = build_points(self.scheduler, usages, time.time_ns(), self.machine, self._previous)
+        instances, apps = list(self.scheduler.instances.values()), list(self.scheduler.apps.items())
+        points = await asyncio.to_thread(points_of, instances, apps, usages, time.time_ns(), self.machine,
+                                         self._previous)
         self.sink.write(points)
         self.passes += 1
         self.last_points = len(points)
