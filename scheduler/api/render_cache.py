@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scheduler.api.params import SchedulerApi, scheduler_of
+from scheduler.api.params import SchedulerApi
 from scheduler.api.render import render_deployment_ref, render_task, task_counts
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.state.apps import AppRecord
@@ -90,8 +90,8 @@ class RenderCache:
         with_tasks, with_failure = "tasks" in embed, "lastTaskFailure" in embed
         insts = view.instances_of(app_id)
         failure = view.last_failures.get(app_id) if with_failure else None
-        key = _AppKey(record, insts, [view.health_records(i.instance_id) for i in insts],
-                      view.deployments_of(app_id), failure)
+        runs = view.deployments_of(app_id)
+        key = _AppKey(record, insts, [view.health_records(i.instance_id) for i in insts], runs, failure)
         slot = (app_id, with_tasks, with_failure)
         hit = self._apps.get(slot)
         if hit is not None and hit[0].same_as(key):
@@ -99,7 +99,7 @@ class RenderCache:
         parts = [self._definition(record)[:-1]]      # the definition's object, still open
         counts = _dumps(task_counts(self._sched, insts))
         parts.append(b"," + counts[1:-1])
-        parts.append(b',"deployments":' + _dumps(render_deployment_ref(view.deployments_of(app_id))))
+        parts.append(b',"deployments":' + _dumps(render_deployment_ref(runs)))
         if with_tasks:
             parts.append(b',"tasks":[' + b",".join([self.task(i) for i in sorted(insts, key=_staged)]) + b"]")
         if failure is not None:
@@ -138,11 +138,8 @@ RENDER_CACHE_KEY = web.AppKey("render_cache", RenderCache)
 
 
 def render_cache_of(request: web.Request) -> RenderCache:
-    """The API's cache (made on first use, for an application built without one)."""
-    cache = request.app.get(RENDER_CACHE_KEY)
-    if cache is None:
-        cache = RenderCache(scheduler_of(request))
-    return cache
+    """The API's cache, installed by `build_api` (one per application, kept across requests)."""
+    return request.app[RENDER_CACHE_KEY]
 
 
 def _staged(inst: Instance) -> float:

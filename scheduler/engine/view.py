@@ -56,7 +56,7 @@ def build_view(state: ClusterState, checker: HealthChecker, backend: ClusterBack
     return ClusterView(
         apps=state.apps, instances=instances, deployments=list(state.deployments.values()),
         backoffs=state.backoffs, agents=agents,
-        offers=lambda: backend.offers([i for i in state.instances.values() if i.active or i.killing]),
+        offers=lambda: backend.offers([i for i in state.instances.values() if i.holds_resources]),
         health=health, unsupported=lambda record: backend.unsupported_reason(record.definition),
         last_failures=state.last_failures,
         queue_reasons={a: e.message for a, e in state.queue.items()},

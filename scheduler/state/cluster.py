@@ -229,7 +229,7 @@ class ClusterState:
     # -- instances ----------------------------------------------------------------------
     def put_instance(self, inst: Instance) -> None:
         old = self.instances.get(inst.instance_id)
-        if old is not None and _holds_resources(old) and not _holds_resources(inst):
+        if old is not None and old.holds_resources and not inst.holds_resources:
             self.capacity_epoch += 1
         self.instances[inst.instance_id] = inst
         self._by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
@@ -332,8 +332,3 @@ class ClusterState:
     def drain_changed_apps(self) -> set[str]:
         changed, self.changed_apps = self.changed_apps, set()
         return changed
-
-
-def _holds_resources(inst: Instance) -> bool:
-    """What the backend counts as taken when it computes free offers (engine/view.py)."""
-    return inst.active or inst.killing

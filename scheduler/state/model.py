@@ -76,6 +76,11 @@ class Instance:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES and not self.killing
 
+    @property
+    def holds_resources(self) -> bool:
+        """Counted as taken when the backend computes the free offers: active, or still ending."""
+        return self.active or self.killing
+
     def with_(self, **changes: Any) -> "Instance":
         return replace(self, **changes)
 
