@@ -1,9 +1,10 @@
 """Running one task: environment, command line, process runtime, kill, usage stats.
 
 Pure parts (``env``, ``states``, ``procfs.parse_stat``, ``stats.usage_from_stats``,
-``cgroup_limits``, ``sandboxes.choose_removals``) decide; ``process`` (bookkeeping), ``posix``
-(system calls) and ``cgroups`` (per-task cgroups: limits, kill of every descendant) act on
-processes; ``logger`` (a task's own log writer process) and ``task_logs`` (the scheduler's side)
+``cgroup_limits``, ``sandboxes.choose_removals``) decide; ``process`` (bookkeeping), ``starting``
+(the blocking half of a launch), ``posix`` (system calls), ``cgroups`` (per-task cgroups:
+limits, kill of every descendant) and ``cgroup_spawn`` (tasks born inside their v1 cgroups from
+a spawner thread) act on processes; ``logger`` (a task's own log writer process) and ``task_logs`` (the scheduler's side)
 cap and rotate task output; ``sandboxes`` collects ended tasks' sandboxes;
 ``mesos_executor`` runs tasks as a Mesos custom executor (``pacer executor``, the v1 executor
 API; ``mesos_protocol`` is its pure part, ``recordio`` the stream framing both APIs share);

@@ -13,10 +13,12 @@ alone, and any other directory under it is a stray. v2 is used where ``root`` it
 cgroup2 mount; a hybrid host (v1 controllers plus a controller-less v2 tree at
 ``<root>/unified``) uses v1, where the controllers are.
 
-A task process joins its cgroup between fork and exec (``TaskCgroup.joining``), as Mesos'
-launcher does, so nothing it starts is ever born outside. Killing freezes first: a frozen
-process can neither fork nor exit, so the pids read from ``cgroup.procs`` are exactly the ones
-signalled, with no pid reuse and no fork racing the kill.
+A task process is in its cgroup before it execs, so nothing it starts is ever born outside:
+on v1 it is started by a thread that joined the cgroup first (``executor.cgroup_spawn``, which
+keeps the cheap vfork), else it joins between fork and exec (``TaskCgroup.joining``), as Mesos'
+launcher does. Killing freezes first: a frozen process can neither fork nor exit, so the pids
+read from ``cgroup.procs`` are exactly the ones signalled, with no pid reuse and no fork racing
+the kill.
 
 What to write for given limits, and the parsing of counter files, are pure
 (``executor.cgroup_limits``); this module does the file I/O. Errors: ``LaunchFailed`` when a
@@ -114,11 +116,17 @@ class TaskCgroup:
                 os.close(fd)
 
     def pids(self) -> list[int]:
-        """Every process in the cgroup and below it, in any of its controllers."""
+        """Every process in the cgroup and below it, in any of its controllers; never our own.
+
+        On v1 a spawning thread of ours sits in a task's cgroup while it starts the task
+        (``executor.cgroup_spawn``), and ``cgroup.procs`` then lists this process: it must not
+        be counted, let alone signalled, as one of the task's.
+        """
         found: set[int] = set()
         for top in self.paths():
             for directory, _, _ in os.walk(top):
                 found.update(int(p) for p in (_read(Path(directory) / "cgroup.procs") or "").split())
+        found.discard(os.getpid())
         return sorted(found)
 
     def oom_kills(self) -> int:

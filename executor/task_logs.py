@@ -98,6 +98,7 @@ class TaskLogs:
     stdout: int
     stderr: int
     drained: asyncio.Future[None]
+    token: int = 0  # names its request to the spawner (``LogWriters.send``/``discard`` of a held one)
 
     def close_write_ends(self) -> None:
         """Called once the task holds them: from then on, the task alone keeps the pipes open."""
@@ -137,10 +138,15 @@ class LogWriters:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tokens = itertools.count(1)
         self._outbox: collections.deque[_Request] = collections.deque()
+        self._held: dict[int, _Request] = {}  # opened with ``hold``, not yet sent or discarded
         self._pending: dict[int, tuple[str, asyncio.Future[None]]] = {}
 
-    def open(self, task_id: str, sandbox: Path, policy: LogPolicy) -> TaskLogs:
-        """Pipes for a task about to start, their read ends handed (or queued) to its logger."""
+    def open(self, task_id: str, sandbox: Path, policy: LogPolicy, *, hold: bool = False) -> TaskLogs:
+        """Pipes for a task about to start, their read ends handed (or queued) to its logger.
+
+        With ``hold`` the request waits here until ``send`` (or ``discard``): the logger opens
+        files in the sandbox, which a launch may create on another thread meanwhile.
+        """
         loop = asyncio.get_running_loop()
         if self._sock is None or self._proc is None or self._proc.poll() is not None:
             self._start(task_id)
@@ -151,13 +157,38 @@ class LogWriters:
         err_r, err_w = os.pipe()
         drained: asyncio.Future[None] = loop.create_future()
         self._pending[token] = (task_id, drained)
-        self._outbox.append(_Request(token, FIELD_SEPARATOR.join(fields), [out_r, err_r]))
+        request = _Request(token, FIELD_SEPARATOR.join(fields), [out_r, err_r])
+        if hold:
+            self._held[token] = request
+            return TaskLogs(out_w, err_w, drained, token)
+        self._outbox.append(request)
         self._flush()
         if self._sock is None:  # the spawner died and no other could be started: nothing reads
             for fd in (out_w, err_w):
                 os.close(fd)
             raise LaunchFailed(f"cannot launch task {task_id}: no task log writer can be started")
-        return TaskLogs(out_w, err_w, drained)
+        return TaskLogs(out_w, err_w, drained, token)
+
+    def send(self, logs: TaskLogs) -> None:
+        """Hand a held request to the spawner (its task holds the write ends by now: if no
+        spawner can take it, the task loses its output, said in the log, as for a queued one)."""
+        request = self._held.pop(logs.token, None)
+        if request is None:
+            return
+        self._outbox.append(request)
+        if self._sock is None or self._proc is None or self._proc.poll() is not None:
+            self._restart()
+        else:
+            self._flush()
+
+    def discard(self, logs: TaskLogs) -> None:
+        """Drop a held request whose task did not start: no logger, its end resolved."""
+        request = self._held.pop(logs.token, None)
+        if request is not None:
+            request.close()
+            entry = self._pending.pop(request.token, None)
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(None)
 
     async def close(self) -> None:
         """Hand over what is queued (for a moment), then stop the spawner; the loggers it forked
@@ -276,7 +307,7 @@ class LogWriters:
                 self._loop.remove_reader(sock.fileno())
                 self._loop.remove_writer(sock.fileno())
             sock.close()
-        queued = {request.token for request in self._outbox}
+        queued = {request.token for request in self._outbox} | self._held.keys()
         for token in [t for t in self._pending if t not in queued]:
             _, drained = self._pending.pop(token)
             if not drained.done():

@@ -118,7 +118,8 @@ class LocalBackend:
         self._closed = False
         self.logs = logs
         self.disk = AgentDisk(self.home, self.sandboxes, disk)
-        self._launching: set[str] = set()
+        # launches in flight, by task id: their sandboxes are in use, and a kill waits for them
+        self._launching: dict[str, asyncio.Future[None]] = {}
         self._sandbox_gc: asyncio.Task[None] | None = None
 
     def _task_exited(self, exit_: TaskExit) -> None:
@@ -235,17 +236,19 @@ class LocalBackend:
 
     def _live_tasks(self) -> set[str]:
         """Tasks whose sandboxes are in use: running, adopted, or being launched."""
-        live = {h.task_id for h in self.runtime.running()} | self._launching
+        live = {h.task_id for h in self.runtime.running()} | set(self._launching)
         if self.docker is not None:
             live.update(h.task_id for h in self.docker.running())
         return live
 
     async def launch(self, instance: Instance, app: AppDefinition) -> Instance:
-        self._launching.add(instance.instance_id)  # its sandbox exists before its task is watched
+        # its sandbox exists before its task is watched
+        launched = self._launching[instance.instance_id] = asyncio.get_running_loop().create_future()
         try:
             return await self._launch(instance, app)
         finally:
-            self._launching.discard(instance.instance_id)
+            del self._launching[instance.instance_id]
+            launched.set_result(None)
 
     async def _launch(self, instance: Instance, app: AppDefinition) -> Instance:
         if is_docker_app(app):
@@ -283,6 +286,9 @@ class LocalBackend:
 
     async def kill(self, instance: Instance, grace_seconds: float) -> None:
         task_id = instance.instance_id
+        launching = self._launching.get(task_id)
+        if launching is not None:  # "not running" now would orphan what the launch starts
+            await asyncio.shield(launching)
         try:
             if self.docker is not None and self.docker.is_running(task_id):
                 await self.docker.kill(task_id, grace_seconds)
