@@ -53,6 +53,7 @@ UNLIMITED_BYTES = 1 << 62  # v1 reports "no limit" as a page-rounded 2**63 - 1
 V2_KILL_FILE = "cgroup.kill"  # Linux 5.14+; older kernels freeze, kill and thaw
 FREEZE_TIMEOUT = 1.0  # a process in uninterruptible sleep may never freeze: kill it anyway
 POLL_SECONDS = 0.002
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,40 @@ def _read(path: Path) -> str | None:
     try:
         return path.read_text()
     except OSError:
+        return None
+
+
+def _read_raw(path: str) -> bytes | None:
+    """One small kernel file, for the usage sample: a sample of 5,000 tasks reads ~30,000
+    of them, and `Path.read_text` (a Path join, a text wrapper, a decode) cost 2.6x the
+    kernel's own time for these files; the bytes are parsed as they are."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _keyed_raw(data: bytes | None, *names: bytes) -> list[int]:
+    """The values of ``names`` in ``name value`` lines (0 when absent), in the order asked."""
+    found = dict.fromkeys(names, 0)
+    for line in (data or b"").split(b"\n"):
+        name, _, value = line.partition(b" ")
+        if name in found:
+            with contextlib.suppress(ValueError):
+                found[name] = int(value)
+    return list(found.values())
+
+
+def _int_raw(data: bytes | None) -> int | None:
+    try:
+        return int(data) if data else None
+    except ValueError:
         return None
 
 
@@ -214,39 +249,37 @@ class TaskCgroup:
         sampler's thread, and through the GIL the event loop, for most of its time. A task's
         sub-cgroups (rare: only a task that makes its own) are not counted here.
         """
-        procs = (_read(directory / "cgroup.procs") or "").split()
-        own = str(os.getpid())
+        procs = (_read_raw(f"{directory}/cgroup.procs") or b"").split()
+        own = str(os.getpid()).encode()
         return sum(1 for pid in procs if pid != own)
 
     def _usage_v1(self) -> ContainerUsage | None:
         memory, cpuacct = self.dirs.get("memory"), self.dirs.get("cpuacct")
         if memory is None or cpuacct is None:
             return None
-        used, total, limit = (_read(memory / "memory.usage_in_bytes"), _read(cpuacct / "cpuacct.usage"),
-                              _read(memory / "memory.limit_in_bytes"))
+        used, total = _int_raw(_read_raw(f"{memory}/memory.usage_in_bytes")), \
+            _int_raw(_read_raw(f"{cpuacct}/cpuacct.usage"))
         if used is None or total is None:
             return None
-        stat = parse_keyed(_read(memory / "memory.stat") or "")
-        times = parse_keyed(_read(cpuacct / "cpuacct.stat") or "")
-        ns_per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-        return _usage(int(used), stat.get("total_inactive_file", 0), stat.get("total_rss", 0), limit,
-                      int(total), times.get("user", 0) * ns_per_tick, times.get("system", 0) * ns_per_tick,
-                      self._process_count(memory))
+        limit = _read_raw(f"{memory}/memory.limit_in_bytes")
+        inactive, rss = _keyed_raw(_read_raw(f"{memory}/memory.stat"), b"total_inactive_file", b"total_rss")
+        user, system = _keyed_raw(_read_raw(f"{cpuacct}/cpuacct.stat"), b"user", b"system")
+        ns_per_tick = 1_000_000_000 // _CLOCK_TICKS
+        return _usage(used, inactive, rss, limit.decode() if limit else None, total, user * ns_per_tick,
+                      system * ns_per_tick, self._process_count(memory))
 
     def _usage_v2(self) -> ContainerUsage | None:
         directory = self.dirs.get("memory")
         if directory is None:
             return None
-        used, cpu = _read(directory / "memory.current"), _read(directory / "cpu.stat")
+        used, cpu = _int_raw(_read_raw(f"{directory}/memory.current")), _read_raw(f"{directory}/cpu.stat")
         if used is None or cpu is None:
             return None
-        stat = parse_keyed(_read(directory / "memory.stat") or "")
-        times = parse_keyed(cpu)
-        return _usage(int(used), stat.get("inactive_file", 0), stat.get("anon", 0),
-                      _read(directory / "memory.max"), times.get("usage_usec", 0) * 1000,
-                      times.get("user_usec", 0) * 1000, times.get("system_usec", 0) * 1000,
-                      self._process_count(directory))
-
+        inactive, anon = _keyed_raw(_read_raw(f"{directory}/memory.stat"), b"inactive_file", b"anon")
+        total, user, system = _keyed_raw(cpu, b"usage_usec", b"user_usec", b"system_usec")
+        limit = _read_raw(f"{directory}/memory.max")
+        return _usage(used, inactive, anon, limit.decode() if limit else None, total * 1000, user * 1000,
+                      system * 1000, self._process_count(directory))
 
 def _usage(used: int, inactive: int, rss: int, limit: str | None, total_ns: int, user_ns: int,
            system_ns: int, processes: int) -> ContainerUsage:

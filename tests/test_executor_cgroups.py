@@ -433,6 +433,7 @@ async def test_usage_comes_from_the_cgroup_counters(host: Cgroups, cleanup: Clea
     assert usage.processes == 2  # the escapee is counted: it is in the cgroup
     assert usage.memory_limit_bytes == 32 * 1024 * 1024
     assert 0 < usage.memory_working_set_bytes <= usage.memory_usage_bytes
+    assert 0 < usage.rss_bytes <= usage.memory_usage_bytes  # memory.stat's rss, read by name
     assert usage.cpu_ns > 0
     await runtime.close(kill=True)
 
