@@ -78,6 +78,44 @@ class Client:
         self.conn.close()
 
 
+def full_collections(port: int) -> tuple[float, float, float]:
+    """(count, total seconds, upper bound of the slowest bucket hit) of the scheduler's full
+    garbage collections so far, from its /metrics: a p99 far above the p50 with nothing slow in
+    the handlers is often one of these."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("GET", "/metrics", headers={"Accept": "text/plain"})
+    text = conn.getresponse().read().decode()
+    conn.close()
+    count = total = slowest = 0.0
+    below = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "pacer_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("generation") != "2":
+                continue
+            if sample.name.endswith("_count"):
+                count = sample.value
+            elif sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                if sample.value > below:        # the first bucket holding the slowest pause
+                    slowest, below = bound, sample.value
+    return count, total, slowest
+
+
+def gc_line(port: int, before: tuple[float, float, float], what: str) -> str:
+    count, total, slowest = full_collections(port)
+    n = count - before[0]
+    if n <= 0:
+        return f"  full garbage collections during {what}: none"
+    return (f"  full garbage collections during {what}: {n:.0f}, {1000 * (total - before[1]) / n:.1f} ms each "
+            f"on average (slowest since start <= {1000 * slowest:.0f} ms)")
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
@@ -257,12 +295,16 @@ def main() -> int:
             paths = ["/v2/apps?embed=apps.tasks", "/v2/tasks", "/v2/apps", "/v2/apps/bench/app-0007"]
             bodies = Path(tmp) / "bodies"
             bodies.mkdir()
+            collections = full_collections(server.port)
             for line in time_gets(pacer, free_port(), paths, args.rounds, bodies):
                 print(line, flush=True)
+            print(gc_line(server.port, collections, "the GETs"), flush=True)
+            collections = full_collections(server.port)
             print(f"pacer serve peak RSS {peak_rss_mb(server.proc.pid):.0f} MB holding {args.apps} apps / "
                   f"{args.apps * args.per_app} tasks (aim <= 100 MB)", flush=True)
             for line in time_writes(pacer, args.rounds, home, args.apps):
                 print(line, flush=True)
+            print(gc_line(server.port, collections, "the writes"), flush=True)
             if args.waiting:
                 for line in time_waiting(server, pacer, args.waiting, args.idle_seconds, args.rounds):
                     print(line, flush=True)

@@ -153,6 +153,10 @@ SCHEDULER_QUERIES: dict[str, list[tuple[str, str]]] = {
         ("p50", f"histogram_quantile(0.5, sum by (le) (rate(pacer_store_write_duration_seconds_bucket{RATE})))"),
         ("p99", f"histogram_quantile(0.99, sum by (le) (rate(pacer_store_write_duration_seconds_bucket{RATE})))"),
     ],
+    "Garbage collection pause p99 by generation": [
+        ("generation {{generation}}", "histogram_quantile(0.99, sum by (le, generation) "
+                                      f"(rate(pacer_gc_pause_seconds_bucket{RATE})))"),
+    ],
     "Health checks per second": [
         ("{{result}}", f"sum by (result) (rate(pacer_health_checks_total{RATE}))"),
     ],
@@ -178,6 +182,7 @@ SCHEDULER_QUERIES: dict[str, list[tuple[str, str]]] = {
 }
 
 _SCHEDULER_UNITS = {"API latency p99 by route": "s", "Scheduling pass duration": "s", "Store write latency": "s",
+                    "Garbage collection pause p99 by generation": "s",
                     "API requests per second by route": "reqps", "API errors per second (5xx)": "reqps",
                     "Launches and kills per second": "ops", "Health checks per second": "ops",
                     "Scheduler CPU": "percentunit", "Scheduler memory": "bytes"}

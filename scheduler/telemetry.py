@@ -10,6 +10,7 @@ The parts feed it with one call at their edges:
     TimedStore            (wraps the Store)    pacer_store_write_duration_seconds
     the election          (read at scrape)     pacer_leader
     HealthChecker         count_health_check   pacer_health_checks_total{result}
+    the garbage collector (gc.callbacks)       pacer_gc_pause_seconds{generation}
 
 What mirrors state (apps, instances by state, deployments, the launch queue, event-stream
 subscribers, events published) is not updated on every change: `StateCollector` reads the
@@ -23,12 +24,14 @@ are described by the small protocols below.
 
 from __future__ import annotations
 
+import gc
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from scheduler.state.model import ACTIVE_STATES
@@ -38,6 +41,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 """API requests and passes: the aim is milliseconds, a slow one takes seconds."""
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """A store commit is one fsync (SQLite) or one round trip (ZooKeeper): sub-millisecond to seconds."""
+
+GC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""A young collection takes microseconds; a full one walks every tracked object (tens of ms at
+1,000 apps), and the event loop waits for it."""
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"
@@ -117,6 +124,54 @@ class StateCollector(Collector):
                                   "falling behind.", value=events.slow_clients_dropped)
 
 
+class GcPauses:
+    """How long the garbage collector stopped this process, by generation.
+
+    Why: an API p99 far above its p50 with nothing slow in the handlers is often a full
+    collection, and only timing the collector tells. The callback runs wherever a collection
+    starts, maybe while a metric's lock is held, so it only adds to plain lists; the histogram
+    is built when Prometheus scrapes. One per process (the collector is), read by every
+    scheduler's registry.
+    """
+
+    def __init__(self) -> None:
+        self.counts = [[0] * (len(GC_BUCKETS) + 1) for _ in range(3)]
+        self.sums = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        generation = info.get("generation", 2)
+        self.sums[generation] += seconds
+        self.counts[generation][bisect_left(GC_BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily("pacer_gc_pause_seconds", "Garbage collections, by generation, and how "
+                                       "long each stopped the process.", labels=["generation"])
+        for generation in range(3):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*GC_BUCKETS, float("inf")), self.counts[generation]):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            family.add_metric([str(generation)], buckets, self.sums[generation])
+        yield family
+
+
+_GC_PAUSES: GcPauses | None = None
+
+
+def gc_pauses() -> GcPauses:
+    """The process's collector timing, installed on first use."""
+    global _GC_PAUSES
+    if _GC_PAUSES is None:
+        _GC_PAUSES = GcPauses()
+        gc.callbacks.append(_GC_PAUSES)
+    return _GC_PAUSES
+
+
 class Telemetry:
     """One scheduler's metrics: the counters its parts feed, and the registry a scrape reads."""
 
@@ -142,6 +197,7 @@ class Telemetry:
         self._health_checks = {ok: health_checks.labels(result) for ok, result in HEALTH_RESULTS.items()}
         self._requests: dict[tuple[str, str, int], Histogram] = {}
         ProcessCollector(registry=self.registry)    # process_cpu_seconds_total, process_resident_memory_bytes…
+        self.registry.register(gc_pauses())
 
     def watch(self, view: StateReadings, events: EventReadings, leads: Callable[[], bool] = lambda: True) -> None:
         """Expose the state gauges of `view` and `events`, and whether this instance `leads`

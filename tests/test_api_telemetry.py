@@ -133,6 +133,19 @@ def test_schedulers_in_one_process_count_apart(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_full_collections_are_timed_by_generation() -> None:
+    import gc
+
+    registry = Telemetry().registry
+    full = "pacer_gc_pause_seconds_count"
+    before = registry.get_sample_value(full, {"generation": "2"}) or 0
+    gc.collect()
+    gc.collect()
+    assert registry.get_sample_value(full, {"generation": "2"}) == before + 2
+    assert registry.get_sample_value("pacer_gc_pause_seconds_sum", {"generation": "2"}) > 0
+    assert registry.get_sample_value("pacer_gc_pause_seconds_bucket", {"generation": "2", "le": "+Inf"}) == before + 2
+
+
 def test_timed_store_times_commits_and_passes_the_rest_through(tmp_path: Path) -> None:
     telemetry = Telemetry()
     store = SqliteStore(tmp_path / "state.sqlite")

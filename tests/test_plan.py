@@ -14,6 +14,8 @@ from scheduler.deploy.plan import (
     DeploymentStep,
     build_plan,
     conflicting_deployments,
+    dependency_graph,
+    dependency_levels,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -380,3 +382,16 @@ def test_cycles_are_found_exactly(world):
                 assert there in target[here].dependencies
     else:
         assert not _has_cycle(target)
+
+
+@SETTINGS
+@given(worlds(), st.lists(st.sampled_from(IDS), max_size=4))
+def test_the_graph_from_some_roots_orders_them_as_the_whole_graph_does(world, roots):
+    # a write plans only from the apps it changes: their levels must not depend on that cut
+    _, target, _ = world
+    whole, _ = dependency_graph(target)
+    part, _ = dependency_graph(target, roots=roots)
+    assert set(part) >= {r for r in roots if r in target}
+    assert all(part[a] == whole[a] and part[a] <= set(part) for a in part)   # closed under dependencies
+    whole_levels, part_levels = dependency_levels(whole), dependency_levels(part)
+    assert all(part_levels[a] == whole_levels[a] for a in part)

@@ -17,7 +17,7 @@ from typing import Any
 from app_definitions import ValidationFailed, apply_app_update, is_rollback_request, \
     parse_app_definition
 
-from scheduler.deploy.plan import DeploymentPlan, build_plan, conflicting_deployments
+from scheduler.deploy.plan import DeploymentPlan, build_plan
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.tasks import EventPublisher, TaskKiller
 from scheduler.errors import AppLocked, Conflict, InvalidRequest, NotFound
@@ -52,7 +52,10 @@ class AppWrites:
 
     # -- deployments --------------------------------------------------------------------
     def _locked_by(self, app_ids: list[str]) -> list[str]:
-        return conflicting_deployments([run.plan for run in self.state.deployments.values()], app_ids)
+        """Deployments holding any of ``app_ids``, in the order they started (from the state's
+        index: a write beside a thousand waiting deployments looked at every plan)."""
+        holding = {run.id for app_id in app_ids for run in self.state.deployments_of(app_id)}
+        return [run_id for run_id in self.state.deployments if run_id in holding]
 
     def _plan(self, changes: Mapping[str, AppRecord | None],
               restart: frozenset[str] = frozenset()) -> DeploymentPlan:
@@ -127,7 +130,7 @@ class AppWrites:
 
     # -- apps ---------------------------------------------------------------------------
     def _used_service_ports(self, except_app: str) -> dict[int, str]:
-        return {port: rec.app_id for rec in self.state.apps.values() if rec.app_id != except_app
+        return {port: app_id for app_id, rec in self.state.apps.items() if app_id != except_app
                 for port in rec.service_ports if port}
 
     def create_app(self, data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
