@@ -207,8 +207,11 @@ def usage_from_columns(metric: str, rows_of_app: Mapping[str, Mapping[str, int]]
     # step i joins samples i and i + 1: the step across two rows is no rate
     ok[offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < len(times))] - 1] = False
     kept_before = _offsets(ok)                          # kept steps before each step index
-    last_step = np.maximum(offsets[1:] - 1, offsets[:-1])
-    counts = kept_before[last_step] - kept_before[offsets[:-1]]
+    # a row's steps are [offsets[r], offsets[r + 1] - 1); an empty row at the end starts at
+    # len(times), one past kept_before's last index, and has no step to count
+    last = len(kept_before) - 1
+    first_step = np.minimum(offsets[:-1], last)
+    counts = kept_before[np.minimum(np.maximum(offsets[1:] - 1, offsets[:-1]), last)] - kept_before[first_step]
     rates = dv[ok] / dt[ok]                             # ns of CPU per ns = cores
     return UsageBatch(times[1:][ok] / NS_PER_S, rates, _offsets(counts), rows_of_app)
 

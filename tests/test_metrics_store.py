@@ -107,6 +107,20 @@ def test_store_cpu_usage_is_a_rate_in_cores_per_task():
     assert set(store.usage("cpu", 0, 9)) == {"/a", "/b"}
 
 
+def test_a_task_without_samples_in_the_window_is_empty_wherever_its_row_falls():
+    # a task started a moment ago (an app scaling 2 -> 3) has a row but nothing in the window
+    store = EmbeddedStore(retention=60, interval=1)
+    store.write([_cpu("/a", "t1", t, int(t * 0.5 * S)) for t in range(10)])
+    store.write([_cpu("/a", "old", t, int(t * S)) for t in range(2)])        # the last row: empty at 5..9
+    usage = store.usage("cpu", 5, 9, ["/a"])
+    assert np.allclose(usage["/a"]["t1"].values, 0.5) and len(usage["/a"]["t1"].values) == 4
+    assert "old" not in usage["/a"] and set(usage["/a"]) == {"t1"}      # no samples: absent
+    store.write([_cpu("/b", "t3", t, int(t * S)) for t in range(10)])         # an empty row between two
+    both = store.usage("cpu", 5, 9, ["/a", "/b"])
+    assert "old" not in both["/a"] and np.allclose(both["/b"]["t3"].values, 1.0)
+    assert not dict(store.usage("cpu", 50, 60, ["/a"]).get("/a", {}))         # every row empty
+
+
 def test_store_memory_and_string_fields():
     store = EmbeddedStore()
     store.write([Point("memory_working_set", {"app_id": "/a", "task_id": "t"}, {"value": 1024}, 5 * S),
