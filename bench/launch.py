@@ -51,6 +51,58 @@ def spawn_directly(n: int) -> float:
     return elapsed
 
 
+def spawn_into_cgroups(n: int) -> float | None:
+    """The floor for isolated tasks: N processes each born in a fresh cgroup of every v1
+    hierarchy Pacer uses (mkdir, then the child joins them before exec). None without
+    writable v1 cgroups. Joining a v1 cgroup is the kernel's slow part (it waits for every CPU
+    to pass a quiescent state), and a bare spawn pays none of it."""
+    import uuid
+
+    from executor.cgroup_limits import CgroupOptions
+    from executor.cgroups import DEFAULT_ROOT, Unavailable, open_cgroups
+
+    found = open_cgroups(DEFAULT_ROOT, f"pacer/bench-{uuid.uuid4().hex[:12]}", CgroupOptions())
+    if isinstance(found, Unavailable) or found.version != 1:
+        return None
+    parents = [mount / found.parent for mount in dict.fromkeys(found.mounts.values())]
+    procs = []
+    start = time.perf_counter()
+    for i in range(n):
+        dirs = [parent / f"t{i}" for parent in parents]
+        for directory in dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+        procs_files = [str(directory / "cgroup.procs") for directory in dirs]
+
+        def join(files: list[str] = procs_files) -> None:
+            for name in files:
+                with open(name, "w") as f:
+                    f.write("0")           # "0": the writing process itself
+
+        procs.append(subprocess.Popen(SLEEP, start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, preexec_fn=join))
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait()
+    for parent in parents:
+        for child in sorted(parent.glob("t*"), reverse=True):
+            _rmdir_when_empty(child)
+        _rmdir_when_empty(parent)
+    return elapsed
+
+
+def _rmdir_when_empty(directory: Path) -> None:
+    for _ in range(200):
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:                  # EBUSY while the killed process is still leaving
+            time.sleep(0.01)
+
+
 def launch_through_pacer(n: int, home: Path) -> float:
     server = PacerServer(home, "--agent-resources", "cpus=1000,mem=1000000,disk=100000").start()
     try:
@@ -67,21 +119,32 @@ def launch_through_pacer(n: int, home: Path) -> float:
 
 
 def process_rounds(n: int, rounds: int, tmp: Path) -> None:
-    """Alternate bare spawns and launches through Pacer; print each round, the medians, their ratio."""
+    """Alternate bare spawns, spawns into cgroups and launches through Pacer; print each round,
+    the medians, and Pacer's ratio to both floors."""
     direct: list[float] = []
+    isolated: list[float] = []
     through: list[float] = []
     for k in range(rounds):
-        order = ("direct", "pacer") if k % 2 == 0 else ("pacer", "direct")
+        order = ("direct", "cgroups", "pacer") if k % 2 == 0 else ("pacer", "cgroups", "direct")
         for which in order:
             if which == "direct":
                 direct.append(spawn_directly(n))
+            elif which == "cgroups":
+                floor = spawn_into_cgroups(n)
+                if floor is not None:
+                    isolated.append(floor)
             else:
                 through.append(launch_through_pacer(n, tmp / f"launch-{k}"))
-        print(f"  round {k + 1}: direct {direct[-1]:.3f} s, through Pacer {through[-1]:.3f} s "
+        in_cgroups = f", into cgroups {isolated[-1]:.3f} s" if isolated else ""
+        print(f"  round {k + 1}: direct {direct[-1]:.3f} s{in_cgroups}, through Pacer {through[-1]:.3f} s "
               f"({through[-1] / direct[-1]:.2f}x)", flush=True)
     bare, pacer = statistics.median(direct), statistics.median(through)
     print(f"launch {n} processes, median of {rounds} rounds: direct {bare:.3f} s, through Pacer {pacer:.3f} s, "
           f"ratio {pacer / bare:.2f}x (aim <= 1.5x)")
+    if isolated:
+        floor = statistics.median(isolated)
+        print(f"  each born in its own v1 cgroups, as Pacer's tasks are: {floor:.3f} s ({floor / bare:.2f}x a bare "
+              f"spawn); Pacer {pacer / floor:.2f}x that floor")
 
 
 def peak_rss_mb(pid: int) -> float:
