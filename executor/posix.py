@@ -109,6 +109,15 @@ def signal_group(pgid: int, sig: int) -> None:
             logger.warning("no permission to signal process group %d", pgid)
 
 
+def leads_group(pid: int) -> bool:
+    """Whether ``pid`` is still the leader of the process group named after it (a task that
+    called setsid or setpgid is not, and a group signal no longer reaches it)."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
 def signal_pidfd(pidfd: int, sig: int) -> None:
     """Signal exactly the process behind ``pidfd``; a process already gone is fine."""
     with contextlib.suppress(ProcessLookupError):

@@ -359,14 +359,17 @@ class ProcessRuntime:
         watch.child = None
 
     def _signal(self, watch: _Watch, sig: int) -> None:
-        """Signal the leader through its pidfd (exact) and its group (children too).
+        """Signal the task's group (the leader and its children), and the leader through its
+        pidfd (exact) only when it has left that group: sent both ways, a leader got SIGTERM
+        twice, and many programs take a second SIGTERM for "quit now, skip the graceful part".
 
         Never after the exit was collected: the reaped pid and group id are
         then free for reuse, and the group's leftovers were SIGKILLed already.
         """
         if watch.collected:
             return
-        posix.signal_pidfd(watch.pidfd, sig)
+        if not posix.leads_group(watch.handle.pid):
+            posix.signal_pidfd(watch.pidfd, sig)
         posix.signal_group(watch.handle.pid, sig)
 
     def _collect(self, watch: _Watch) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -157,6 +159,26 @@ async def test_kill_escalates_to_sigkill_for_the_whole_group(harness: Harness) -
     assert reaped(handle)
     assert not process_alive(grandchild, grandchild_start)  # the whole group, not just the leader
     assert not harness.runtime.is_running("stubborn")
+
+
+async def test_a_leader_gets_each_signal_once(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a second SIGTERM means "quit now" to many programs: the group signal already reaches the
+    # leader (a session leader cannot leave its group), so the pidfd is for a leader that is
+    # no longer found leading it
+    from executor import posix
+
+    sent: list[tuple[str, int]] = []
+    await harness.launch("leader", ["sleep", "60"])
+    watch = harness.runtime._tasks["leader"]  # the runtime's own bookkeeping: what one kill step sends
+    monkeypatch.setattr(posix, "signal_pidfd", lambda fd, sig: sent.append(("pidfd", sig)))
+    monkeypatch.setattr(posix, "signal_group", lambda pgid, sig: sent.append(("group", sig)))
+    harness.runtime._signal(watch, signal.SIGTERM)
+    assert sent == [("group", signal.SIGTERM)]
+    sent.clear()
+    monkeypatch.setattr(posix, "leads_group", lambda pid: False)
+    harness.runtime._signal(watch, signal.SIGTERM)
+    assert sent == [("pidfd", signal.SIGTERM), ("group", signal.SIGTERM)]
+    monkeypatch.undo()
 
 
 async def test_cooperative_process_dies_on_sigterm_without_waiting(harness: Harness) -> None:
