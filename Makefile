@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := docker.io haproxy influxdb busybox-static zookeeper
+SYSTEM_PACKAGES := docker.io haproxy influxdb busybox-static zookeeper chromium
 LISTEN ?= 127.0.0.1:8080
 
 .PHONY: run test venv system-deps lint-imports bench clean
@@ -31,6 +31,7 @@ system-deps:
 	command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing="$$missing busybox-static"; \
 	ls /usr/share/java/zookeeper*.jar >/dev/null 2>&1 || missing="$$missing zookeeper"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

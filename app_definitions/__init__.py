@@ -36,7 +36,7 @@ from .container import (
     PersistentVolume,
     Volume,
 )
-from .environments import load_environment_definition, overlay_path
+from .environments import definition_diff, environment_definition, load_environment_definition, overlay_path
 from .errors import DefinitionError, EnvironmentFileError, InvalidJSON, ValidationFailed, Violation
 from .json_body import parse_json_body
 from .networking import Network, NetworkMode, PortDefinition, PortMapping, PortSpec
@@ -94,6 +94,8 @@ __all__ = [
     "app_json_schema",
     "apply_app_update",
     "canonical_path_id",
+    "definition_diff",
+    "environment_definition",
     "is_rollback_request",
     "is_upgrade",
     "load_environment_definition",

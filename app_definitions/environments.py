@@ -16,6 +16,8 @@ The result is plain JSON for :func:`app_definitions.parse_app_definition`.
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from .errors import EnvironmentFileError
 from .json_body import parse_json_body
 from .update import merge_patch
 
-__all__ = ["load_environment_definition", "overlay_path"]
+__all__ = ["ENV_NAME", "definition_diff", "environment_definition", "load_environment_definition", "overlay_path"]
 
-_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STATUS_FIELDS = ("version", "versionInfo", "tasks", "tasksStaged", "tasksRunning", "tasksHealthy",
+                  "tasksUnhealthy", "deployments", "lastTaskFailure")
+"""What the API adds to an app that is not part of its definition: left out of `definition_diff`."""
 
 
 def _read_object(path: Path) -> dict[str, Any]:
@@ -60,7 +65,7 @@ def load_environment_definition(path: Path, env: str | None) -> dict:
         return _read_object(path)
     if env.endswith(".json"):
         return _read_object(Path(env))
-    if not _ENV_NAME.fullmatch(env):
+    if not ENV_NAME.fullmatch(env):
         raise EnvironmentFileError(
             f"invalid environment name {env!r}: use letters, digits, '-', '_' or '.', or a path ending in .json",
             source=str(path),
@@ -71,4 +76,22 @@ def load_environment_definition(path: Path, env: str | None) -> dict:
         raise EnvironmentFileError(
             f"no definition for environment {env!r}: expected {overlay} beside {path}", source=str(overlay)
         )
-    return merge_patch(base, _read_object(overlay))
+    return environment_definition(base, _read_object(overlay))
+
+
+def environment_definition(base: dict[str, Any], overlay: dict[str, Any] | None) -> dict[str, Any]:
+    """An environment's definition from the base and its overlay (None: the base alone). The one
+    merge rule of ``pacer deploy --env`` and of the API's dry run (``POST /v2/deploy/dry-run``)."""
+    return dict(base) if overlay is None else merge_patch(base, overlay)
+
+
+def definition_diff(deployed: dict[str, Any] | None, target: dict[str, Any]) -> str:
+    """Unified diff of the deployed definition against the target, both in normalised form: what
+    ``pacer deploy --dry-run`` prints and the web UI shows."""
+    def lines(data: dict[str, Any] | None) -> list[str]:
+        if data is None:
+            return []
+        clean = {k: v for k, v in data.items() if k not in _STATUS_FIELDS}
+        return json.dumps(clean, indent=2, sort_keys=True).splitlines(keepends=True)
+    diff = difflib.unified_diff(lines(deployed), lines(target), "deployed", "target")
+    return "".join(diff) or "(no changes)\n"

@@ -9,9 +9,10 @@ Modules, pure first:
     decision  ``desired_instances(policy, inputs, state, now)``: HPA-style target tracking,
               marathon-autoscale thresholds, stabilization windows, bounded steps, within
               the bounds the schedule sets at ``now`` (a raised minimum is reached at once)
+    series    ``shape_series``: an app's usage and instance count in chart buckets, as the decisions see it
     store     ``PolicyStore``: REST-registered policies in ``<dir>/policies.json``
     service   ``Autoscaler``: the loop (scheduler API client + metrics source/sink), decision log
-    api       ``build_autoscaler_app``: ``/v2/autoscaler`` (policies CRUD, decisions, status)
+    api       ``build_autoscaler_app``: ``/v2/autoscaler`` (policies CRUD, decisions, series, status)
 
 It reaches the scheduler only through ``pacer_client.PacerClient``, as marathon-autoscale
 reached Marathon, so it runs inside ``pacer serve`` or as ``pacer autoscaler`` unchanged.

@@ -6,6 +6,9 @@
     PUT    /policies/{appId}       create (201) or replace (200)
     DELETE /policies/{appId}       remove a REST-registered policy (labels stay); 200 with it, 404
     GET    /decisions              ?appId=/x&limit=N&action=scale_up|scale_down|none
+    GET    /series                 ?appId=/x&seconds=N (3600; at most 7 days): CPU and memory in % of
+                                   the allocation and instances over time, with the effective policy
+                                   and the spans of its scheduled windows in that time (``windows``)
     GET    /status                 cycles, errors, sink counters
 
 Bad bodies: 400 for invalid JSON, 422 with Marathon's error shape naming each field:
@@ -16,11 +19,17 @@ The handlers answer every error themselves, so the sub-app works under any paren
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from app_definitions import ValidationFailed, canonical_path_id
+from metrics.errors import MetricsError
+from pacer_client import ClientError
+
 from .policy import PolicyError, canonical_app_id, policy_from_json
+from .series import DEFAULT_SECONDS, MAX_SECONDS
 from .service import Autoscaler
 
 AUTOSCALER_KEY = web.AppKey("autoscaler", Autoscaler)
@@ -123,6 +132,40 @@ async def list_decisions(request: web.Request) -> web.Response:
     return _json({"decisions": decisions})
 
 
+def series_query(query: Mapping[str, str]) -> tuple[str, int] | str:
+    """(app id, seconds) from ``/series``'s query, or the message of a 400."""
+    raw_app = query.get("appId", "").strip()
+    if not raw_app.strip("/"):
+        return "appId is required: the id of the app to chart, e.g. appId=/web"
+    try:
+        app_id = canonical_path_id(raw_app)
+    except ValidationFailed:
+        return (f"appId '{raw_app}' is not an app id: use a path of names made of letters, digits and '-' "
+                "separated by '/', such as /group/app")
+    raw = query.get("seconds", "").strip()
+    if not raw:
+        return app_id, DEFAULT_SECONDS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SECONDS:
+        return f"seconds must be an integer from 1 to {MAX_SECONDS} (7 days), not '{raw}'"
+    return app_id, int(raw)
+
+
+async def series(request: web.Request) -> web.Response:
+    parsed = series_query(request.query)
+    if isinstance(parsed, str):
+        return _error(400, parsed)
+    app_id, seconds = parsed
+    try:
+        answer = await _scaler(request).series(app_id, seconds)
+    except (ClientError, TimeoutError) as exc:
+        return _error(503, f"the scheduler API cannot be read now: {exc or 'timed out'}")
+    except MetricsError as exc:
+        return _error(503, f"the metrics source cannot be read now: {exc}")
+    if answer is None:
+        return _error(404, f"App '{app_id}' does not exist")
+    return _json(answer)
+
+
 async def status(request: web.Request) -> web.Response:
     return _json(_scaler(request).status())
 
@@ -136,5 +179,6 @@ def build_autoscaler_app(autoscaler: Autoscaler) -> web.Application:
     app.router.add_put("/policies/{app_id:.+}", put_policy)
     app.router.add_delete("/policies/{app_id:.+}", delete_policy)
     app.router.add_get("/decisions", list_decisions)
+    app.router.add_get("/series", series)
     app.router.add_get("/status", status)
     return app

@@ -314,6 +314,33 @@ def bounds_at(schedule: Sequence[Window], policy_min: int, policy_max: int, now:
     return effective_bounds(policy_min, policy_max, active_windows(schedule, now))
 
 
+def spans_between(schedule: Sequence[Window], start: float, end: float, limit: int = 200) -> list[ActiveWindow]:
+    """Every span in which a window of `schedule` is active that overlaps [start, end), per
+    window in schedule order: what a chart shades. A recurring window's spans are found the
+    way `active_window` finds one (the last `cron` fire, then the first `until` after it), so
+    the chart and the decisions cannot disagree; at most `limit` spans per window."""
+    out: list[ActiveWindow] = []
+    for window in schedule:
+        if window.start is not None and window.end is not None:
+            lo, hi = window.start.timestamp(), window.end.timestamp()
+            if lo < end and hi > start:
+                out.append(ActiveWindow(window, lo, hi))
+            continue
+        assert window.cron is not None and window.timezone is not None
+        at, found = start, 0
+        while at < end and found < limit:
+            span = active_window(window, at)
+            if span is not None:
+                out.append(span)
+                at, found = span.end, found + 1
+                continue
+            opens = next_fire(window.cron, window.timezone, at)
+            if opens is None or opens >= end:
+                break
+            at = opens
+    return out
+
+
 def check_against_policy(schedule: Sequence[Window], policy_min: int, field: str) -> list[tuple[str, str]]:
     """Windows that would cap the app below the policy's own minimum without lowering it."""
     return [(f"{field}[{w.index}].maxInstances",

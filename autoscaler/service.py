@@ -17,6 +17,9 @@ to the metrics sink as ``autoscaler_decision`` and handed to ``on_decision`` (th
 ``pacer serve`` points at its event bus). A failing API, metrics source or sink never ends the
 loop: the cycle's error is counted and the affected apps hold their size.
 
+``series(app_id, seconds)`` reads the same source for charts (``/v2/autoscaler/series``): both
+metrics of the app's tasks, shaped by ``autoscaler.series`` with the recorded decisions.
+
 Errors: this module raises nothing of its own; ``pacer_client.ClientError`` and
 ``metrics.errors.MetricsError`` are caught at their call sites and become reasons.
 """
@@ -40,6 +43,8 @@ from periodic import FixedBeat, run_periodically
 
 from .decision import AppInputs, AppState, Decision, decide_all
 from .policy import Policy, PolicyError, canonical_app_id, policy_from_labels
+from .schedule import spans_between
+from .series import series_step, shape_series
 from .store import PolicyStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,37 @@ class Autoscaler:
         out += [{"appId": app_id, "source": "labels", "error": err}
                 for app_id, err in sorted(self.label_errors.items()) if app_id not in registered]
         return out
+
+    def effective_policy(self, app_id: str, labels: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The policy in force for the app, as ``/policies`` shows it: the registered one, else the
+        one its ``labels`` give (read now, not at the last cycle), else None."""
+        registered = self.store.get(app_id)
+        if registered is not None:
+            return registered.to_json()
+        policy = _parse_labels(app_id, labels)
+        if isinstance(policy, PolicyError):
+            return {"appId": app_id, "source": "labels", "error": str(policy)}
+        return policy.to_json() if policy is not None else None
+
+    async def series(self, app_id: str, seconds: float) -> dict[str, Any] | None:
+        """CPU and memory of the app's tasks over the last ``seconds`` with its instance count, for
+        charts (`autoscaler.series`); None for an unknown app. Raises ``ClientError`` when the
+        scheduler API fails and ``MetricsError`` when the metrics source does."""
+        app = await self.client.get_app(app_id)
+        if app is None:
+            return None
+        end = self._clock()
+        start = end - seconds
+        cpu = await self.source.task_usage("cpu", start, end, [app_id])
+        mem = await self.source.task_usage("mem", start, end, [app_id])
+        points = shape_series(
+            cpu.get(app_id, {}), mem.get(app_id, {}), cpus=_number(app.get("cpus")),
+            mem_mb=_number(app.get("mem")), decisions=self.decisions(app_id), current=int(app.get("instances") or 0),
+            start=start, end=end, step=series_step(seconds))
+        policy = self.store.get(app_id) or _parse_labels(app_id, app.get("labels") or {})
+        windows = spans_between(policy.schedule, start, end) if isinstance(policy, Policy) else []
+        return {"appId": app_id, "points": points, "policy": self.effective_policy(app_id, app.get("labels") or {}),
+                "windows": [w.to_json() for w in windows]}
 
     def status(self) -> dict[str, Any]:
         return {"cycles": self.cycles, "errors": self.errors, "lastError": self.last_error,
@@ -255,6 +291,13 @@ def _blocking_deployments(deployments: list[Any]) -> dict[str, str]:
             if isinstance(app_id, str) and name != SCALING_ACTION:
                 out[canonical_app_id(app_id)] = f"deployment {dep.get('id')} in progress ({name})"
     return out
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _parse_labels(app_id: str, labels: Mapping[str, str]) -> Policy | PolicyError | None:

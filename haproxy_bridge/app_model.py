@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from .checks import HealthCheck, health_for
 from .labels import AppLabels, BasicAuth, PortLabels, group_matches, parse_labels
 from .ownership import AppClaims, RouteKey, route_keys
-from .servers import Server, routable_tasks, servers_for
+from .servers import Server, canary_weights, routable_tasks, servers_for
 
 _APP_ID = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 _READ_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError)
@@ -187,7 +187,7 @@ def _service(app: Mapping[str, Any], app_id: str, pl: PortLabels, index: int,
         app_id, index, backend, port, mode, pl.balance or "roundrobin", pl.sticky,
         pl.redirect_to_https and bool(pl.vhosts), pl.bind_addr, pl.bind_options, pl.vhosts, pl.paths,
         pl.backend_weight, pl.ssl_certs, health, pl.auth, pl.proxypass_path, pl.revproxy_path, pl.hsts,
-        pl.networks_allowed, servers_for(tasks, kind, index, mapping, host_addresses, waiting))
+        pl.networks_allowed, servers_for(tasks, kind, index, mapping, host_addresses, waiting, canary_weights(app)))
 
 
 def _claims(app: Any, read: _Read | None, groups: frozenset[str]) -> Claims:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import hashlib
-import io
 import logging
 import os
 import signal
@@ -28,10 +26,15 @@ from pathlib import Path
 
 from .outcomes import ReloadResult
 from .errors import HaproxyError, SocketError
+from .server_states import stat_rows
 
 log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH = 100     # sun_path is 108 bytes; keep a margin
+
+
+def _count(value: str) -> int:
+    return int(value) if value.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -313,21 +316,13 @@ class HaproxyProcess:
 
     async def server_sessions(self) -> dict[tuple[str, str], int]:
         """(backend, server) -> current sessions + queued requests, from `show stat`."""
-        text = await self.runtime("show stat")
-        out: dict[tuple[str, str], int] = {}
-        rows = csv.reader(io.StringIO(text.lstrip("# ")))
-        header = next(rows, None)
-        if not header:
-            return out
-        col = {name: i for i, name in enumerate(header)}
-        for row in rows:
-            if len(row) < len(header) or row[col["svname"]] in ("FRONTEND", "BACKEND"):
-                continue
-            def num(name: str) -> int:
-                value = row[col[name]]
-                return int(value) if value.isdigit() else 0
-            out[(row[col["pxname"]], row[col["svname"]])] = num("scur") + num("qcur")
-        return out
+        text = await self.runtime("show stat")     # an unreachable socket raises, as before
+        try:
+            rows = stat_rows(text)
+        except SocketError:
+            return {}
+        return {(row["pxname"], row["svname"]): _count(row.get("scur", "")) + _count(row.get("qcur", ""))
+                for row in rows}
 
     async def server_state(self, backend: str) -> str:
         return await self.runtime(f"show servers state {backend}")

@@ -6,6 +6,7 @@ with every other setting equal, is applied through HAProxy's Runtime API:
     new server       add server B/N ADDR:PORT [check …]; enable health B/N; enable server B/N
     moved server     set server B/N addr A port P
     removed server   set server B/N state drain   … later: state maint; del server B/N
+    new weight       set server B/N weight W      (a canary step; no weight: back to 1)
     came back        set server B/N addr A port P; set server B/N state ready  (was draining)
     sticky backend   enable dynamic-cookie backend B   (cookies follow the server's address)
 
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .model import Model, Service
-from .render import dynamic_servers_ok, server_options
+from .render import dynamic_servers_ok, server_options, weight_option
 from .servers import Server
 
 ServerRef = tuple[str, str]      # (backend, server name)
@@ -31,13 +32,14 @@ class RuntimePlan:
     move: tuple[tuple[str, Server], ...] = ()
     revive: tuple[tuple[str, Server], ...] = ()     # draining servers taken back into service
     drain: tuple[tuple[str, Server], ...] = ()
+    reweigh: tuple[tuple[str, Server], ...] = ()    # servers whose weight changed (canary steps)
 
     @property
     def empty(self) -> bool:
-        return not (self.add or self.move or self.revive or self.drain)
+        return not (self.add or self.move or self.revive or self.drain or self.reweigh)
 
     def count(self) -> int:
-        return len(self.add) + len(self.move) + len(self.revive) + len(self.drain)
+        return len(self.add) + len(self.move) + len(self.revive) + len(self.drain) + len(self.reweigh)
 
 
 def plan_runtime(live: Model, target: Model, draining: Mapping[ServerRef, Server] | None = None) -> RuntimePlan | None:
@@ -49,6 +51,7 @@ def plan_runtime(live: Model, target: Model, draining: Mapping[ServerRef, Server
     move: list[tuple[str, Server]] = []
     revive: list[tuple[str, Server]] = []
     drain: list[tuple[str, Server]] = []
+    reweigh: list[tuple[str, Server]] = []
     for old, new in zip(live.services, target.services):
         if old.servers == new.servers:
             continue
@@ -61,13 +64,22 @@ def plan_runtime(live: Model, target: Model, draining: Mapping[ServerRef, Server
             if name in before:
                 if (before[name].address, before[name].port) != (srv.address, srv.port):
                     move.append((new.backend, srv))
+                if _weight(before[name]) != _weight(srv):
+                    reweigh.append((new.backend, srv))
             elif (new.backend, name) in draining:
                 revive.append((new.backend, srv))
+                if _weight(draining[(new.backend, name)]) != _weight(srv):
+                    reweigh.append((new.backend, srv))
             else:
                 add.append((new.backend, srv))
         for name in sorted(set(before) - set(after)):
             drain.append((old.backend, before[name]))
-    return RuntimePlan(tuple(add), tuple(move), tuple(revive), tuple(drain))
+    return RuntimePlan(tuple(add), tuple(move), tuple(revive), tuple(drain), tuple(reweigh))
+
+
+def _weight(srv: Server) -> int:
+    """The weight HAProxy gives the server (1 when the file names none)."""
+    return 1 if srv.weight is None else srv.weight
 
 
 def with_servers_of(live: Model, target: Model) -> Model:
@@ -89,7 +101,7 @@ def plan_commands(plan: RuntimePlan, target: Model) -> list[str]:
     sticky: set[str] = set()
     for backend, srv in plan.add:
         svc = services[backend]
-        out.append(f"add server {backend}/{srv.name} {srv.endpoint}{server_options(svc)}")
+        out.append(f"add server {backend}/{srv.name} {srv.endpoint}{weight_option(srv)}{server_options(svc)}")
         if svc.health is not None:
             out.append(f"enable health {backend}/{srv.name}")
         out.append(f"enable server {backend}/{srv.name}")
@@ -101,10 +113,19 @@ def plan_commands(plan: RuntimePlan, target: Model) -> list[str]:
             sticky.add(backend)
     for backend, srv in plan.revive:
         out.append(f"set server {backend}/{srv.name} state ready")
+    out += weight_commands(plan.reweigh)
     for backend, srv in plan.drain:
         out.append(f"set server {backend}/{srv.name} state drain")
     out += [f"enable dynamic-cookie backend {b}" for b in sorted(sticky)]
     return out
+
+
+def weight_commands(servers: tuple[tuple[str, Server], ...]) -> list[str]:
+    """``set server B/N weight W`` for each server, those going up first: between two commands
+    no backend has all its servers at weight 0 (HAProxy would answer 503)."""
+    ordered = sorted(servers, key=lambda bs: -_weight(bs[1]))
+    return [f"set server {backend}/{srv.name} weight {_weight(srv)}"
+            for backend, srv in ordered]
 
 
 def reap_commands(ref: ServerRef) -> list[str]:

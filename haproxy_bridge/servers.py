@@ -24,6 +24,7 @@ class Server(NamedTuple):
     address: str
     port: int
     task_id: str
+    weight: int | None = None       # set during a canary (`canary_weights`); None: HAProxy's default, 1
 
     @property
     def endpoint(self) -> str:
@@ -96,8 +97,24 @@ def routable_tasks(app: Mapping[str, Any], known_healthy: frozenset[str],
     return out
 
 
+def canary_weights(app: Mapping[str, Any]) -> tuple[frozenset[str], int, int] | None:
+    """``(canary task ids, canary weight, stable weight)`` from the app's ``canaryTraffic``
+    (Pacer shows it while a canary deployment runs), or None: every server weighs the same.
+    A malformed block is ignored rather than guessed at: equal weights are the safe default."""
+    block = app.get("canaryTraffic")
+    if not isinstance(block, Mapping):
+        return None
+    tasks, canary, stable = block.get("canaryTasks"), block.get("canaryWeight"), block.get("stableWeight")
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        return None
+    if type(canary) is not int or type(stable) is not int or not (0 <= canary <= 256 and 0 <= stable <= 256):
+        return None
+    return frozenset(tasks), canary, stable
+
+
 def servers_for(tasks: list[Mapping[str, Any]], kind: str, index: int, mapping: Mapping[str, Any],
-                host_addresses: Mapping[str, str], waiting: dict[str, int]) -> tuple[Server, ...]:
+                host_addresses: Mapping[str, str], waiting: dict[str, int],
+                weights: tuple[frozenset[str], int, int] | None = None) -> tuple[Server, ...]:
     """Service port `index`'s servers, sorted by name (unique within the backend); tasks without
     an address or port are counted in `waiting`."""
     out: list[Server] = []
@@ -124,7 +141,8 @@ def servers_for(tasks: list[Mapping[str, Any]], kind: str, index: int, mapping: 
             while name in names:
                 name, k = f"{base}-{k}", k + 1
         names.add(name)
-        out.append(_server(name, address, port, task_id))
+        weight = None if weights is None else (weights[1] if task_id in weights[0] else weights[2])
+        out.append(_server(name, address, port, task_id, weight))
     out.sort(key=_NAME)
     return tuple(out)
 

@@ -36,6 +36,7 @@ RELEVANT_EVENTS = (
     "instance_health_changed_event", "api_post_event", "app_terminated_event",
     "deployment_success", "deployment_step_success", "deployment_info", "deployment_failed",
     "group_change_success", "unhealthy_instance_kill_event", "unhealthy_task_kill_event",
+    "canary_step_event", "canary_promoted_event", "canary_aborted_event",     # canary weights change
 )
 
 

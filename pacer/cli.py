@@ -307,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--protected", default=os.environ.get("PACER_PROTECTED_ENVS", "prod,production"),
                    help="comma list of environments that ask for confirmation (default prod,production)")
     d.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the deployment (0 = do not wait)")
+    d.add_argument("--at", help="schedule the cutover for this time instead of now: ISO 8601 with an offset, "
+                                "e.g. 2026-12-06T02:00:00+08:00 (prints what was scheduled and returns)")
 
     sub.add_parser("schema", help="print the JSON schema of an app definition")
     sub.add_parser("executor", help="run as a Mesos custom executor (started by a Mesos agent, which sets "
@@ -324,6 +326,9 @@ def _add_security_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--tls-cert", default=None, metavar="PEM", help="serve the API over HTTPS with this certificate "
                                                                    "(chain), PEM")
     s.add_argument("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert, PEM")
+    s.add_argument("--tls-ca-file", default=None, metavar="PEM",
+                   help="with --tls-cert and --zk: the CA certificate(s), PEM, that verify the leader's certificate "
+                        "when this instance forwards API requests to it over HTTPS (default: the system trust store)")
     s.add_argument("--allowed-host-paths", action="append", default=[], metavar="PATH[,PATH]",
                    help="host paths a deployer may mount into containers (beneath them too); other host mounts "
                         "need admin")
@@ -351,6 +356,7 @@ def _security(args: argparse.Namespace) -> SecurityOptions:
     return SecurityOptions(
         auth_file=Path(args.auth_file) if args.auth_file else None, http_credentials=args.http_credentials,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None, tls_key=Path(args.tls_key) if args.tls_key else None,
+        tls_ca_file=Path(args.tls_ca_file) if args.tls_ca_file else None,
         allowed_host_paths=paths, insecure=args.insecure, audit_max_bytes=audit_max_bytes,
         audit_files=args.audit_files)
 
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_deploy(DeployOptions(
             file=Path(args.file), env=args.env, master=args.master, dry_run=args.dry_run, yes=args.yes,
             force=args.force, protected={e.strip() for e in args.protected.split(",") if e.strip()},
-            wait=args.wait, access=access_from_args(args))))
+            wait=args.wait, access=access_from_args(args), at=args.at)))
     except StartupError as exc:
         print(f"pacer: {exc}", file=sys.stderr)
         return exc.status

@@ -14,7 +14,9 @@ timeout, all of them one deadline, and a second signal exits at once.
 
 Security (`SecurityOptions`, `scheduler.auth`): with `--auth-file`/`--http-credentials` every
 API call is authenticated and authorized and every write audited under `--home/audit`; the
-auth file is read again on SIGHUP. `--tls-cert`/`--tls-key` serve the API over HTTPS. A
+auth file is read again on SIGHUP. `--tls-cert`/`--tls-key` serve the API over HTTPS; with
+`--zk`, a follower then forwards to the leader over HTTPS too, verifying its certificate
+against `--tls-ca-file` (or the system trust store). A
 non-loopback `--listen` with no authentication refuses to start unless `--insecure`. With
 authentication or TLS on, the in-process autoscaler and HAProxy bridge reach the API through
 a private plain-HTTP loopback listener that answers only this process's own connections.
@@ -45,6 +47,7 @@ from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.status_api import build_status_app
 from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
+from pacer.canary_stats import CanaryStats
 from pacer.ha import REJOIN_EXIT, HaNode, LeadershipLost, Rejoin, ZkOptions, lead
 from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
 from pacer.startup import (
@@ -61,7 +64,8 @@ from pacer.startup import (
 from scheduler.api import build_api
 from scheduler.auth import AuthConfig, AuthState, Authenticator
 from scheduler.auth.audit import AuditLog
-from scheduler.auth.setup import AuthSetupError, exposure_problem, load_auth_config, tls_context
+from scheduler.auth.setup import (AuthSetupError, exposure_problem, leader_client_context, load_auth_config,
+                                  tls_context)
 from scheduler.ha.advertise import advertised_address
 from pacer_client import NO_ACCESS, Access, PacerClient, redact_url
 from scheduler.engine.core import Scheduler
@@ -96,6 +100,7 @@ class SecurityOptions:
     http_credentials: str | None = field(default=None, repr=False)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_ca_file: Path | None = None           # verifies the leader's certificate when forwarding to it
     allowed_host_paths: tuple[str, ...] = ()
     insecure: bool = False
     audit_max_bytes: int = 10 * 1024 * 1024
@@ -163,7 +168,7 @@ async def _run_until_stopped(start: Callable[[_Started], Coroutine[Any, Any, Non
 async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     """Check, then start: scheduler (re-adopting tasks), API, the bridge if it must run."""
     serve = options.serve
-    auth_config, tls = _security(options.security, serve.host, serve.port)
+    auth_config, tls, leader_tls = _security(options.security, serve.host, serve.port)
     check_home(serve.home)
     check_listen(serve.host, serve.port, LISTEN_FLAG)
     await check_docker(serve.docker_host)
@@ -192,7 +197,8 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
                          internal_port=internal.getsockname()[1] if internal is not None else None,
                          home=serve.home.resolve())
         _reload_on_sighup(auth, options.security)
-    api = build_api(scheduler, leader=address, leadership=ha.api if ha is not None else None, auth=auth)
+    api = build_api(scheduler, leader=address, leadership=ha.api if ha is not None else None, auth=auth,
+                    leader_tls=leader_tls)
     client = started.client = PacerClient(internal_url or f"http://{serve.host}:{serve.port}")
     autoscaler = Autoscaler(client, metrics.source, metrics.sink, serve.home.resolve() / "autoscaler",
                             interval=options.autoscale_interval,
@@ -218,12 +224,15 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
     print(f"pacer serving on {scheme}://{serve.host}:{serve.port}", flush=True)
 
 
-def _security(security: SecurityOptions, host: str, port: int) -> tuple[AuthConfig, ssl.SSLContext | None]:
-    """The users and the TLS context the flags ask for; a start-up error naming the flag otherwise,
-    and for a non-loopback `--listen` with no authentication and no `--insecure`."""
+def _security(security: SecurityOptions, host: str,
+              port: int) -> tuple[AuthConfig, ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The users, the server's TLS context and the one a follower verifies the leader with, as
+    the flags ask; a start-up error naming the flag otherwise, and for a non-loopback `--listen`
+    with no authentication and no `--insecure`."""
     try:
         config = load_auth_config(security.auth_file, security.http_credentials)
         tls = tls_context(security.tls_cert, security.tls_key)
+        leader_tls = leader_client_context(tls is not None, security.tls_ca_file)
     except AuthSetupError as exc:
         raise StartupError(str(exc)) from None
     problem = exposure_problem(host, port, config, security.insecure)
@@ -232,7 +241,7 @@ def _security(security: SecurityOptions, host: str, port: int) -> tuple[AuthConf
     if security.insecure and not config.enabled:
         log.warning("--insecure: the API on %s:%d has no authentication; anyone reaching it can run commands as "
                     "this user", host, port)
-    return config, tls
+    return config, tls, leader_tls
 
 
 def _internal_socket() -> socket.socket:
@@ -276,6 +285,10 @@ def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: Metric
         }
         if options.autoscaler:
             services["autoscaler"] = autoscaler.run()
+        if bridge is not None:      # canary analysis reads the bridge's HAProxy counters
+            stats = CanaryStats(scheduler, bridge, metrics.source)
+            scheduler.canary.analyse = stats.analyse
+            services["canary-stats"] = stats.run()
         return services
 
     services = leader_services() if ha is None else {"leadership": lead(ha, scheduler, leader_services)}

@@ -76,15 +76,19 @@ class PacerClient:
             raise
 
     async def put_app(self, app_id: str, body: dict[str, Any], *, force: bool = False,
-                      partial: bool = True) -> dict[str, Any]:
+                      partial: bool = True, at: str | None = None) -> dict[str, Any]:
+        """`at`: Pacer's scheduled cutover (ISO 8601 with an offset): stored now, started then."""
         params = {"force": str(force).lower(), "partialUpdate": str(partial).lower()}
+        if at is not None:
+            params["at"] = at
         return await self.request("PUT", self._app_path(app_id), body=body, params=params)
 
     async def scale_app(self, app_id: str, instances: int, *, force: bool = False) -> dict[str, Any]:
         return await self.put_app(app_id, {"instances": instances}, force=force)
 
-    async def deployments(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/v2/deployments")
+    async def deployments(self, *, pending: bool = False) -> list[dict[str, Any]]:
+        """Running deployments; with ``pending``, also those waiting for their time or an approval."""
+        return await self.request("GET", "/v2/deployments?embed=pending" if pending else "/v2/deployments")
 
     async def queue(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/v2/queue"))["queue"]

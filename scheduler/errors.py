@@ -6,6 +6,7 @@
     +-- Conflict            the change contradicts state (id exists, service port taken)
     |   +-- AppLocked       a deployment holds one of the apps (the caller may force)
     +-- InvalidRequest      a request that cannot mean anything (scale and wipe together)
+    +-- Forbidden           allowed in general, not this time (an author approving their own change)
     +-- StoreError          the durable store could not be read or written
         +-- StoreFull       no space left where the store lives (deletions still go through)
         +-- FencedOut       this writer no longer holds the store's fence (another leads)
@@ -44,6 +45,10 @@ class AppLocked(Conflict):
 
 class InvalidRequest(SchedulerError):
     pass
+
+
+class Forbidden(SchedulerError):
+    """The caller is known and may not do this one thing (approve their own change); 403."""
 
 
 class StoreError(SchedulerError):

@@ -21,6 +21,7 @@ from typing import Any
 
 from app_definitions import AppDefinition
 from executor import ResourceUsage
+from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 
 from scheduler.backends import DEFAULT_LAUNCH_CONCURRENCY, BackendInfo, Recovery, StatusCallback, StatusUpdate
 from scheduler.backends.agents import AgentSpec, compute_offers
@@ -126,6 +127,12 @@ class FakeBackend:
 
     def backend_info(self) -> BackendInfo:
         return self.info
+
+    async def read_task_file(self, instance: Instance, name: str, offset: int, length: int) -> FileChunk | FileMissing:
+        return FileMissing("the fake backend keeps no sandboxes")
+
+    async def open_task_file(self, instance: Instance, name: str) -> OpenedFile | FileMissing:
+        return FileMissing("the fake backend keeps no sandboxes")
 
     async def close(self) -> None:
         return None

@@ -22,7 +22,7 @@ def test_system_endpoints(api):
     assert info["http_config"]["http_port"] == api.port
     assert http("GET", api.url, "/v2/leader")[1] == {"leader": f"127.0.0.1:{api.port}"}
     status, page, headers = http("GET", api.url, "/")
-    assert status == 200 and headers["content-type"].startswith("text/html") and "/v2/apps" in page
+    assert status == 200 and headers["content-type"].startswith("text/html") and "/ui/static/app.js" in page
 
 
 def test_seed_example_is_accepted_as_written_and_normalised(api):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 
@@ -170,4 +171,100 @@ async def test_events_published_around_heartbeats_all_arrive_in_order(quick_hear
         await stream.until(lambda: len(stream.events) >= count, timeout=5, what=f"all {count} events")
         assert [body["n"] for _, body in stream.events] == list(range(count))
         assert stream.heartbeats >= 3 and not stream.ended
+        stream.task.cancel()
+
+
+# --- heartbeats of a caller who may see only some events ----------------------------------------
+
+class _Sink:
+    """What `_relay` writes to, in place of a response: heartbeats counted, frames kept."""
+
+    def __init__(self) -> None:
+        self.heartbeats = 0
+        self.frames: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        if data == b": heartbeat\n\n":
+            self.heartbeats += 1
+        else:
+            self.frames.append(data)
+
+
+class _Hidden:
+    def sse_frame(self) -> bytes:
+        return b"data: hidden\n\n"
+
+
+class _Busy:
+    """A subscription that never runs dry: a new (hidden) event every quarter heartbeat."""
+
+    async def get(self) -> _Hidden:
+        await asyncio.sleep(HEARTBEAT / 4)
+        return _Hidden()
+
+
+async def test_hidden_events_do_not_hold_back_heartbeats():
+    from scheduler.api.events import _relay
+
+    sink = _Sink()
+    relay = asyncio.ensure_future(_relay(sink, _Busy(), HEARTBEAT, visible=lambda event: False))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(30):
+            while sink.heartbeats < 3:
+                assert not relay.done(), relay
+                await asyncio.sleep(0.01)
+        assert sink.frames == []
+    finally:
+        relay.cancel()
+
+
+@pytest.fixture
+async def team_api(tmp_path):
+    """The real API with authentication: ``viewer`` sees /team-a only, ``admin`` everything."""
+    from aiohttp import web
+
+    from scheduler.api import build_api
+    from scheduler.auth.middleware import AuthState, Authenticator
+    from scheduler.auth.passwords import hash_password
+    from scheduler.auth.policy import AuthConfig, Grant, User
+    from scheduler.engine.build import ServeOptions, make_scheduler
+
+    users = {"viewer": User("viewer", hash_password("v", n=2, r=1, p=1), grants=(Grant("viewer", "/team-a/**"),))}
+    sched = make_scheduler(ServeOptions(home=tmp_path / "home", resources={"cpus": 0, "mem": 0, "disk": 0}))
+    await sched.start()
+    auth = AuthState(Authenticator(AuthConfig(users)))
+    runner = web.AppRunner(build_api(sched, "127.0.0.1:0", heartbeat_seconds=HEARTBEAT, auth=auth))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield sched, f"http://{host}:{port}"
+    finally:
+        sched.events.close()
+        await runner.cleanup()
+        await sched.close()
+
+
+async def test_a_viewer_gets_heartbeats_while_only_hidden_events_flow(team_api):
+    sched, url = team_api
+    credentials = base64.b64encode(b"viewer:v").decode()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {credentials}"}) as session:
+        stream = await open_stream(session, url, "?event_type=api_post_event")
+        hidden = 0
+
+        async def publish_hidden() -> None:
+            nonlocal hidden
+            while True:
+                sched.events.publish("api_post_event", appDefinition={"id": "/team-b/web"}, n=hidden)
+                hidden += 1
+                await asyncio.sleep(HEARTBEAT / 4)
+        publisher = asyncio.ensure_future(publish_hidden())
+        try:
+            await stream.until(lambda: stream.heartbeats >= 3, timeout=30, what="three heartbeats")
+        finally:
+            publisher.cancel()
+        assert hidden >= 4 and stream.events == []
+        sched.events.publish("api_post_event", appDefinition={"id": "/team-a/web"}, n=-1)
+        await stream.until(lambda: stream.events, timeout=10, what="the viewer's own event")
+        assert [body["appDefinition"]["id"] for _, body in stream.events] == ["/team-a/web"]
         stream.task.cancel()

@@ -193,6 +193,30 @@ def test_refusal_names_the_permission_and_path(server: PacerServer) -> None:
     assert body["message"] == "Not Authorized to perform this action: user 'deployer' needs deployer on /team-b/web"
 
 
+
+def test_a_group_rollback_is_judged_by_the_version_it_restores(server: PacerServer) -> None:
+    """A deployer of /team-a may not restore a group version holding a privileged app."""
+    privileged = {"id": "db", "instances": 0, "cpus": 0.01, "mem": 8,
+                  "container": {"type": "DOCKER", "docker": {"image": "busybox", "privileged": True}}}
+    versions = []
+    for app in (privileged, {"id": "db", "instances": 0, **SMALL}):
+        status, body, _ = server.request("PUT", "/v2/groups/team-a/rollback?force=true", {"apps": [app]},
+                                         headers=CALLERS["admin"])
+        assert status == 200, body
+        versions.append(body["version"])
+    status, body, _ = server.request("PUT", "/v2/groups/team-a/rollback?force=true", {"version": versions[0]},
+                                     headers=CALLERS["deployer"])
+    assert status == 403, body
+    assert "needs admin on /team-a/rollback/**" in body["message"] and "privileged" in body["message"]
+    status, body, _ = server.request("PUT", "/v2/groups/team-a/rollback?force=true", {"version": versions[1]},
+                                     headers=CALLERS["deployer"])
+    assert status == 200, body
+    status, body, _ = server.request("PUT", "/v2/groups/team-a/rollback?force=true", {"version": versions[0]},
+                                     headers=CALLERS["admin"])
+    assert status == 200, body
+    _, app, _ = server.request("GET", "/v2/apps/team-a/rollback/db", headers=CALLERS["admin"])
+    assert app["app"]["container"]["docker"]["privileged"] is True
+
 def test_listings_show_only_what_the_caller_may_view(server: PacerServer) -> None:
     def ids(caller: str, path: str, key: str) -> set[str]:
         status, body, _ = server.request("GET", path, headers=CALLERS[caller])
@@ -230,6 +254,17 @@ def test_every_mutation_is_audited(server: PacerServer) -> None:
     text = (server.home / "audit" / "audit.log").read_text()
     assert all(pw not in text for pw in PASSWORDS.values()) and TOKEN not in text
 
+
+
+def test_the_audit_log_of_one_user_is_filtered_before_the_limit(server: PacerServer) -> None:
+    for _ in range(2):
+        status, _, _ = server.request("PUT", "/v2/apps/team-b/web", {"instances": 1}, headers=CALLERS["viewer"])
+        assert status == 403
+    for _ in range(5):
+        server.request("PUT", "/v2/apps/team-b/nothing", {"instances": 0}, headers=CALLERS["deployer"])
+    status, body, _ = server.request("GET", "/v2/audit?user=viewer&limit=2", headers=CALLERS["admin"])
+    assert status == 200
+    assert [(e["user"], e["status"], e["path"]) for e in body["entries"]] == [("viewer", 403, "/v2/apps/team-b/web")] * 2
 
 def test_secrets_stay_out_of_the_log_and_info(server: PacerServer) -> None:
     log = (server.home.parent / f"serve-{server.port}.log").read_text()
@@ -390,6 +425,8 @@ def test_a_public_address_without_authentication_is_refused(tmp_path: Path) -> N
     (("--tls-cert", "/nonexistent.pem"), "--tls-cert and --tls-key go together"),
     (("--auth-file", "/nonexistent.toml"), "--auth-file /nonexistent.toml: cannot read it"),
     (("--http-credentials", "nopassword"), "--http-credentials must be USER:PASSWORD"),
+    (("--tls-ca-file", "/nonexistent.pem"), "--tls-ca-file verifies the leader's certificate when the API is served "
+                                            "over HTTPS: give --tls-cert and --tls-key too"),
 ])
 def test_security_flag_errors_name_the_flag(tmp_path: Path, flags: tuple[str, ...], fragment: str) -> None:
     done = _serve(tmp_path, "--listen", f"127.0.0.1:{free_port()}", *flags)

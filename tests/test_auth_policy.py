@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.auth.audit import AuditLog, audit_entry, rotation_names
+from scheduler.auth.audit import AuditLog, audit_entry, newest_entries, rotation_names
 from scheduler.auth.isolation import host_path_allowed, isolation_breaches
 from scheduler.auth.local_peer import find_inode, is_own_connection
 from scheduler.auth.passwords import hash_password, hash_token, new_token, token_matches, verify_password
@@ -24,7 +24,7 @@ from scheduler.auth.policy import (
 )
 from scheduler.auth.routes import UNPARSABLE, Lookups, listing_kind, requirement
 from scheduler.auth.secrecy import redact
-from scheduler.auth.visibility import event_visible, filter_listing
+from scheduler.auth.visibility import deployment_view, event_visible, filter_listing
 
 FAST = {"n": 2, "r": 1, "p": 1}      # cheap scrypt parameters for tests of the format
 segment = st.text("abcdefgh-", min_size=1, max_size=6).filter(lambda s: s.strip("-"))
@@ -153,6 +153,15 @@ def test_authorize_statuses_and_message() -> None:
     assert sees_everything(user("viewer on /**")) and not sees_everything(user("admin on /a/**"))
 
 
+def test_a_refusal_on_a_deployment_names_only_the_apps_the_caller_may_view() -> None:
+    shared = Requirement("role", "deployer", ("/team-a/web", "/team-b/db"), private_paths=True)
+    refused = authorize(user("deployer on /team-a/**"), shared)
+    assert refused.status == 403 and "/team-b" not in refused.missing
+    assert refused.missing == "deployer on an app of it you may not view"
+    seen = authorize(user("deployer on /team-a/**", "viewer on /team-b/**"), shared)
+    assert seen.missing == "deployer on /team-b/db"       # it may view that one: named, as for any other
+
+
 # --- the route table -------------------------------------------------------------------------
 
 LOOKUPS = Lookups(known_apps={"/a/web"}, task_app={"a_web.instance-1._app.1": "/a/web"}.get,
@@ -219,6 +228,31 @@ def test_a_rollback_is_judged_by_the_version_it_restores() -> None:
     assert requirement("PUT", "/v2/apps/a/web", {"version": "2026-03-01T00:00:00.000Z"}, lookups).role == "deployer"
 
 
+
+def test_a_group_rollback_is_judged_by_the_definitions_it_restores() -> None:
+    """A deployer of /a may not roll group /a back to a version holding a privileged app."""
+    privileged = {"id": "/a/db", "container": {"type": "DOCKER", "docker": {"image": "i", "privileged": True}}}
+    snapshots = {"2026-01-01T00:00:00.000Z": [{"id": "/a/web"}, privileged], "2026-02-01T00:00:00.000Z": [{"id": "/a/web"}]}
+    asked: list[tuple[str, str]] = []
+
+    def group_as_of(group_id: str, version: str) -> list[dict]:
+        asked.append((group_id, version))
+        return snapshots.get(version, [])
+    lookups = Lookups(group_as_of=group_as_of)
+    for method, path, body in [("PUT", "/v2/groups/a", {"version": "2026-01-01T00:00:00.000Z"}),
+                               ("PUT", "/v2/groups/a", {"id": "/a", "version": "2026-01-01T00:00:00.000Z"}),
+                               ("POST", "/v2/groups", {"id": "/a", "version": "2026-01-01T00:00:00.000Z"})]:
+        need = requirement(method, path, body, lookups)
+        assert (need.role, need.paths, need.subtree) == ("admin", ("/a",), True)
+        assert "privileged" in need.why
+    assert asked[-1] == ("/a", "2026-01-01T00:00:00.000Z")
+    need = requirement("PUT", "/v2/groups/a", {"version": "2026-02-01T00:00:00.000Z"}, lookups)
+    assert (need.role, need.paths, need.subtree) == ("deployer", ("/a",), True)
+    # a body that is not a rollback is judged by itself, without asking for stored versions
+    asked.clear()
+    assert requirement("PUT", "/v2/groups/a", {"apps": [{"id": "web"}]}, lookups).role == "deployer"
+    assert not asked
+
 @pytest.mark.parametrize("key, value, breaks", [
     ("privileged", "true", True), ("privileged", "false", False), ("pid", "host", True), ("pid", "container:x", False),
     ("--ipc", "host", True), ("cap-add", "NET_ADMIN", True), ("cap-drop", "ALL", False), ("device", "/dev/sda", True),
@@ -240,20 +274,55 @@ def test_host_volumes() -> None:
 
 # --- visibility ------------------------------------------------------------------------------
 
-def test_listings_are_filtered() -> None:
-    may_view = user("viewer on /a/**")
+def test_autoscaler_listings_are_filtered() -> None:
+    grantee = user("viewer on /a/**")
 
     def view(a: str) -> bool:
-        return may(may_view, "viewer", a)
-    apps = {"apps": [{"id": "/a/x"}, {"id": "/b/y"}]}
-    assert filter_listing("apps", apps, view) == {"apps": [{"id": "/a/x"}]}
-    assert filter_listing("tasks", {"tasks": [{"appId": "/b/y"}]}, view) == {"tasks": []}
-    assert filter_listing("queue", {"queue": [{"app": {"id": "/a/x"}}]}, view) == {"queue": [{"app": {"id": "/a/x"}}]}
-    deployments = [{"affectedApps": ["/a/x"]}, {"affectedApps": ["/a/x", "/b/y"]}]
-    assert filter_listing("deployments", deployments, view) == [{"affectedApps": ["/a/x"]}]
-    tree = {"id": "/", "apps": [], "groups": [{"id": "/a", "apps": [{"id": "/a/x"}], "groups": []},
-                                             {"id": "/b", "apps": [{"id": "/b/y"}], "groups": []}]}
-    assert [g["id"] for g in filter_listing("groups", tree, view)["groups"]] == ["/a"]
+        return may(grantee, "viewer", a)
+    policies = {"policies": [{"appId": "/a/x"}, {"appId": "/b/y"}]}
+    assert filter_listing("policies", policies, view) == {"policies": [{"appId": "/a/x"}]}
+    assert filter_listing("decisions", {"decisions": [{"appId": "/b/y"}]}, view) == {"decisions": []}
+    assert filter_listing("apps", {"apps": [{"id": "/b/y"}]}, view) == {"apps": [{"id": "/b/y"}]}   # not its job
+
+
+def _deployment(*apps: str) -> dict:
+    return {"id": "d", "affectedApps": list(apps), "affectedPods": [],
+            "steps": [{"actions": [{"action": "StartApplication", "app": a}]} for a in apps]
+            + [{"actions": [{"action": "ScaleApplication", "app": a} for a in apps]}],
+            "currentActions": [{"action": "ScaleApplication", "app": a, "readinessCheckResults": []} for a in apps],
+            "currentStep": 2, "totalSteps": len(apps) + 1}
+
+
+def test_a_deployment_shows_only_the_apps_the_caller_may_view() -> None:
+    grantee = user("viewer on /a/**")
+
+    def view(a: str) -> bool:
+        return may(grantee, "viewer", a)
+    mine = _deployment("/a/x", "/a/y")
+    assert deployment_view(mine, view) is mine
+    assert deployment_view(_deployment("/b/y"), view) is None
+    shared = deployment_view(_deployment("/a/x", "/b/y", "/b/z/w"), view)
+    assert shared is not None
+    assert shared["affectedApps"] == ["/a/x"] and shared["totalSteps"] == 4
+    assert [[a["app"] for a in step["actions"]] for step in shared["steps"]] == [["/a/x"], [], [], ["/a/x"]]
+    assert [a["app"] for a in shared["currentActions"]] == ["/a/x"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(paths.filter(lambda p: p != "/"), min_size=1, max_size=6, unique=True), paths)
+def test_a_deployment_view_never_names_an_app_the_caller_may_not_view(apps: list[str], granted: str) -> None:
+    grantee = user(f"viewer on {granted.rstrip('/')}/**")
+
+    def view(a: str) -> bool:
+        return may(grantee, "viewer", a)
+    shown = deployment_view(_deployment(*apps), view)
+    if not any(view(a) for a in apps):
+        assert shown is None
+        return
+    assert shown is not None
+    named = set(shown["affectedApps"]) | {a["app"] for step in shown["steps"] for a in step["actions"]}
+    named |= {a["app"] for a in shown["currentActions"]}
+    assert named == {a for a in apps if view(a)}
 
 
 def test_events_are_filtered() -> None:
@@ -339,6 +408,40 @@ def test_audit_log_rotates_by_size(tmp_path: Path) -> None:
     audit.close()
 
 
+
+names = st.sampled_from(["ann", "bob", "cy", None])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(names, max_size=80), st.integers(1, 30), names, st.integers(1, 8))
+def test_audit_tail_filters_by_user_before_the_limit(users: list[str | None], limit: int, who: str | None,
+                                                     cut_every: int) -> None:
+    """Lines cut by a crash (here one every ``cut_every``) are neither returned nor counted."""
+    lines = [json.dumps({"i": i, "user": u, "path": f"/v2/apps/{u}"}) + "\n" for i, u in enumerate(users)]
+    for at in range(len(lines), 0, -cut_every):
+        lines.insert(at, '{"cut by a cra{"i": -1}\n')
+    expected = [i for i, u in enumerate(users) if who is None or u == who][-limit:]
+    assert [e["i"] for e in newest_entries(lambda: iter(lines), limit, who)] == expected
+
+
+def test_audit_log_tail_of_one_user_reaches_back_past_other_users(tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path, max_bytes=4096, files=4)
+    for i in range(3):
+        audit.record({"i": i, "user": "rare"})
+    for i in range(3, 60):
+        audit.record({"i": i, "user": "busy", "path": "/v2/apps/rare", "pad": "x" * 60})
+        if i % 10 == 0:
+            audit.flush()
+    audit.flush()
+    assert (tmp_path / "audit.log.1").exists()
+    assert [e["i"] for e in audit.tail(2, "rare")] == [1, 2]
+    assert [e["i"] for e in audit.tail(2)] == [58, 59]
+    audit.close()
+
 def test_listing_kinds() -> None:
-    assert listing_kind("GET", "/v2/apps") == "apps" and listing_kind("GET", "/v2/apps/a/*") == "apps*"
-    assert listing_kind("GET", "/v2/groups/a") == "groups" and listing_kind("POST", "/v2/apps") is None
+    """Only the autoscaler's listings are filtered after their handler; the API's filter at the source."""
+    assert listing_kind("GET", "/v2/autoscaler/policies") == "policies"
+    assert listing_kind("GET", "/v2/autoscaler/decisions") == "decisions"
+    for path in ("/v2/apps", "/v2/apps/a/*", "/v2/groups/a", "/v2/tasks", "/v2/queue", "/v2/deployments"):
+        assert listing_kind("GET", path) is None
+    assert listing_kind("POST", "/v2/autoscaler/policies") is None

@@ -23,9 +23,10 @@ from .support import REPO, free_port, kill_task_processes, wait_until
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"ops:tls-pa55").decode()}
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ssl.SSLContext]]:
-    base = tmp_path_factory.mktemp("tls")
+def issue_certificates(base: Path) -> ssl.SSLContext:
+    """A new CA (``base/ca.pem``) and a certificate for 127.0.0.1 and localhost signed by it
+    (``base/cert.pem``, chain included, and ``base/key.pem``); returns a client context that
+    trusts the CA."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert.private_key_pem.write_to_path(str(base / "key.pem"))
@@ -33,8 +34,16 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
     with (base / "cert.pem").open("ab") as chain:
         for pem in cert.cert_chain_pems[1:]:
             chain.write(pem.bytes())
+    ca.cert_pem.write_to_path(str(base / "ca.pem"))
     client = ssl.create_default_context()
     ca.configure_trust(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ssl.SSLContext]]:
+    base = tmp_path_factory.mktemp("tls")
+    client = issue_certificates(base)
     home = base / "home"
     home.mkdir()
     port = free_port()
@@ -62,13 +71,21 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
 
 def request(port: int, context: ssl.SSLContext, method: str, path: str, body: Any = None,
             headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    status, answer, _ = exchange(port, context, method, path, body, headers)
+    return status, answer
+
+
+def exchange(port: int, context: ssl.SSLContext, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One HTTPS request: status, parsed JSON body (or bytes), headers (lower-case names)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
     try:
         conn.request(method, path, body=json.dumps(body) if body is not None else None,
                      headers={"Content-Type": "application/json", **(headers or {})})
         response = conn.getresponse()
         data = response.read()
-        return response.status, json.loads(data) if data and data[:1] in b"{[" else data
+        answer = json.loads(data) if data and data[:1] in b"{[" else data
+        return response.status, answer, {k.lower(): v for k, v in response.getheaders()}
     finally:
         conn.close()
 
@@ -117,3 +134,18 @@ def test_pem_errors_name_the_flags(tmp_path: Path) -> None:
                            "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key", str(tmp_path / "bad.pem")],
                           cwd=REPO, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--tls-cert" in done.stderr and "PEM" in done.stderr
+
+
+@pytest.mark.parametrize("ca_file, fragment", [
+    ("missing.pem", "missing.pem does not exist"),
+    ("bad.pem", "cannot load it"),
+])
+def test_ca_file_errors_name_the_flag(tmp_path: Path, ca_file: str, fragment: str) -> None:
+    issue_certificates(tmp_path)
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    done = subprocess.run([sys.executable, "-m", "pacer.cli", "serve", "--listen", f"127.0.0.1:{free_port()}",
+                           "--home", str(tmp_path / "home"), "--haproxy-bridge", "off",
+                           "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+                           "--tls-ca-file", str(tmp_path / ca_file)],
+                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--tls-ca-file" in done.stderr and fragment in done.stderr, done.stderr

@@ -1,5 +1,5 @@
-"""Until deployments carry canaries out, an app asking for one is refused with a 422 that says so,
-on every write path (POST, PUT, group PUT), and nothing is stored."""
+"""What canary deployments do not carry out is refused with a 422 that says so: two canaries
+in one deployment. Blue/green releases are accepted on every write path (POST, PUT, group PUT)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from .support import InProcessApi, http, kill_task_processes
 
 CANARY = {"instances": 1, "steps": [{"setWeight": 10}, {"pause": {"seconds": 60}}]}
+BLUE_GREEN = {**CANARY, "blueGreen": True}
 
 
 @pytest.fixture
@@ -25,15 +26,26 @@ def app(app_id: str, **extra: object) -> dict[str, object]:
     return {"id": app_id, "cmd": "sleep 1000", "instances": 2, "cpus": 0.01, "mem": 8, **extra}
 
 
-def test_a_canary_is_refused_on_every_write_path_and_nothing_is_stored(api: InProcessApi) -> None:
-    strategy = {"upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1, "canary": CANARY}}
-    for method, path, body in [("POST", "/v2/apps", app("/shop/web", **strategy)),
-                               ("PUT", "/v2/apps/shop/web", app("/shop/web", **strategy)),
-                               ("PUT", "/v2/groups/shop", {"id": "/shop", "apps": [app("/shop/web", **strategy)]})]:
+def test_blue_green_is_accepted_on_every_write_path(api: InProcessApi) -> None:
+    strategy = {"upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1, "canary": BLUE_GREEN}}
+    for method, path, body, created in [("POST", "/v2/apps", app("/shop/web", **strategy), 201),
+                                        ("PUT", "/v2/apps/shop/api", app("/shop/api", **strategy), 201),
+                                        ("PUT", "/v2/groups/store", {"id": "/store", "apps": [
+                                            app("/store/web", **strategy), app("/store/api", **strategy)]}, 200)]:
         status, body, _ = http(method, api.url, path, body)
-        assert status == 422, (method, path, body)
-        errors = [e for d in body["details"] for e in d["errors"]]
-        assert any("not carried out" in e and "/shop/web" in e for e in errors), body
-    assert http("GET", api.url, "/v2/apps")[1]["apps"] == []
-    status, body, _ = http("POST", api.url, "/v2/apps", app("/shop/web"))        # without it: accepted
-    assert status == 201, body
+        assert status == created, (method, path, body)
+    apps = http("GET", api.url, "/v2/apps")[1]["apps"]
+    assert sorted(a["id"] for a in apps) == ["/shop/api", "/shop/web", "/store/api", "/store/web"]
+    assert all(a["upgradeStrategy"]["canary"]["blueGreen"] is True for a in apps)
+
+
+def test_two_canaries_in_one_deployment_are_refused(api: InProcessApi) -> None:
+    canary = {"upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1, "canary": CANARY}}
+    group = {"id": "/shop", "apps": [app("/shop/web", **canary), app("/shop/api", **canary)]}
+    status, body, _ = http("PUT", api.url, "/v2/groups/shop", group)       # created: no canary yet
+    assert status == 200, body
+    changed = {"id": "/shop", "apps": [app(a["id"], env={"RELEASE": "2"}, **canary) for a in group["apps"]]}
+    status, body, _ = http("PUT", api.url, "/v2/groups/shop?force=true", changed)
+    assert status == 422, body
+    errors = [e for d in body["details"] for e in d["errors"]]
+    assert any("one canary at a time" in e for e in errors), body

@@ -107,7 +107,7 @@ TABLE: list[tuple[str, Canary, list[Tick], float, tuple[str, int, int, int], lis
      ("promoted", 4, 50, 0), [SetWeight(10), SetWeight(50), StartFullRoll()]),
     ("blue/green switches instead of rolling",
      spec(blueGreen=True, steps=[{"pause": {"seconds": 30}}]), [(10, PASS, None), (30, None, None)], 0,
-     ("promoted", 1, 0, 0), [SwitchOver()]),
+     ("promoted", 1, 100, 0), [SwitchOver()]),      # the switch holds all traffic on the new set
     ("no steps: straight to the roll", spec(steps=[], analysis=None), [], 0, ("promoted", 0, 0, 0), [StartFullRoll()]),
     ("a finished canary ignores everything",
      spec(), [(1, None, "full"), (2, FAIL, None), (3, FAIL, "next")], 0, ("promoted", 4, 10, 0),

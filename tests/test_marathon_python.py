@@ -338,6 +338,20 @@ def test_list_and_cancel_deployments(client: MarathonClient) -> None:
         client.delete_deployment("no-such-deployment")
 
 
+def test_a_scheduled_deployment_stays_out_of_marathons_listing(client: MarathonClient, server: PacerServer) -> None:
+    import datetime
+    import urllib.parse
+
+    at = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+    status, body, _ = server.request("POST", f"/v2/apps/mp-later?at={urllib.parse.quote(at)}", {"id": "/mp-later", "cmd": "sleep 3600"})
+    assert status == 201, body
+    try:
+        assert body["deploymentId"] not in {d.id for d in client.list_deployments()}   # parsed, and not there
+        assert body["deploymentId"] in {d["id"] for d in server.get("/v2/deployments?embed=pending")[1]}
+    finally:
+        assert server.request("DELETE", f"/v2/deployments/{body['deploymentId']}")[0] == 202
+
+
 def test_list_queue_when_nothing_waits(client: MarathonClient) -> None:
     wait_until(lambda: client.list_queue() == [], what="the apps of earlier tests to leave the queue")
     assert client.list_queue(embed_last_unused_offers=True) == []

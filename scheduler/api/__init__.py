@@ -11,17 +11,19 @@ instances, one leads), and every response carries `X-Marathon-Leader`. With ``au
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from scheduler.api.errors import EXPECTED_ERRORS, error_body
-from scheduler.api import apps, events, groups, system, tasks
+from scheduler.api import apps, canary, dry_run, events, groups, pending, system, task_files, tasks, ui
 from scheduler.api.leadership import READ_SECONDS, install_leadership, leadership_middleware
 from scheduler.api.params import LEADER_KEY, SCHEDULER_KEY, SchedulerApi, json_response
 from scheduler.api.render_cache import RENDER_CACHE_KEY, RenderCache
 from scheduler.api.telemetry import time_request
 from scheduler.auth.middleware import AUTH_KEY, AuthState, audit_handler, build_auth_middleware
+from scheduler.auth.whoami import whoami
 from scheduler.ha import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership: Leadership | None = None,
               heartbeat_seconds: float = events.HEARTBEAT_SECONDS,
-              proxy_read_seconds: float = READ_SECONDS, auth: AuthState | None = None) -> web.Application:
+              proxy_read_seconds: float = READ_SECONDS, auth: AuthState | None = None,
+              leader_tls: ssl.SSLContext | None = None) -> web.Application:
     """The /v2 application.
 
     ``leader`` is this instance's advertised ``host:port`` when it runs alone (it then always
@@ -56,6 +59,8 @@ def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership:
     heartbeat comment (short in tests, so they need not wait the default);
     ``proxy_read_seconds`` how long a follower waits for the leader's answer. ``auth``:
     authentication, authorization and the audit log (`scheduler.auth`); None keeps the API open.
+    ``leader_tls``: the instances serve HTTPS; a follower forwards to the leader over HTTPS,
+    verifying its certificate with this context (`scheduler.auth.setup.leader_client_context`).
     """
     if leadership is None:
         if leader is None:
@@ -68,16 +73,23 @@ def build_api(scheduler: SchedulerApi, leader: str | None = None, *, leadership:
                           client_max_size=16 * 1024 * 1024)
     if auth is not None:
         auth.view = scheduler.view
+        auth.leads = leadership.is_leader
         app[AUTH_KEY] = auth
         app.router.add_get("/v2/audit", audit_handler)
     app[SCHEDULER_KEY] = scheduler
     app[RENDER_CACHE_KEY] = RenderCache(scheduler)
     app[LEADER_KEY] = leadership.address
-    install_leadership(app, leadership, read_seconds=proxy_read_seconds)
+    install_leadership(app, leadership, read_seconds=proxy_read_seconds, tls=leader_tls)
     app[events.HEARTBEAT_KEY] = heartbeat_seconds
     apps.add_routes(app.router)
     tasks.add_routes(app.router)
+    task_files.add_routes(app.router)
     system.add_routes(app.router)
     events.add_routes(app.router)
     groups.add_routes(app.router)
+    pending.add_routes(app.router)
+    canary.add_routes(app.router)
+    dry_run.add_routes(app.router)
+    ui.add_routes(app.router)
+    app.router.add_get("/v2/auth/whoami", whoami)
     return app

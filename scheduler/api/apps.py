@@ -19,6 +19,8 @@ from scheduler.api.params import (deployment_result, embeds, flag, json_body, js
                                   path_app_id, scheduler_of)
 from scheduler.api.render import render_app, render_task
 from scheduler.api.render_cache import render_cache_of
+from scheduler.auth.middleware import app_filter
+from scheduler.api.pending import may_hold, submit, wanted_at
 
 
 APP_EMBEDS = frozenset({"tasks", "lastTaskFailure"})
@@ -47,9 +49,12 @@ async def list_apps(request: web.Request) -> web.Response:
     except SelectorSyntaxError as exc:
         raise ValidationFailed([("/label", str(exc))]) from None
     wanted = embeds(request)
+    visible = app_filter(request)
     out = []
     for app_id in sorted(sched.view.apps):
         record = sched.view.apps[app_id]
+        if visible is not None and not visible(app_id):
+            continue
         if id_filter and id_filter not in app_id.lower():
             continue
         if cmd_filter and cmd_filter not in (record.definition.cmd or ""):
@@ -62,7 +67,15 @@ async def list_apps(request: web.Request) -> web.Response:
 
 async def create_app(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
-    record, deployment = sched.writes.create_app(await json_body(request), force=flag(request, "force"))
+    body, force = await json_body(request), flag(request, "force")
+    if may_hold(request):        # ?at= or an approval gate: validated now, perhaps started later
+        record = sched.writes.prepare_create(body)
+        held, deployment = submit(request, [record], force=force, status=201)
+        if held is not None:
+            return held
+        assert deployment is not None
+    else:
+        record, deployment = sched.writes.create_app(body, force=force)
     _announce(request, [record])
     body = render_app(sched, record, set())
     body.update(tasksStaged=0, tasksRunning=0, tasksHealthy=0, tasksUnhealthy=0)
@@ -80,8 +93,15 @@ async def _update_many(request: web.Request, *, must_exist: bool) -> web.Respons
             raise ValidationFailed([(f"/({i})/id", "error.path.missing")])
         updates.append((path_app_id(item["id"], missing_is_404=False), item))
     partial = flag(request, "partialUpdate", True) if request.method == "PUT" else True
-    records, deployment, _ = sched.writes.update_apps(updates, partial=partial, must_exist=must_exist,
-                                               force=flag(request, "force"))
+    if may_hold(request):
+        records = [r for r, _ in sched.writes.prepare_updates(updates, partial=partial, must_exist=must_exist)]
+        held, deployment = submit(request, records, force=flag(request, "force"))
+        if held is not None:
+            return held
+        assert deployment is not None
+    else:
+        records, deployment, _ = sched.writes.update_apps(updates, partial=partial, must_exist=must_exist,
+                                                          force=flag(request, "force"))
     _announce(request, records)
     return _deployment_response(deployment.id, deployment.plan.version)
 
@@ -115,8 +135,9 @@ async def app_resource(request: web.Request) -> web.StreamResponse:
     method = request.method
     if sub == "*" and method == "GET":
         prefix = path_app_id(raw_id).rstrip("/") + "/" if raw_id not in ("", "/") else "/"
+        visible = app_filter(request)
         apps = [render_app(sched, sched.view.apps[a], {"tasks", "lastTaskFailure"})
-                for a in sorted(sched.view.apps) if a.startswith(prefix)]
+                for a in sorted(sched.view.apps) if a.startswith(prefix) and (visible is None or visible(a))]
         return json_response({"*": apps})
     if sub == "":
         return await _app_root(request, raw_id)
@@ -145,13 +166,22 @@ async def _app_root(request: web.Request, raw_id: str) -> web.Response:
         app_id = path_app_id(raw_id)
         record = sched.view.app(app_id)
         return json_bytes_response(b'{"app":' + render_cache_of(request).app(record, APP_EMBEDS) + b"}")
-    if method in ("PUT", "PATCH"):
+    if method in ("PUT", "PATCH") or (method == "POST" and wanted_at(request) is not None):
+        # POST /v2/apps/{id}?at= (Pacer's): the whole definition, as PUT ...?partialUpdate=false
         app_id = path_app_id(raw_id, missing_is_404=False)
         body = await json_body(request)
-        partial = flag(request, "partialUpdate", True) if method == "PUT" else True
-        records, deployment, created = sched.writes.update_apps([(app_id, body)], partial=partial,
-                                                         must_exist=method == "PATCH",
-                                                         force=flag(request, "force"))
+        partial = flag(request, "partialUpdate", True) if method == "PUT" else method == "PATCH"
+        force = flag(request, "force")
+        if may_hold(request):
+            prepared = sched.writes.prepare_updates([(app_id, body)], partial=partial, must_exist=method == "PATCH")
+            records, created = [r for r, _ in prepared], prepared[0][1]
+            held, deployment = submit(request, records, force=force, status=201 if created else 200)
+            if held is not None:
+                return held
+            assert deployment is not None
+        else:
+            records, deployment, created = sched.writes.update_apps([(app_id, body)], partial=partial,
+                                                                    must_exist=method == "PATCH", force=force)
         _announce(request, records)
         if created:
             return json_response(render_app(sched, records[0], set()), 201,

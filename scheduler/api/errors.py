@@ -13,7 +13,7 @@ from aiohttp import web
 
 from app_definitions import DefinitionError, InvalidJSON, ValidationFailed
 
-from scheduler.errors import AppLocked, Conflict, InvalidRequest, NotFound, StoreError, StoreFull
+from scheduler.errors import AppLocked, Conflict, Forbidden, InvalidRequest, NotFound, StoreError, StoreFull
 
 INTERNAL_ERROR = {"message": "Internal error; see the scheduler log"}
 
@@ -36,6 +36,8 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
             return 404, {"message": exc.message}
         case InvalidRequest():
             return 400, {"message": exc.message}
+        case Forbidden():
+            return 403, {"message": exc.message}
         case StoreFull():
             return 507, {"message": exc.message}
         case StoreError():
@@ -58,4 +60,4 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, INTERNAL_ERROR
 
 
-EXPECTED_ERRORS = (Conflict, NotFound, InvalidRequest, StoreError, DefinitionError, web.HTTPException)
+EXPECTED_ERRORS = (Conflict, NotFound, InvalidRequest, Forbidden, StoreError, DefinitionError, web.HTTPException)

@@ -49,16 +49,21 @@ async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_sec
 
     The pending ``queue.get()`` outlives the heartbeats: it is only cancelled when the stream
     is over, so an event arriving just as a heartbeat is due is still delivered, in order.
-    Events ``visible`` refuses are skipped.
+    Events ``visible`` refuses are skipped without counting as traffic: the heartbeat is due
+    ``heartbeat_seconds`` after the last write, however many hidden events came in between
+    (a caller seeing none of a busy scheduler's events must still get its heartbeats).
     """
+    loop = asyncio.get_running_loop()
+    due = loop.time() + heartbeat_seconds      # the next heartbeat, unless something is written first
     pending: asyncio.Future[_Frame | None] | None = None
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat_seconds)
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, due - loop.time()))
             if not done:
                 await response.write(_HEARTBEAT)
+                due = loop.time() + heartbeat_seconds
                 continue
             event = pending.result()
             pending = None
@@ -66,6 +71,8 @@ async def _relay(response: web.StreamResponse, queue: _FrameQueue, heartbeat_sec
                 return
             if visible is None or visible(event):
                 await response.write(event.sse_frame())
+                due = loop.time() + heartbeat_seconds
+            # a skipped event writes nothing, so it leaves the heartbeat due when it was
     finally:
         if pending is not None:
             pending.cancel()

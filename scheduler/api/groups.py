@@ -9,6 +9,7 @@ from app_definitions import ValidationFailed, canonical_path_id
 from scheduler.errors import Conflict, NotFound
 from scheduler.deploy.groups import apply_group_update, delete_group, group_rollback_version, group_tree, restore_group
 from scheduler.api.params import deployment_result, flag, json_body, json_response, scheduler_of
+from scheduler.auth.middleware import app_filter
 
 
 
@@ -24,6 +25,14 @@ def _current(request: web.Request) -> dict[str, dict]:
     return {app_id: record.json for app_id, record in scheduler_of(request).view.apps.items()}
 
 
+def _visible(request: web.Request, apps: dict[str, dict]) -> dict[str, dict]:
+    """``apps`` cut down to those the caller may view (reads only: a write works on the whole
+    group, which its authorization covers): trees and versions are built from these, so a
+    nested group holding nothing visible is not shown."""
+    visible = app_filter(request)
+    return apps if visible is None else {a: d for a, d in apps.items() if visible(a)}
+
+
 async def get_group(request: web.Request) -> web.Response:
     tail = request.match_info.get("tail", "").rstrip("/")
     parts = tail.split("/")
@@ -31,7 +40,7 @@ async def get_group(request: web.Request) -> web.Response:
         return await _group_versions(request, parts)
     group_id = _group_id(request)
     embed = set(request.query.getall("embed", []))
-    tree = group_tree(_current(request), group_id, embed_apps=not embed or "group.apps" in embed)
+    tree = group_tree(_visible(request, _current(request)), group_id, embed_apps=not embed or "group.apps" in embed)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist")
     return json_response(tree)
@@ -43,14 +52,15 @@ async def _group_versions(request: web.Request, parts: list[str]) -> web.Respons
     at = parts[-1] if parts[-1] != "versions" else None
     base = parts[:-1] if at is None else parts[:-2]
     group_id = "/" + "/".join(p for p in base if p)
-    current = _current(request)
+    current = _visible(request, _current(request))
     if group_id != "/" and group_tree(current, group_id) is None:
         raise NotFound(f"Group '{group_id}' does not exist")
     if at is None:
         versions = sorted({v for app_id in current if group_id == "/" or app_id.startswith(group_id + "/")
                            for v in sched.view.app_versions(app_id)}, reverse=True)
         return json_response(versions)
-    snapshot = {a: d for a, d in sched.view.apps_as_of(at).items() if group_id == "/" or a.startswith(group_id + "/")}
+    snapshot = {a: d for a, d in _visible(request, sched.view.apps_as_of(at)).items()
+                if group_id == "/" or a.startswith(group_id + "/")}
     tree = group_tree(snapshot, group_id, version=at)
     if tree is None:
         raise NotFound(f"Group '{group_id}' does not exist in version {at}")

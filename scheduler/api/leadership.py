@@ -5,11 +5,15 @@
 * `leadership_middleware`: the leader answers everything; a follower answers what describes
   itself (`proxy_rules.answers_locally`) and forwards the rest to the leader through one shared
   `aiohttp.ClientSession`: method, path and query as sent, body, headers minus the hop-by-hop
-  ones, plus `X-Marathon-Via` (loop detection) and `X-Forwarded-For`. Status, headers and body
+  ones, plus `X-Marathon-Via` (loop detection) and `X-Forwarded-For`. The caller's
+  `Authorization` goes with them unchanged: the leader authenticates and authorizes the caller
+  itself, so a follower holds no credentials of its own. When the API is served over TLS the
+  follower speaks HTTPS to the leader and verifies its certificate (host name included)
+  against `--tls-ca-file` or the system trust store. Status, headers and body
   come back unchanged, so a 404/409/422 of the leader reaches the client as the leader wrote it.
   `/v2/events` is relayed chunk by chunk for as long as both ends stay.
 * an `on_response_prepare` hook: every response, local, proxied or refused, carries
-  `X-Marathon-Leader: http://<leader host:port>` while a leader is known (a proxied one keeps the
+  `X-Marathon-Leader: http(s)://<leader host:port>` while a leader is known (a proxied one keeps the
   value the leader itself sent, as Marathon's forwarder copies the leader's headers).
 * shutdown hooks: relayed streams are cut when the server stops (like local streams are ended
   by the event bus), so a stop never waits for a client that keeps a stream open; the client
@@ -18,7 +22,8 @@
 Errors (Marathon's texts, `{"message": ...}` bodies, never a traceback): no leader, or an election
 that still names this instance → 503 "Could not determine the current leader"; a request that
 already passed through this instance → 502 "Detected proxying loop."; the leader refusing the
-connection → 502; not answering in time → 504; any other failure reaching it → 502.
+connection → 502; not answering in time → 504; any other failure reaching it (a certificate
+that does not verify included, logged with the hint to check `--tls-ca-file`) → 502.
 
 Exceptions: aiohttp's client errors are translated here, at the boundary, and go no further.
 """
@@ -26,6 +31,7 @@ Exceptions: aiohttp's client errors are translated here, at the boundary, and go
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -72,8 +78,12 @@ class LeaderProxy:
     """
 
     def __init__(self, own_address: str, *, connect_seconds: float = CONNECT_SECONDS,
-                 read_seconds: float = READ_SECONDS) -> None:
+                 read_seconds: float = READ_SECONDS, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: how to verify the leader's certificate when the instances serve HTTPS (None:
+        they serve plain HTTP, and so does the proxy)."""
         self._own_address = own_address
+        self._tls = tls
+        self.scheme = "https" if tls is not None else "http"
         self._connect_seconds = connect_seconds
         self._read_seconds = read_seconds
         self._session: aiohttp.ClientSession | None = None
@@ -91,13 +101,14 @@ class LeaderProxy:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_seconds,
                                         sock_read=None if streaming else self._read_seconds)
         body = await request.read() if request.body_exists else None
-        url = URL(f"http://{leader}{request.raw_path}", encoded=True)
+        url = URL(f"{self.scheme}://{leader}{request.raw_path}", encoded=True)
         headers = CIMultiDict(forward_headers(request.headers.items(), self._own_address, request.remote))
         log.debug("proxying %s %s to the leader at %s", request.method, request.raw_path, leader)
         try:
             upstream = await self._client().request(
                 request.method, url, data=body, headers=headers, allow_redirects=False,
-                timeout=timeout, skip_auto_headers=_NOT_ADDED_BY_CLIENT)
+                timeout=timeout, skip_auto_headers=_NOT_ADDED_BY_CLIENT,
+                ssl=self._tls if self._tls is not None else True)
         except Exception as exc:  # noqa: BLE001 - every way of not reaching the leader is answered
             return _unreachable(leader, request, exc)
         try:
@@ -149,6 +160,10 @@ def _unreachable(leader: str, request: web.Request, exc: BaseException) -> web.R
     """Marathon's answer for a leader that could not be reached or did not answer."""
     if isinstance(exc, TimeoutError):
         status, message = 504, LEADER_TIMED_OUT
+    elif isinstance(exc, aiohttp.ClientSSLError):       # before its base, ClientConnectorError
+        log.warning("the leader at %s is reached over HTTPS but its certificate does not verify (%s): check "
+                    "--tls-ca-file and that the leader's --tls-cert names the address it advertises", leader, exc)
+        status, message = 502, LEADER_BAD_CONNECTION
     elif isinstance(exc, aiohttp.ClientConnectorError):
         status, message = 502, LEADER_REFUSED
     else:
@@ -192,13 +207,14 @@ async def _stamp_leader(request: web.Request, response: web.StreamResponse) -> N
     """`X-Marathon-Leader` on every response while a leader is known (kept if relayed)."""
     leader = current_leader(leadership_of(request))
     if leader is not None and LEADER_HEADER not in response.headers:
-        response.headers[LEADER_HEADER] = leader_url(leader)
+        response.headers[LEADER_HEADER] = leader_url(leader, request.config_dict[PROXY_KEY].scheme)
 
 
 def install_leadership(app: web.Application, leadership: Leadership, *,
-                       read_seconds: float = READ_SECONDS) -> None:
-    """Put `leadership` and its proxy on `app`; the middleware itself is listed by `build_api`."""
-    proxy = LeaderProxy(leadership.address, read_seconds=read_seconds)
+                       read_seconds: float = READ_SECONDS, tls: ssl.SSLContext | None = None) -> None:
+    """Put `leadership` and its proxy on `app`; the middleware itself is listed by `build_api`.
+    ``tls``: the instances serve HTTPS; the proxy verifies the leader with this context."""
+    proxy = LeaderProxy(leadership.address, read_seconds=read_seconds, tls=tls)
     app[LEADERSHIP_KEY] = leadership
     app[PROXY_KEY] = proxy
     app.on_response_prepare.append(_stamp_leader)

@@ -9,8 +9,10 @@ from aiohttp import web
 
 from app_definitions import ValidationFailed, canonical_path_id, parse_json_body
 
+from scheduler.engine.canary import CanaryDriver
 from scheduler.engine.events import EventBus
 from scheduler.engine.read_view import SchedulerView
+from scheduler.engine.pending_writes import PendingWrites
 from scheduler.engine.writes import AppWrites
 from scheduler.errors import InvalidRequest, NotFound
 from scheduler.telemetry import Telemetry
@@ -21,6 +23,8 @@ class SchedulerApi(Protocol):
 
     view: SchedulerView
     writes: AppWrites
+    pending: PendingWrites
+    canary: CanaryDriver
     events: EventBus
     telemetry: Telemetry
 

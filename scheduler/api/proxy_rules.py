@@ -40,7 +40,9 @@ _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 """The client library sets these for the new connection and the body it sends."""
 
 _READS = frozenset({"GET", "HEAD"})
-_LOCAL_READS = frozenset({"/ping", "/v2/leader", "/v2/info", "/metrics", "/", "/ui"})
+_LOCAL_READS = frozenset({"/ping", "/v2/leader", "/v2/info", "/metrics", "/", "/ui", "/ui/", "/favicon.ico"})
+_UI_FILES = "/ui/static/"
+"""The web UI's modules: every instance serves the same packaged files."""
 _LOCAL_TREE = "/v2/haproxy"
 """Each instance runs its own HAProxy bridge: its status is this instance's, whoever leads."""
 
@@ -50,7 +52,7 @@ def answers_locally(method: str, path: str) -> bool:
     `/v2/info` and `GET /v2/leader` on standbys too; `DELETE /v2/leader` goes to the leader)."""
     if path == _LOCAL_TREE or path.startswith(_LOCAL_TREE + "/"):
         return True
-    return method.upper() in _READS and path in _LOCAL_READS
+    return method.upper() in _READS and (path in _LOCAL_READS or path.startswith(_UI_FILES))
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,10 @@ def via_hops(values: Iterable[str]) -> list[str]:
     return hops
 
 
-def leader_url(address: str) -> str:
-    """The `X-Marathon-Leader` value: Marathon sends the leader's URL, not its bare address."""
-    return f"http://{address}"
+def leader_url(address: str, scheme: str = "http") -> str:
+    """The `X-Marathon-Leader` value: Marathon sends the leader's URL, not its bare address
+    (``https`` when the instances serve the API over TLS)."""
+    return f"{scheme}://{address}"
 
 
 def forward_headers(headers: Iterable[tuple[str, str]], own_address: str,

@@ -55,7 +55,11 @@ def render_app(sched: SchedulerApi, record: AppRecord, embed: set[str]) -> dict[
     insts = sched.view.instances_of(record.app_id)
     body = dict(record.json)
     body.update(task_counts(sched, insts))
-    body["deployments"] = render_deployment_ref(sched.view.deployments_of(record.app_id))
+    runs = sched.view.deployments_of(record.app_id)
+    body["deployments"] = render_deployment_ref(runs)
+    canary = sched.view.canary_traffic(record.app_id, runs)
+    if canary is not None:
+        body["canaryTraffic"] = canary     # Pacer's extension, only while a canary runs
     if "tasks" in embed:
         body["tasks"] = [render_task(i, sched) for i in sorted(insts, key=lambda i: i.staged_at)]
     if "lastTaskFailure" in embed and record.app_id in sched.view.last_failures:

@@ -47,7 +47,7 @@ class _AppKey:
         self.record = record
         self.instances = instances
         self.health = health
-        self.runs = tuple(run.id for run in runs)
+        self.runs = tuple((run.id, run.canary) for run in runs)   # a canary's step changes its weights
         self.failure = failure
 
     def same_as(self, other: _AppKey) -> bool:
@@ -100,6 +100,9 @@ class RenderCache:
         counts = _dumps(task_counts(self._sched, insts))
         parts.append(b"," + counts[1:-1])
         parts.append(b',"deployments":' + _dumps(render_deployment_ref(runs)))
+        canary = view.canary_traffic(app_id, runs)
+        if canary is not None:
+            parts.append(b',"canaryTraffic":' + _dumps(canary))
         if with_tasks:
             parts.append(b',"tasks":[' + b",".join([self.task(i) for i in sorted(insts, key=_staged)]) + b"]")
         if failure is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -174,16 +173,7 @@ async def agents(request: web.Request) -> web.Response:
     return json_response({"agents": scheduler_of(request).view.agents()})
 
 
-_UI_PAGE = Path(__file__).with_name("static") / "index.html"
-
-
-async def ui(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(_UI_PAGE)
-
-
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/", ui)
-    router.add_get("/ui", ui)
     router.add_get("/ping", ping)
     router.add_get("/v2/info", info)
     router.add_get("/v2/leader", leader)

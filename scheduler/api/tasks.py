@@ -13,6 +13,9 @@ from scheduler.api.params import (deployment_result, embeds, flag, json_body, js
                                   path_app_id, scheduler_of)
 from scheduler.api.render import render_queue_entry, render_task
 from scheduler.api.render_cache import render_cache_of
+from scheduler.auth.middleware import app_filter
+from scheduler.auth.visibility import deployment_view
+from scheduler.api.pending import cancel, is_pending, pending_rows
 
 _STATUS_FILTERS = {"running": {RUNNING}, "staging": {STAGING, STARTING}}
 
@@ -27,7 +30,9 @@ async def list_tasks(request: web.Request) -> web.Response:
             raise ValidationFailed([("/status", 
                 f"unknown status '{value}': use running or staging")])
         wanted |= states
-    insts = [i for i in sched.view.instances.values() if not wanted or i.state in wanted]
+    visible = app_filter(request)
+    insts = [i for i in sched.view.instances.values()
+             if (not wanted or i.state in wanted) and (visible is None or visible(i.app_id))]
     tasks = render_cache_of(request).tasks(sorted(insts, key=lambda i: (i.app_id, i.staged_at)))
     return json_bytes_response(b'{"tasks":' + tasks + b"}")
 
@@ -50,8 +55,10 @@ async def get_queue(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
     t = time.time()
     with_reason = "reason" in embeds(request)
+    visible = app_filter(request)
     return json_response({"queue": [render_queue_entry(sched, app_id, entry, t, with_reason)
-                            for app_id, entry in sorted(sched.view.queue.items()) if app_id in sched.view.apps]})
+                                    for app_id, entry in sorted(sched.view.queue.items())
+                                    if app_id in sched.view.apps and (visible is None or visible(app_id))]})
 
 
 async def reset_delay(request: web.Request) -> web.Response:
@@ -62,13 +69,23 @@ async def reset_delay(request: web.Request) -> web.Response:
 
 async def list_deployments(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
+    visible = app_filter(request)
+    runs = [run for run in sched.view.deployments.values()
+            if visible is None or any(visible(a) for a in run.plan.affected_app_ids)]
     readiness = {app_id: [r for i in sched.view.instances_of(app_id) if (r := sched.view.readiness(i.instance_id))]
-                 for run in sched.view.deployments.values() for app_id in run.plan.affected_app_ids}
-    return json_response([run.to_json(readiness) for run in sched.view.deployments.values()])
+                 for run in runs for app_id in run.plan.affected_app_ids if visible is None or visible(app_id)}
+    # Pacer's waiting deployments (scheduled, awaiting approval, ended unstarted) only when asked
+    # for: Marathon clients (marathon-python's MarathonDeployment) refuse a row with fields of ours
+    bodies = [run.to_json(readiness) for run in runs] + (pending_rows(request) if "pending" in embeds(request) else [])
+    if visible is not None:
+        bodies = [view for body in bodies if (view := deployment_view(body, visible)) is not None]
+    return json_response(bodies)
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
     sched = scheduler_of(request)
+    if is_pending(request, request.match_info["id"]):
+        return cancel(request, request.match_info["id"])
     rollback = sched.writes.cancel_deployment(request.match_info["id"], force=flag(request, "force"))
     if rollback is None:
         return web.Response(status=202)

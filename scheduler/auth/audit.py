@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_FILES = 5
+_SPARE = 16
+"""Lines read beyond the limit, so a line cut by a crash rarely means reading the log twice."""
 
 
 class _Stop:
@@ -58,13 +60,61 @@ def audit_entry(*, when: datetime, user: str | None, source: str | None, forward
             entry["version"] = result["version"]
         if status >= 400 and isinstance(result.get("message"), str):
             entry["error"] = result["message"]
+        decision = _approval_decision(result) if status < 400 and path.split("?")[0].endswith(
+            ("/approve", "/reject")) else None
+        if decision is not None:
+            entry["approval"] = decision
     return entry
+
+
+def _approval_decision(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What an approve or reject of a held deployment decided, from its answer (the
+    deployment's row): who, which way, and the comment or reason."""
+    approval = result.get("approval")
+    if isinstance(result.get("rejectedBy"), str):
+        return {"decision": "rejected", "by": result["rejectedBy"], "reason": result.get("reason")}
+    if isinstance(approval, dict) and isinstance(approval.get("approvedBy"), str):
+        return {"decision": "approved", "by": approval["approvedBy"], "comment": approval.get("comment")}
+    return None
 
 
 def rotation_names(path: Path, files: int) -> list[tuple[Path, Path]]:
     """The renames of one rotation, oldest first: ``log.(n-1) -> log.n`` … ``log -> log.1``."""
     names = [path] + [path.with_name(f"{path.name}.{i}") for i in range(1, files)]
     return [(names[i - 1], names[i]) for i in range(len(names) - 1, 0, -1)]
+
+
+def newest_entries(read: Callable[[], Iterable[str]], limit: int, user: str | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` parsed entries of the lines ``read()`` gives (oldest first), counting
+    only those of ``user`` when it is given: filter, then limit. Lines that do not parse (one
+    cut by a crash) are skipped and not counted.
+
+    Cheap in the usual case: without ``user`` only the newest lines (and a few spare) are kept
+    and parsed; the log is read a second time, in full, only when cut lines among them leave
+    fewer than ``limit``. With ``user``, only lines holding the JSON-encoded name are parsed."""
+    if limit <= 0:
+        return []
+    if user is not None:
+        needle = json.dumps(user)
+        entries: deque[dict[str, Any]] = deque(maxlen=limit)
+        for line in read():
+            if needle in line and (entry := _parse(line)) is not None and entry.get("user") == user:
+                entries.append(entry)
+        return list(entries)
+    kept: deque[str] = deque(read(), maxlen=limit + _SPARE)
+    newest = [entry for line in kept if (entry := _parse(line)) is not None][-limit:]
+    if len(newest) == limit or len(kept) < limit + _SPARE:
+        return newest
+    parsed: deque[dict[str, Any]] = deque((e for line in read() if (e := _parse(line)) is not None), maxlen=limit)
+    return list(parsed)
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 class AuditLog:
@@ -99,24 +149,22 @@ class AuditLog:
         self._queue.put(done)
         done.wait(timeout)
 
-    def tail(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` entries, oldest first, across the rotated files."""
-        lines: deque[str] = deque(maxlen=limit)
+    def tail(self, limit: int, user: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries (of ``user`` only, if given), oldest first, across the
+        rotated files. The user is matched before the limit is applied: ``limit`` entries of that
+        user come back whenever the log holds that many."""
         with self._lock:
-            for older in reversed([self.path] + [self.path.with_name(f"{self.path.name}.{i}")
-                                                 for i in range(1, self.files)]):
-                try:
-                    with older.open(encoding="utf-8") as handle:
-                        lines.extend(handle)
-                except FileNotFoundError:
-                    continue
-        out = []
-        for line in lines:
+            return newest_entries(self._lines, limit, user)
+
+    def _lines(self) -> Iterator[str]:
+        """Every line of the log, oldest file first (the caller holds the lock)."""
+        for older in reversed([self.path] + [self.path.with_name(f"{self.path.name}.{i}")
+                                             for i in range(1, self.files)]):
             try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue                   # a line cut by a crash
-        return out
+                with older.open(encoding="utf-8") as handle:
+                    yield from handle
+            except FileNotFoundError:
+                continue
 
     def _run(self) -> None:
         while True:

@@ -2,8 +2,12 @@
 
 `build_auth_middleware(state, ...)` returns the aiohttp middleware `build_api` lists between
 `error_middleware` and the leadership proxy, so a follower checks credentials itself before
-forwarding (the leader checks them again: every instance reads the same auth file). For
-each request it:
+forwarding (the leader checks them again: every instance reads the same auth file). A
+follower judges only by what the request itself shows (its copy of the state is not the
+leader's: `AuthState.lookups`) and forwards the caller's ``Authorization`` unchanged; the
+leader then authenticates and authorizes the caller with its own state. Nothing is trusted
+for having passed through a follower (``X-Marathon-Via``, ``X-Forwarded-For`` and the
+follower's address grant nothing). For each request it:
 
 1. reads the body when the app ids it names decide (`routes.needs_body`; aiohttp keeps the
    bytes, so the handler reads the same ones);
@@ -13,7 +17,9 @@ each request it:
    itself (`local_peer`);
 3. asks `policy.authorize` with `routes.requirement`: 401 with ``WWW-Authenticate`` when
    credentials are missing or wrong, 403 naming the missing role and path;
-4. runs the handler, then filters listings to what the caller may view (`visibility`);
+4. runs the handler; the API's listings leave out what the caller may not view at their
+   source (`app_filter`, asked by the handlers before they render), the autoscaler's
+   listings are filtered here after their handler (`visibility.filter_listing`);
 5. records every write in the audit log, refused or not.
 
 Secrets never leave this module: the 401 body does not say which of user or password was
@@ -47,6 +53,7 @@ from multidict import CIMultiDict
 from app_definitions import InvalidJSON, parse_json_body
 
 from scheduler.auth.audit import AuditLog, audit_entry
+from scheduler.auth.gates import unheld_gated_write
 from scheduler.auth.local_peer import is_own_connection
 from scheduler.auth.passwords import hash_token, verify_password
 from scheduler.auth.policy import AuthConfig, Decision, Grant, User, authorize, may, sees_everything
@@ -126,6 +133,9 @@ class AuthState:
     allowed_host_paths: tuple[str, ...] = ()
     view: Any = None
     """The scheduler's read view (`SchedulerView`), set by `build_api`."""
+    leads: Callable[[], bool] = field(default=lambda: True)
+    """Whether this instance leads (set by `build_api`): a follower's view of the state is not
+    the leader's, so it decides only what the request itself shows and forwards."""
     internal_port: int | None = None
     home: Path | None = None
     _own: weakref.WeakKeyDictionary[Any, bool] = field(default_factory=weakref.WeakKeyDictionary)
@@ -134,7 +144,7 @@ class AuthState:
         """What the route table may ask of the scheduler's state (empty on a follower: it forwards,
         and the leader decides again with its own)."""
         view = self.view
-        if view is None:
+        if view is None or not self.leads():
             return Lookups(allowed_host_paths=self.allowed_host_paths)
 
         def task_app(task_id: str) -> str | None:
@@ -143,10 +153,18 @@ class AuthState:
 
         def deployment_apps(deployment_id: str) -> tuple[str, ...] | None:
             run = view.deployments.get(deployment_id)
-            return tuple(run.plan.affected_app_ids) if run is not None else None
+            if run is not None:
+                return tuple(run.plan.affected_app_ids)
+            pending = getattr(view, "pending", {}).get(deployment_id)     # scheduled, held for approval
+            return pending.app_ids if pending is not None else None
+
+        def group_as_of(group_id: str, version: str) -> list[Any]:
+            prefix = group_id.rstrip("/") + "/"
+            return [app for app_id, app in view.apps_as_of(version).items() if app_id.startswith(prefix)]
 
         return Lookups(known_apps=view.apps, task_app=task_app, deployment_apps=deployment_apps,
-                       allowed_host_paths=self.allowed_host_paths, stored_version=view.app_version)
+                       allowed_host_paths=self.allowed_host_paths, stored_version=view.app_version,
+                       group_as_of=group_as_of)
 
     def internal(self, request: web.Request) -> bool | None:
         """None: not the private listener; else whether the connection is this process's own."""
@@ -197,6 +215,21 @@ def is_admin(request: web.Request) -> bool:
         return True
     principal = principal_of(request)
     return principal is not None and may(principal, "admin", "/")
+
+
+def app_filter(request: web.Request) -> Callable[[str], bool] | None:
+    """Which app ids this caller may view, for the listings to leave the others out before
+    they render (None: every app, so a handler filters nothing and its cached bytes serve
+    as they are). A request without a principal while authentication is on sees no app."""
+    if not auth_enabled(request):
+        return None
+    principal = principal_of(request)
+    if principal is None:
+        return lambda app_id: False
+    if sees_everything(principal):
+        return None
+    user = principal
+    return lambda app_id: may(user, "viewer", app_id)
 
 
 def event_filter(request: web.Request) -> Callable[[Any], bool] | None:
@@ -270,7 +303,7 @@ def build_auth_middleware(error_body: ErrorBody) -> Callable[[web.Request, Handl
                          403)
         header = request.headers.get("Authorization")
         principal = INTERNAL if own else await state.authenticator.authenticate(header)
-        needed = requirement(method, path, body, state.lookups())
+        needed = requirement(method, path, body, state.lookups(), request.query)
         app_ids = needed.paths if needed.kind == "role" else ()
         decision = authorize(principal, needed)
         mutation = method not in READS
@@ -278,6 +311,13 @@ def build_auth_middleware(error_body: ErrorBody) -> Callable[[web.Request, Handl
             refusal = _refusal(decision, principal, bool(header))
             if mutation:
                 audit(request, state, principal, app_ids, refusal.status, _result_of(refusal), None)
+            return refusal
+        gated = None if principal is INTERNAL or not mutation else unheld_gated_write(
+            state.authenticator.config, method, path, needed,
+            scale=request.query.get("scale", "").strip().lower() in ("true", "1", "yes"))
+        if gated is not None:         # a deployment on an approval path that cannot be held
+            refusal = _json({"message": f"Not Authorized to perform this action: {gated}"}, 403)
+            audit(request, state, principal, app_ids, refusal.status, _result_of(refusal), None)
             return refusal
         request[PRINCIPAL] = principal
         try:
@@ -299,7 +339,8 @@ def build_auth_middleware(error_body: ErrorBody) -> Callable[[web.Request, Handl
 
 
 async def audit_handler(request: web.Request) -> web.Response:
-    """``GET /v2/audit?limit=N``: the newest N audit entries (default 100), oldest first (admins)."""
+    """``GET /v2/audit?limit=N[&user=NAME]``: the newest N audit entries (default 100), oldest
+    first, of NAME only if given (admins)."""
     state = request.config_dict[AUTH_KEY]
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
@@ -307,8 +348,5 @@ async def audit_handler(request: web.Request) -> web.Response:
     if state.audit is None:
         return _json({"entries": []}, 200)
     await asyncio.to_thread(state.audit.flush)
-    entries = await asyncio.to_thread(state.audit.tail, int(raw))
-    user = request.query.get("user")
-    if user:
-        entries = [e for e in entries if e.get("user") == user]
+    entries = await asyncio.to_thread(state.audit.tail, int(raw), request.query.get("user") or None)
     return _json({"entries": entries}, 200)

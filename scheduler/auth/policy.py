@@ -15,10 +15,26 @@ The auth file (TOML, so operators can comment it)::
     tokens = ["sha256$…"]                    # `pacer auth new-token` prints a token and this
     roles = ["deployer on /team-a/**", "viewer on /shared/**"]
 
+    [users.carol]
+    password = "scrypt$…"
+    roles = ["viewer on /**", "approver on /prod/**"]
+
+    [[approval]]                             # changes beneath these paths wait for an approval
+    paths = ["/prod/**"]
+    expiry = "24h"                           # optional: s, m, h or d; 24h when left out
+
 A role is granted on a path pattern over app ids: ``/team-a/**`` is everything beneath
 ``/team-a``, ``*`` is one id segment (``/team-*/web``), a plain path is that app. Roles nest:
-``admin`` ⊃ ``deployer`` ⊃ ``viewer``. "Global" permissions (abdicating the leadership, the
-audit log) are the role on ``/`` itself, which only ``/**`` (or ``/``) covers.
+``admin`` ⊃ ``deployer`` ⊃ ``viewer`` and ``admin`` ⊃ ``approver`` ⊃ ``viewer``; a deployer
+is not an approver (nor the other way round), so the two halves of a four-eyes release are
+granted apart, and an admin may do either. "Global" permissions (abdicating the leadership,
+the audit log) are the role on ``/`` itself, which only ``/**`` (or ``/``) covers.
+
+Approval gates (``[[approval]]``): a deployment of an app that one of the ``paths`` patterns
+matches is held as ``awaiting approval`` until a user other than its author, holding
+``approver`` on every app it changes, approves it (``POST /v2/deployments/{id}/approve``);
+it ends unstarted when rejected or when ``expiry`` passes. Several rules matching one change
+ask for one approval, with the shortest expiry. `approval_need` decides this, purely.
 """
 
 from __future__ import annotations
@@ -32,9 +48,18 @@ from typing import Any, Literal
 
 from scheduler.auth.passwords import HashFormatError, check_token_hash, parse_password_hash
 
-Role = Literal["viewer", "deployer", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "deployer", "admin")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+Role = Literal["viewer", "deployer", "approver", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "deployer", "approver", "admin")
+_IMPLIES: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"viewer"}),
+    "deployer": frozenset({"viewer", "deployer"}),
+    "approver": frozenset({"viewer", "approver"}),
+    "admin": frozenset(ROLES),
+}
+"""The roles each role includes (itself too)."""
+DEFAULT_APPROVAL_EXPIRY = 24 * 3600.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SEGMENT = re.compile(r"^[a-z0-9*?.\[\]!-]+$")
 _USER_KEYS = frozenset({"password", "tokens", "roles"})
@@ -66,10 +91,19 @@ class User:
 
 
 @dataclass(frozen=True)
+class ApprovalRule:
+    """Changes to apps that one of ``paths`` matches wait for an approval, at most ``expiry_seconds``."""
+
+    paths: tuple[str, ...]
+    expiry_seconds: float = DEFAULT_APPROVAL_EXPIRY
+
+
+@dataclass(frozen=True)
 class AuthConfig:
-    """Every user, by name. Empty means authentication is off (Pacer as before)."""
+    """Every user, by name, and the approval gates. No users means authentication is off."""
 
     users: Mapping[str, User] = field(default_factory=dict)
+    approvals: tuple[ApprovalRule, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -146,7 +180,7 @@ def parse_grant(text: str, where: str) -> Grant:
     if len(words) != 3 or words[1] != "on":
         raise AuthFileError(f"{where}: '{text}' must read 'ROLE on PATTERN', e.g. 'deployer on /team-a/**'")
     role, pattern = words[0], words[2]
-    if role not in _RANK:
+    if role not in _IMPLIES:
         raise AuthFileError(f"{where}: unknown role '{role}'; use one of {', '.join(ROLES)}")
     problem = check_pattern(pattern)
     if problem:
@@ -194,9 +228,9 @@ def parse_auth_file(text: str) -> AuthConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AuthFileError(f"not valid TOML: {exc}") from None
-    unknown = sorted(set(doc) - {"users"})
+    unknown = sorted(set(doc) - {"users", "approval"})
     if unknown:
-        raise AuthFileError(f"{unknown[0]}: unknown top-level key; the file has only [users.NAME] tables")
+        raise AuthFileError(f"{unknown[0]}: unknown top-level key; the file has [users.NAME] and [[approval]] tables")
     users = doc.get("users", {})
     if not isinstance(users, dict) or not users:
         raise AuthFileError("users: no user defined; add at least one [users.NAME] table")
@@ -204,7 +238,39 @@ def parse_auth_file(text: str) -> AuthConfig:
     hashes = [t for u in parsed.values() for t in u.token_hashes]
     if len(hashes) != len(set(hashes)):
         raise AuthFileError("tokens: the same token hash is given twice; each token belongs to one user")
-    return AuthConfig(parsed)
+    return AuthConfig(parsed, _approval_rules(doc.get("approval", [])))
+
+
+def parse_duration(text: Any, where: str) -> float:
+    """``"24h"``, ``"30m"``, ``"90s"``, ``"2d"`` -> seconds; `AuthFileError` naming ``where`` otherwise."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise AuthFileError(f"{where} must be a positive duration like \"24h\", \"30m\", \"90s\" or \"2d\"")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _approval_rules(raw: Any) -> tuple[ApprovalRule, ...]:
+    if not isinstance(raw, list):
+        raise AuthFileError("approval must be an array of tables: [[approval]] with paths = [\"/prod/**\"]")
+    rules = []
+    for i, table in enumerate(raw):
+        where = f"approval[{i}]"
+        if not isinstance(table, dict):
+            raise AuthFileError(f"{where} must be a table with paths (and expiry)")
+        unknown = sorted(set(table) - {"paths", "expiry"})
+        if unknown:
+            raise AuthFileError(f"{where}.{unknown[0]}: unknown key; an approval rule has only paths and expiry")
+        paths = table.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise AuthFileError(f"{where}.paths must be a non-empty list of path patterns like [\"/prod/**\"]")
+        for j, pattern in enumerate(paths):
+            problem = check_pattern(pattern)
+            if problem:
+                raise AuthFileError(f"{where}.paths[{j}]: {problem}")
+        expiry = (parse_duration(table["expiry"], f"{where}.expiry") if "expiry" in table
+                  else DEFAULT_APPROVAL_EXPIRY)
+        rules.append(ApprovalRule(tuple(paths), expiry))
+    return tuple(rules)
 
 
 def parse_http_credentials(value: str) -> tuple[str, str]:
@@ -225,7 +291,7 @@ def merge(config: AuthConfig, extra: Iterable[User]) -> AuthConfig:
             raise AuthFileError(f"user '{user.name}' is defined both by --http-credentials and in the auth file; "
                                 "keep one")
         users[user.name] = user
-    return AuthConfig(users)
+    return AuthConfig(users, config.approvals)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,6 +309,9 @@ class Requirement:
     paths: tuple[str, ...] = ()
     subtree: bool = False
     why: str = ""
+    private_paths: bool = False
+    """The paths come from the state, not the request (a deployment's apps): a refusal names
+    only those the caller may view, as the listings do."""
 
 
 OPEN = Requirement("open")
@@ -263,9 +332,8 @@ class Decision:
 
 def may(user: User, role: Role, path: str, *, subtree: bool = False) -> bool:
     """Whether ``user`` holds ``role`` (or more) on ``path`` (on all of it beneath, with ``subtree``)."""
-    need = _RANK[role]
     for grant in user.grants:
-        if _RANK[grant.role] < need:
+        if role not in _IMPLIES[grant.role]:
             continue
         if pattern_covers(grant.pattern, path) if subtree else pattern_matches(grant.pattern, path):
             return True
@@ -292,6 +360,32 @@ def authorize(principal: User | None, requirement: Requirement) -> Decision:
     for path in requirement.paths:
         if not may(principal, requirement.role, path, subtree=requirement.subtree):
             target = f"{path.rstrip('/')}/**" if requirement.subtree else path
+            if requirement.private_paths and not may(principal, "viewer", path):
+                target = "an app of it you may not view"
             why = f" ({requirement.why})" if requirement.why else ""
             return Decision(403, f"{requirement.role} on {target}{why}")
     return Decision(200)
+
+
+# ---------------------------------------------------------------------------------------------
+# approval gates
+
+
+def approval_need(config: AuthConfig, app_ids: Iterable[str],
+                  author: str | None) -> tuple[tuple[str, ...], float, tuple[str, ...]] | None:
+    """(the matching patterns, the shortest expiry, who may approve) when a change of
+    ``app_ids`` by ``author`` must wait for an approval, else None. Who may approve: every user
+    but the author holding ``approver`` on each of the apps, by name."""
+    ids = list(app_ids)
+    matched: list[str] = []
+    expiry: float | None = None
+    for rule in config.approvals:
+        hits = [p for p in rule.paths if any(pattern_matches(p, a) for a in ids)]
+        if hits:
+            matched.extend(h for h in hits if h not in matched)
+            expiry = rule.expiry_seconds if expiry is None else min(expiry, rule.expiry_seconds)
+    if expiry is None:
+        return None
+    approvers = tuple(sorted(name for name, user in config.users.items()
+                             if name != author and all(may(user, "approver", a) for a in ids)))
+    return tuple(matched), expiry, approvers

@@ -18,8 +18,8 @@ lenient parser must not see a body whose app ids were never checked.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app_definitions import ValidationFailed, canonical_path_id
@@ -38,6 +38,8 @@ UNPARSABLE = Body.UNPARSABLE
 NO_BODY = Body.NO_BODY
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+UI_PATHS = frozenset({"/", "/ui", "/ui/", "/favicon.ico"})
+"""The web UI's page (its modules are beneath ``/ui/static/``): served to anyone."""
 _ROOT_ADMIN = Requirement("role", "admin", ("/",))
 
 
@@ -50,6 +52,8 @@ class Lookups:
     deployment_apps: Callable[[str], Sequence[str] | None] = lambda deployment_id: None
     allowed_host_paths: tuple[str, ...] = field(default=())
     stored_version: Callable[[str, str], Any] = lambda app_id, version: None   # app JSON of a stored version
+    group_as_of: Callable[[str, str], Sequence[Any]] = lambda group_id, version: ()
+    """The app definitions beneath a group as a group rollback to that version restores them."""
 
 
 def needs_body(method: str, path: str) -> bool:
@@ -80,13 +84,20 @@ def _write_role(apps: Sequence[Any], allowed: tuple[str, ...]) -> tuple[Role, st
     return "deployer", ""
 
 
+def _rollback_version(body: Any) -> str | None:
+    """The version a ``{"version": ts}`` body (optionally with ``id``) restores, or None."""
+    if isinstance(body, dict) and isinstance(body.get("version"), str) and set(body) <= {"id", "version"}:
+        return str(body["version"])
+    return None
+
+
 def _as_written(app_id: str | None, body: Any, lookups: Lookups) -> Any:
     """The definition a write puts in place: for a rollback (`{"version": ts}`), the stored
     version it restores, so a deployer cannot roll an app back to a privileged version that
     only an admin could deploy."""
-    if (app_id is not None and isinstance(body, dict) and isinstance(body.get("version"), str)
-            and set(body) <= {"id", "version"}):
-        stored = lookups.stored_version(app_id, body["version"])
+    version = _rollback_version(body)
+    if app_id is not None and version is not None:
+        stored = lookups.stored_version(app_id, version)
         return stored if stored is not None else body
     return body
 
@@ -132,7 +143,7 @@ def _app_resource(method: str, tail: str, body: Any, lookups: Lookups) -> Requir
         return AUTHENTICATED               # an invalid id: the handler answers 404/422
     if method in READS:
         return _role("viewer", [app_id])
-    if sub == "" and method in ("PUT", "PATCH"):
+    if sub == "" and method in ("PUT", "PATCH", "POST"):      # POST: Pacer's scheduled ?at= write
         if body is UNPARSABLE:
             return AUTHENTICATED
         role, why = _write_role([_as_written(app_id, body, lookups)], lookups.allowed_host_paths)
@@ -161,7 +172,12 @@ def _groups(method: str, tail: str, body: Any, lookups: Lookups) -> Requirement:
             group_id = canonical_path_id(str(body["id"]))
         except ValidationFailed:
             return AUTHENTICATED           # the handler answers 422
-    apps = list(group_apps(body)) if body is not NO_BODY else []
+    version = _rollback_version(body)
+    if version is not None:
+        # a group rollback restores the stored definitions beneath the group: judge those
+        apps = list(lookups.group_as_of(group_id, version))
+    else:
+        apps = list(group_apps(body)) if body is not NO_BODY else []
     role, why = _write_role(apps, lookups.allowed_host_paths)
     return _role(role, [group_id], why, subtree=True)
 
@@ -173,8 +189,41 @@ def _tasks_delete(body: Any, lookups: Lookups) -> Requirement:
     return _role("deployer", app_ids)      # unknown task ids are refused by the handler
 
 
-def _autoscaler(method: str, rest: str, body: Any) -> Requirement:
-    """``/v2/autoscaler``: policies change how many instances run: `admin` on the app."""
+def _task_files(path: str, lookups: Lookups) -> Requirement:
+    """``/v2/tasks/{id}/files/{name}``: a task's output is as private as its app: `viewer` on it."""
+    parts = path.split("/")              # "", "v2", "tasks", id, "files", name
+    if len(parts) != 6 or parts[4] != "files":
+        return AUTHENTICATED
+    app_id = lookups.task_app(parts[3])
+    return _role("viewer", [app_id]) if app_id is not None else AUTHENTICATED   # unknown task: 404
+
+
+def _deployment(method: str, rest: str, lookups: Lookups) -> Requirement:
+    """Cancelling or moving a deployment: `deployer` on its apps; approving or rejecting a
+    held one (``POST …/approve``, ``…/reject``): `approver` on them (the handler refuses the
+    author). Unknown ids go on to the handler's 404. A refusal does not name the apps of the
+    deployment the caller may not view."""
+    deployment_id, _, action = rest.partition("/")
+    affected = lookups.deployment_apps(deployment_id)
+    if not affected:
+        return AUTHENTICATED
+    if method == "POST" and action in ("promote", "abort"):      # steering a canary: as a DELETE
+        need = _role("deployer", list(affected))
+    elif method == "POST":
+        if action not in ("approve", "reject"):
+            return AUTHENTICATED                   # no such route: 404/405
+        need = _role("approver", list(affected), f"to {action} a deployment")
+    else:
+        need = _role("deployer", list(affected))
+    return replace(need, private_paths=True)
+
+
+def _autoscaler(method: str, rest: str, body: Any, query: Mapping[str, str]) -> Requirement:
+    """``/v2/autoscaler``: policies change how many instances run: `admin` on the app. An app's
+    series (``/series?appId=``) shows its usage: `viewer` on it."""
+    if rest == "/series" and method in READS:
+        app_id = _app_id(query.get("appId", "")) if query.get("appId", "").strip("/ ") else None
+        return _role("viewer", [app_id]) if app_id is not None else AUTHENTICATED   # the handler answers 400
     if rest == "/policies" and method == "POST":
         if body is UNPARSABLE or not isinstance(body, dict) or not isinstance(body.get("appId"), str):
             return _ROOT_ADMIN
@@ -185,12 +234,16 @@ def _autoscaler(method: str, rest: str, body: Any) -> Requirement:
     return AUTHENTICATED if method in READS else _ROOT_ADMIN
 
 
-def requirement(method: str, path: str, body: Any = NO_BODY, lookups: Lookups | None = None) -> Requirement:
-    """What the call ``method path`` (with its parsed ``body`` if `needs_body`) needs."""
+def requirement(method: str, path: str, body: Any = NO_BODY, lookups: Lookups | None = None,
+                query: Mapping[str, str] | None = None) -> Requirement:
+    """What the call ``method path`` (with its parsed ``body`` if `needs_body`, and its ``query``
+    where it names the app) needs."""
     lookups = lookups or Lookups()
     method = "GET" if method == "HEAD" else method
     if path in ("/ping", "/metrics"):
         return OPEN
+    if method == "GET" and (path in UI_PATHS or path.startswith("/ui/static/")):
+        return OPEN                        # the web UI's files hold no data; it asks for credentials
     if path == "/v2/leader" and method == "DELETE":
         return _ROOT_ADMIN
     if path == "/v2/audit":
@@ -203,14 +256,15 @@ def requirement(method: str, path: str, body: Any = NO_BODY, lookups: Lookups | 
         return _groups(method, path.removeprefix("/v2/groups").strip("/"), body, lookups)
     if path == "/v2/tasks/delete" and method == "POST":
         return _tasks_delete(body, lookups)
+    if path.startswith("/v2/tasks/") and method in READS:
+        return _task_files(path, lookups)
     if path.startswith("/v2/queue/") and path.endswith("/delay") and method == "DELETE":
         app_id = _app_id(path.removeprefix("/v2/queue/").removesuffix("/delay"))
         return _role("admin", [app_id]) if app_id is not None else AUTHENTICATED
-    if path.startswith("/v2/deployments/") and method == "DELETE":
-        affected = lookups.deployment_apps(path.removeprefix("/v2/deployments/"))
-        return _role("deployer", list(affected)) if affected else AUTHENTICATED   # unknown: 404
+    if path.startswith("/v2/deployments/") and method in ("DELETE", "PUT", "POST"):
+        return _deployment(method, path.removeprefix("/v2/deployments/"), lookups)
     if path == "/v2/autoscaler" or path.startswith("/v2/autoscaler/"):
-        return _autoscaler(method, path.removeprefix("/v2/autoscaler"), body)
+        return _autoscaler(method, path.removeprefix("/v2/autoscaler"), body, query or {})
     if path == "/v2/haproxy" or path.startswith("/v2/haproxy/"):
         # the bridge's config and status describe every routed app
         return Requirement("role", "viewer", ("/",), subtree=True) if method in READS else _ROOT_ADMIN
@@ -218,15 +272,11 @@ def requirement(method: str, path: str, body: Any = NO_BODY, lookups: Lookups | 
 
 
 def listing_kind(method: str, path: str) -> str | None:
-    """Which listing a read answers, for `visibility.filter_listing`; None if it is not one."""
+    """Which listing a read answers that the middleware must filter after its handler (for
+    `visibility.filter_listing`); None otherwise. Only the autoscaler's: the API's own listings
+    (apps, groups, tasks, queue, deployments) filter at their source (`middleware.app_filter`)."""
     if method not in ("GET", "HEAD"):
         return None
-    if path in ("/v2/apps", "/v2/tasks", "/v2/queue", "/v2/deployments"):
-        return path.removeprefix("/v2/")
-    if path.startswith("/v2/apps/") and path.rstrip("/").endswith("/*"):
-        return "apps*"
-    if path == "/v2/groups" or path.startswith("/v2/groups/"):
-        return "groups"
     if path == "/v2/autoscaler/policies":
         return "policies"
     if path == "/v2/autoscaler/decisions":

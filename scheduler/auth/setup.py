@@ -2,7 +2,8 @@
 
 `load_auth_config` reads `--auth-file` and adds the `--http-credentials` user (admin on every
 path, as Marathon's single user could do everything); `tls_context` loads `--tls-cert` and
-`--tls-key`; `exposure_problem` is the safe default: a non-loopback `--listen` with nothing
+`--tls-key`; `leader_client_context` how a follower checks the leader's certificate
+(`--tls-ca-file`); `exposure_problem` is the safe default: a non-loopback `--listen` with nothing
 configured is refused unless `--insecure`.
 """
 
@@ -57,6 +58,26 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise AuthSetupError(f"--tls-cert {cert} / --tls-key {key}: cannot load them ({exc}); give a PEM "
                              "certificate (chain) and its unencrypted PEM private key") from None
+    return context
+
+
+def leader_client_context(serving_tls: bool, ca_file: Path | None) -> ssl.SSLContext | None:
+    """How a follower verifies the leader it forwards requests to: None (plain HTTP) unless the
+    API is served over HTTPS, then the leader's certificate checked against `--tls-ca-file`
+    (PEM, one CA or several) or, without it, the system's trust store, host name included."""
+    if not serving_tls:
+        if ca_file is not None:
+            raise AuthSetupError("--tls-ca-file verifies the leader's certificate when the API is served over HTTPS: "
+                                 "give --tls-cert and --tls-key too, or leave --tls-ca-file out")
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    except FileNotFoundError:
+        raise AuthSetupError(f"--tls-ca-file {ca_file} does not exist") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise AuthSetupError(f"--tls-ca-file {ca_file}: cannot load it ({exc}); give the PEM certificate of the CA "
+                             "that signed the instances' --tls-cert") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 

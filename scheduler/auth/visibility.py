@@ -1,16 +1,23 @@
 """What a caller may see: listings and events cut down to the apps it may view.
 
-Pure: `filter_listing(kind, body, may_view)` takes a listing's JSON (as the handler wrote it)
-and returns it without the entries about apps the caller may not view; `event_visible` does
-the same for one event. Filtering happens after the handler, so the handlers stay as they are
-and a caller who may view everything (``viewer on /**``) costs nothing extra.
+Pure. The API's own listings filter at their source: each handler asks `middleware.app_filter`
+for the caller's predicate and leaves out what it may not view *before* rendering, so the
+render cache keeps serving the bytes of each app and task, a nested group tree is built from
+the visible apps only, and nothing is parsed again. `deployment_view` cuts one deployment's
+JSON down to the visible apps. `filter_listing(kind, body, may_view)` filters the listings of
+sub-applications that do not know the caller (the autoscaler's policies and decisions) after
+their handler, on the parsed JSON; `event_visible` decides for one event. A caller who may
+view everything (``viewer on /**``) costs nothing extra anywhere.
 
 The rules, in one place:
 
 * an app, a task, a queue entry, an autoscaler policy or decision: visible with `viewer` on
   its app id;
-* a deployment: visible only with `viewer` on *every* app it affects (its plan names them all);
-* a group tree: only the apps the caller may view, and the subgroups that still hold one;
+* a deployment: visible with `viewer` on at least one app it affects, and then shown with
+  the other apps' ids cut out (``affectedApps``, each step's actions, ``currentActions``):
+  a deployment touching an app the caller may not view never names it;
+* a group tree: only the apps the caller may view, and the (nested) groups that hold one; a
+  group holding none does not exist for the caller (404);
 * an event: about apps (``appId``, ``appDefinition.id``, a deployment plan's
   ``affectedApps``) -> visible only with `viewer` on all of them; about a group
   (``groupId``) -> with `viewer` on all of the group; about no app (``event_stream_attached``,
@@ -43,41 +50,30 @@ def _keep(items: Any, may_view: MayView, *keys: str) -> Any:
     return [i for i in items if (app := _app_of(i, *keys)) is None or may_view(app)]
 
 
-def _deployment_visible(deployment: Any, may_view: MayView) -> bool:
-    affected = deployment.get("affectedApps", []) if isinstance(deployment, dict) else []
-    return all(may_view(a) for a in affected if isinstance(a, str))
-
-
-def _group(tree: Any, may_view: MayView) -> Any:
-    """The group tree with only visible apps and the subgroups that still hold something."""
-    if not isinstance(tree, dict):
-        return tree
-    out = dict(tree)
-    if isinstance(tree.get("apps"), list):
-        out["apps"] = [a for a in tree["apps"] if isinstance(a, dict) and may_view(str(a.get("id", "")))]
-    if isinstance(tree.get("groups"), list):
-        kept = [_group(g, may_view) for g in tree["groups"]]
-        out["groups"] = [g for g in kept if _holds_something(g)]
+def deployment_view(deployment: dict[str, Any], may_view: MayView) -> dict[str, Any] | None:
+    """``deployment`` (a `/v2/deployments` item) as the caller may see it: None when it affects
+    no app the caller may view, else without the ids of the apps it may not view."""
+    affected = [a for a in deployment.get("affectedApps", []) if isinstance(a, str)]
+    seen = [a for a in affected if may_view(a)]
+    if affected and not seen:
+        return None
+    if len(seen) == len(affected):
+        return deployment
+    out = dict(deployment, affectedApps=seen)
+    if isinstance(deployment.get("steps"), list):
+        out["steps"] = [dict(step, actions=_keep(step.get("actions"), may_view, "app"))
+                        if isinstance(step, dict) else step for step in deployment["steps"]]
+    if "currentActions" in deployment:
+        out["currentActions"] = _keep(deployment["currentActions"], may_view, "app")
+    approval = deployment.get("approval")
+    if isinstance(approval, dict) and isinstance(approval.get("paths"), list):
+        out["approval"] = dict(approval, paths=[p for p in approval["paths"] if isinstance(p, str) and may_view(p)])
     return out
 
 
-def _holds_something(tree: Any) -> bool:
-    return isinstance(tree, dict) and bool(tree.get("apps") or tree.get("groups"))
-
-
 def filter_listing(kind: str, body: Any, may_view: MayView) -> Any:
-    """``body`` without what the caller may not view (``kind`` from `routes.listing_kind`)."""
-    if kind in ("apps", "apps*") and isinstance(body, dict):
-        key = "apps" if kind == "apps" else "*"
-        return {**body, key: _keep(body.get(key), may_view, "id")}
-    if kind == "tasks" and isinstance(body, dict):
-        return {**body, "tasks": _keep(body.get("tasks"), may_view, "appId")}
-    if kind == "queue" and isinstance(body, dict):
-        return {**body, "queue": _keep(body.get("queue"), may_view, "app")}
-    if kind == "deployments" and isinstance(body, list):
-        return [d for d in body if _deployment_visible(d, may_view)]
-    if kind == "groups":
-        return _group(body, may_view)
+    """``body`` without what the caller may not view (``kind`` from `routes.listing_kind`: the
+    autoscaler's ``policies`` and ``decisions``, whose handlers do not know the caller)."""
     if kind in ("policies", "decisions") and isinstance(body, dict):
         return {**body, kind: _keep(body.get(kind), may_view, "appId")}
     return body

@@ -11,6 +11,10 @@ A backend also says how many launches may be under way at once (`launch_concurre
 forks processes bounds it, one that hands launches to a master need not) and what `/v2/info`
 shows of it (`backend_info`: the master, the framework id, the role and user, as Marathon names
 them).
+
+A backend also reads a task's output files (`read_task_file`, `open_task_file`, for
+`/v2/tasks/{id}/files/{name}`): where the sandbox is on this host it reads it (in a thread);
+where it is not, it answers `FileMissing` saying where the output is.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Protocol
 
 from app_definitions import AppDefinition
 from executor import ResourceUsage
+from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 
 from scheduler.state.model import Instance
 from scheduler.decide.placement import AgentOffer
@@ -111,6 +116,13 @@ class ClusterBackend(Protocol):
 
     def describe(self) -> list[dict[str, object]]:
         """Agents as the API shows them."""
+
+    async def read_task_file(self, instance: Instance, name: str, offset: int, length: int) -> FileChunk | FileMissing:
+        """Up to `length` bytes of the task's sandbox file `name` (stdout, stderr) from `offset`
+        (-1: its end), or why it cannot be read here."""
+
+    async def open_task_file(self, instance: Instance, name: str) -> OpenedFile | FileMissing:
+        """The whole sandbox file `name` of the task, opened for a download (the caller closes it)."""
 
     def backend_info(self) -> BackendInfo:
         """The backend as `/v2/info` shows it."""

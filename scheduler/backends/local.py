@@ -60,6 +60,7 @@ from executor import (
     task_command,
 )
 from executor.docker_spec import ContainerHandle, ContainerInfo
+from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 from executor.sandboxes import DiskPolicy
 from executor.task_logs import LogPolicy
 from periodic import run_periodically
@@ -74,6 +75,7 @@ from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, HOME_ENV, AgentDisk,
                                       compute_offers, detected_resources, find_task_processes, open_task_cgroups,
                                       remove_task_cgroups, task_cgroup_parent)
 from scheduler.backends.containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
+from scheduler.backends.local_files import open_local_task_file, read_local_task_file
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,12 @@ class LocalBackend:
 
     def backend_info(self) -> BackendInfo:
         return BackendInfo()
+
+    async def read_task_file(self, instance: Instance, name: str, offset: int, length: int) -> FileChunk | FileMissing:
+        return await read_local_task_file(self.sandboxes, instance, name, offset, length)
+
+    async def open_task_file(self, instance: Instance, name: str) -> OpenedFile | FileMissing:
+        return await open_local_task_file(self.sandboxes, instance, name)
 
     async def close(self) -> None:
         self._closed = True

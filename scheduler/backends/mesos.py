@@ -44,6 +44,7 @@ from typing import Any
 
 from app_definitions import AppDefinition
 from executor import ResourceUsage
+from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 
 from scheduler.backends import BackendInfo, BackendListener, Recovery, StatusUpdate
 from scheduler.backends.mesos_client import MesosClient
@@ -417,6 +418,12 @@ class MesosBackend:
                         "offered": {"cpus": offer.cpus, "mem": offer.mem, "disk": offer.disk} if offer else {}})
         return out
 
+    async def read_task_file(self, instance: Instance, name: str, offset: int, length: int) -> FileChunk | FileMissing:
+        return _on_the_agent(instance, name)
+
+    async def open_task_file(self, instance: Instance, name: str) -> OpenedFile | FileMissing:
+        return _on_the_agent(instance, name)
+
     def backend_info(self) -> BackendInfo:
         cfg = self.config
         return BackendInfo(master=",".join(cfg.masters), framework_id=self._ids.load(), role=cfg.role, user=cfg.user,
@@ -432,6 +439,12 @@ class MesosBackend:
             await self.connection.close()
         else:
             await self._client.close()
+
+
+def _on_the_agent(instance: Instance, name: str) -> FileMissing:
+    """A task's sandbox is on the Mesos agent that runs it, which serves it (``/files/read``)."""
+    return FileMissing(f"task {instance.instance_id} runs on the Mesos agent {instance.host}: its sandbox file "
+                       f"'{name}' is read on that agent (its /files/read, or the Mesos UI)")
 
 
 __all__ = ["FRAMEWORK_ID_KEY", "FrameworkIds", "MesosBackend", "MesosConfig", "MetaStore"]

@@ -10,7 +10,9 @@ back the new :class:`CanaryState` and the actions to carry out, in order:
   person promotes) except judging an interval at ``analyse_at``;
 * :class:`StartFullRoll`: the steps are done; roll the rest of the app under the usual
   upgradeStrategy and clear the canary weights. :class:`SwitchOver` is its blue/green
-  twin: send all traffic to the new set, then drain and kill the old one;
+  twin: send all traffic to the new set in one step (the state keeps ``weight`` 100 and
+  ``switched``, so the weights hold until the old set is gone), then drain and kill the
+  old one;
 * :class:`Abort` ``(reason)``: canary weight 0, canary instances killed, app version back.
 
 Rules (the why is in each line):
@@ -106,6 +108,8 @@ class CanaryState:
     ``progress_at``: when a step last began or an interval last gave a conclusive verdict
     (the progress deadline counts from it). ``step_passed``: the latest verdict judged in
     the current step was a pass. ``reason`` says why the canary was aborted or promoted.
+    ``switched``: a blue/green release sent all traffic to its new set (promoted): unlike a
+    canary's full roll, the weights stay (new 100%, old 0) while the old set drains.
     """
 
     started_at: float
@@ -120,6 +124,7 @@ class CanaryState:
     step_passed: bool = False
     next_analysis_at: float | None = None
     last_verdict: Verdict | None = None
+    switched: bool = False
 
     @property
     def finished(self) -> bool:
@@ -135,6 +140,9 @@ class CanaryState:
         }
         if spec.analysis is not None:
             out["failureLimit"] = spec.analysis.failure_limit
+        if spec.blue_green:
+            out["blueGreen"] = True
+            out["switched"] = self.switched
         if self.reason is not None:
             out["reason"] = self.reason
         if self.last_verdict is not None:
@@ -167,7 +175,9 @@ def _enter(state: CanaryState, index: int, now: float) -> CanaryState:
 def _finish(state: CanaryState, spec: Canary, reason: str) -> tuple[CanaryState, Action]:
     done = replace(state, step_index=len(spec.steps), phase="promoted", reason=reason, manual_pause=False,
                    next_analysis_at=None)
-    return done, SwitchOver() if spec.blue_green else StartFullRoll()
+    if spec.blue_green:
+        return replace(done, weight=100, switched=True), SwitchOver()
+    return done, StartFullRoll()
 
 
 def _aborted(state: CanaryState, reason: str) -> Transition:

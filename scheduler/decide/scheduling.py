@@ -20,6 +20,7 @@ from scheduler.decide.constraints import AgentView
 from scheduler.decide.placement import AgentOffer, OfferTable, Placement, TaskRequest, place_tasks
 from scheduler.decide.reconcile import Convergence, plan_convergence
 from scheduler.decide.restart import InstanceState, next_restart_step
+from scheduler.deploy.canary_run import canary_convergence, canary_size
 from scheduler.deploy.plan import DeploymentAction
 from scheduler.deploy.progress import RunVerdict, StallEvidence, failures_since, judge_run
 from scheduler.deploy.runs import DeploymentRun
@@ -192,7 +193,15 @@ def decide(view: ClusterView, now: float) -> Pass:
         if run is not None and run.waits_for_step(app_id):
             continue
         action = run.action_for(app_id) if run is not None else None
-        decision, done[app_id] = converge_app(record, insts, action, view.agents, view.health, now)
+        canary = run.canary if run is not None and action is not None else None
+        spec = record.definition.upgrade_strategy.canary
+        if canary is not None and canary.app_id == app_id and canary.in_steps and spec is not None:
+            launch, kill = canary_convergence(canary_size(spec, record.definition.instances), insts,
+                                              record.config_version,
+                                              lambda i: _healthy(view.health, i) and _ready(view.health, i))
+            decision, done[app_id] = Convergence(launch, kill), False
+        else:
+            decision, done[app_id] = converge_app(record, insts, action, view.agents, view.health, now)
         by_id = {i.instance_id: i for i in insts}
         kills.extend(Kill(iid) for iid in decision.kill if not by_id[iid].killing)
         if decision.launch == 0:

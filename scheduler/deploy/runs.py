@@ -14,6 +14,7 @@ from typing import Any
 
 from app_definitions import parse_app_definition
 
+from scheduler.deploy.canary_run import CanaryRun, canary_spec
 from scheduler.deploy.plan import DeploymentAction, DeploymentPlan, DeploymentStep
 
 
@@ -26,6 +27,7 @@ class DeploymentRun:
     last_progress_at: float
     step_index: int = 0
     progress_marker: tuple[int, int] = (0, 0)
+    canary: CanaryRun | None = None     # a canary deployment's steps (canary_run.py)
 
     @property
     def id(self) -> str:
@@ -53,6 +55,8 @@ class DeploymentRun:
                                   for a in self.current_actions()]
         body["currentStep"] = min(self.step_index + 1, len(self.plan.steps))
         body["totalSteps"] = len(self.plan.steps)
+        if self.canary is not None:
+            body["canary"] = self.canary.to_json(canary_spec(self.plan, self.canary.app_id))
         return body
 
 
@@ -61,7 +65,8 @@ def run_record(run: DeploymentRun) -> dict[str, Any]:
     original and target definitions (what a rollback and the deadline need)."""
     plan = run.plan
     affected = set(plan.affected_app_ids)
-    return {
+    extra = {} if run.canary is None else {"canary": run.canary.to_record()}
+    return {**extra,
         "id": plan.id, "version": plan.version, "step_index": run.step_index,
         "started_at": run.started_at, "last_progress_at": run.last_progress_at,
         "steps": [[[a.action, a.app_id, a.scale_to] for a in step.actions] for step in plan.steps],
@@ -78,8 +83,10 @@ def run_from_record(record: Mapping[str, Any]) -> DeploymentRun:
         target={a: parse_app_definition(d) for a, d in record["target"].items()},
         steps=tuple(DeploymentStep(tuple(DeploymentAction(action, app_id, scale_to)
                                          for action, app_id, scale_to in step)) for step in record["steps"]))
+    canary = record.get("canary")
     return DeploymentRun(plan=plan, started_at=record["started_at"], last_progress_at=record["last_progress_at"],
-                         step_index=record["step_index"])
+                         step_index=record["step_index"],
+                         canary=None if canary is None else CanaryRun.from_record(canary))
 
 
 def progress_deadline(plan: DeploymentPlan) -> float:

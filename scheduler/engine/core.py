@@ -24,9 +24,11 @@ import uuid
 from collections.abc import Callable
 
 from scheduler.backends import BackendListener, ClusterBackend
+from scheduler.engine.canary import CanaryDriver
 from scheduler.engine.events import EventBus
 from scheduler.engine.health_link import StateHealthSubject
 from scheduler.engine.loop import SchedulingLoop
+from scheduler.engine.pending_writes import PendingWrites
 from scheduler.engine.read_view import SchedulerView
 from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS, TaskRunner
 from scheduler.engine.writes import AppWrites
@@ -65,14 +67,23 @@ class Scheduler:
                                     probe_host=getattr(backend, "probe_host", lambda inst: TASK_HOST),
                                     telemetry=self.telemetry)
         self.writes = AppWrites(self.state, self.events, self.tasks, self.clock, wake=lambda: self.loop.wake())
+        self.pending = PendingWrites(self.state, self.writes, self.events, self.clock, wake=lambda: self.loop.wake())
+        self.canary = CanaryDriver(self.state, self.health, self.events, self.clock, rollback=self.writes.rollback,
+                                   wake=lambda app_id: self.loop.wake(app_id))
         self.loop = SchedulingLoop(self.state, self.tasks, self.health, self.events, self.clock,
-                                   rollback=self.writes.rollback, may_act=may_act, telemetry=self.telemetry)
+                                   rollback=self.writes.rollback, may_act=may_act, telemetry=self.telemetry,
+                                   before_pass=self._before_pass)
         self.view = SchedulerView(self.state, self.health, self.tasks.backend)
         self.telemetry.watch(self.view, self.events, leads=may_act)
 
     @property
     def backend(self) -> ClusterBackend:
         return self.tasks.backend
+
+    def _before_pass(self, now: float) -> None:
+        """Start the scheduled deployments that are due, then move the running canaries on."""
+        self.pending.start_due(now)
+        self.canary.tick(now)
 
     async def start(self) -> None:
         """Load state, re-adopt what still runs, and replace what died while we were away."""
@@ -95,6 +106,8 @@ class Scheduler:
                  len(self.state.apps), len(recovery.alive), len(recovery.lost), recovery.orphans_killed)
         for run in self.state.deployments.values():
             log.info("resuming deployment %s at step %d of %d", run.id, run.step_index + 1, len(run.plan.steps))
+        for pending in self.state.pending.values():
+            log.info("deployment %s of %s is %s", pending.id, ", ".join(pending.app_ids), pending.status)
         self._resume_restarts()
 
     def _resume_restarts(self) -> None:

@@ -46,8 +46,12 @@ MAX_PAUSE_SECONDS = 5.0
 class SchedulingLoop:
     def __init__(self, state: ClusterState, tasks: TaskRunner, checker: HealthChecker, events: EventPublisher,
                  clock: Clock, rollback: Callable[[DeploymentRun], object],
-                 may_act: Callable[[], bool] = lambda: True, telemetry: Telemetry | None = None) -> None:
+                 may_act: Callable[[], bool] = lambda: True, telemetry: Telemetry | None = None,
+                 before_pass: Callable[[float], object] = lambda now: None) -> None:
+        """`before_pass(now)`: what each round does before its pass, while this instance may
+        act (start the pending deployments that are due: their apps are then in the pass)."""
         self._state = state
+        self._before_pass = before_pass
         self._telemetry = telemetry if telemetry is not None else Telemetry()
         self._may_act = may_act
         self._tasks = tasks
@@ -101,6 +105,7 @@ class SchedulingLoop:
             return
         try:
             now = self._clock.now()
+            self._before_pass(now)
             touched = self._touched | self._state.drain_changed_apps()
             self._touched = set()
             self._parked = still_parked(self._parked, epoch=self._state.capacity_epoch, touched=touched,

@@ -2,7 +2,7 @@
 
 It joins what the state knows (apps, instances, deployments, queue) with what the health
 checker knows (check results, readiness) and the backend describes (agents, and for /v2/info
-the master and framework it runs as), so API handlers never reach into the objects that own
+the master and framework it runs as) or reads (a task's sandbox files), so API handlers never reach into the objects that own
 them.
 """
 
@@ -12,16 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from app_definitions import DefinitionError, parse_app_definition
+from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 
 from scheduler.backends import BackendInfo, ClusterBackend
 from scheduler.decide.backoff import Backoff
+from scheduler.deploy.pending import PendingDeployment
+from scheduler.deploy.canary_run import traffic
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.view import healthy
-from scheduler.errors import app_not_found
+from scheduler.errors import NotFound, app_not_found
 from scheduler.health.checker import HealthChecker, render_results
 from scheduler.state.apps import AppRecord
 from scheduler.state.cluster import ClusterState, QueueEntry
-from scheduler.state.model import Instance
+from scheduler.state.model import RUNNING, Instance
 
 
 class SchedulerView:
@@ -41,6 +44,11 @@ class SchedulerView:
     @property
     def deployments(self) -> Mapping[str, DeploymentRun]:
         return self._state.deployments
+
+    @property
+    def pending(self) -> Mapping[str, PendingDeployment]:
+        """Scheduled cutovers and changes held for approval (not yet running)."""
+        return self._state.pending
 
     @property
     def queue(self) -> Mapping[str, QueueEntry]:
@@ -79,6 +87,15 @@ class SchedulerView:
 
     def deployments_of(self, app_id: str) -> list[DeploymentRun]:
         return self._state.deployments_of(app_id)
+
+    def canary_traffic(self, app_id: str, runs: list[DeploymentRun] | None = None) -> dict[str, Any] | None:
+        """The app's ``canaryTraffic`` (per-version HAProxy weights) while a canary runs, else None."""
+        record = self._state.apps.get(app_id)
+        for run in self._state.deployments_of(app_id) if runs is None else runs:
+            if record is not None and run.canary is not None and run.canary.app_id == app_id:
+                return traffic(run.canary, self._state.instances_of(app_id), record.config_version,
+                               lambda inst: self.healthy(inst) is not False and inst.state == RUNNING)
+        return None
 
     def app_versions(self, app_id: str) -> list[str]:
         return self._state.app_versions(app_id)
@@ -122,3 +139,16 @@ class SchedulerView:
 
     def agents(self) -> list[dict[str, object]]:
         return self._backend.describe()
+
+    def _task(self, task_id: str) -> Instance:
+        inst = self._state.instances.get(task_id)
+        if inst is None:
+            raise NotFound(f"Task '{task_id}' does not exist")
+        return inst
+
+    async def read_task_file(self, task_id: str, name: str, offset: int, length: int) -> FileChunk | FileMissing:
+        """A range of a known task's sandbox file, read by the backend that runs the task."""
+        return await self._backend.read_task_file(self._task(task_id), name, offset, length)
+
+    async def open_task_file(self, task_id: str, name: str) -> OpenedFile | FileMissing:
+        return await self._backend.open_task_file(self._task(task_id), name)

@@ -17,6 +17,7 @@ from typing import Any
 from app_definitions import ValidationFailed, apply_app_update, is_rollback_request, \
     parse_app_definition
 
+from scheduler.deploy.canary_run import CanaryRun, canary_apps
 from scheduler.deploy.plan import DeploymentPlan, build_plan
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.tasks import EventPublisher, TaskKiller
@@ -26,17 +27,13 @@ from scheduler.state.clock import Clock, VersionClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import Instance
 
-CANARY_NOT_CARRIED_OUT = ("canary releases are not carried out by this version of Pacer yet; remove "
-                          "upgradeStrategy.canary and the change rolls out as a rolling restart")
-
-
-def refuse_unsupported_canaries(changes: Mapping[str, AppRecord | None]) -> None:
-    """A 422 for a `canary` block: the definition accepts it, the deployments do not act on it
-    yet, and silently rolling a release the user asked to canary would be worse than a refusal."""
-    with_canary = sorted(a for a, r in changes.items() if r is not None and r.definition.upgrade_strategy.canary)
-    if with_canary:
-        raise ValidationFailed([("/upgradeStrategy/canary", f"{CANARY_NOT_CARRIED_OUT} (app {a})")
-                                for a in with_canary])
+def _canary_of(plan: DeploymentPlan) -> CanaryRun | None:
+    """The canary this plan runs, if any; one canary app per deployment (a 422 otherwise)."""
+    apps = canary_apps(plan)
+    if len(apps) > 1:
+        raise ValidationFailed([("/upgradeStrategy/canary", f"one deployment runs one canary at a time, and this "
+                                 f"change would run {len(apps)} ({', '.join(apps)}); change the apps one by one")])
+    return CanaryRun(apps[0]) if apps else None
 
 
 class AppWrites:
@@ -58,7 +55,7 @@ class AppWrites:
         return [run_id for run_id in self.state.deployments if run_id in holding]
 
     def _plan(self, changes: Mapping[str, AppRecord | None],
-              restart: frozenset[str] = frozenset()) -> DeploymentPlan:
+              restart: frozenset[str] = frozenset(), plan_id: str | None = None) -> DeploymentPlan:
         original = {app_id: rec.definition for app_id, rec in self.state.apps.items()}
         target = dict(original)
         for app_id, record in changes.items():
@@ -67,13 +64,15 @@ class AppWrites:
             else:
                 target[app_id] = record.definition
         version = next((r.version for r in changes.values() if r is not None), None) or self._versions.next()
-        return build_plan(original, target, plan_id=str(uuid.uuid4()), version=version, restart=restart)
+        return build_plan(original, target, plan_id=plan_id or str(uuid.uuid4()), version=version, restart=restart)
 
     def _deploy(self, changes: Mapping[str, AppRecord | None], *, force: bool,
-                restart: frozenset[str] = frozenset()) -> DeploymentRun:
-        """Plan, check locks, persist, apply: the one path every app change takes."""
-        refuse_unsupported_canaries(changes)
-        plan = self._plan(changes, restart)
+                restart: frozenset[str] = frozenset(), plan_id: str | None = None,
+                canary: bool = True) -> DeploymentRun:
+        """Plan, check locks, persist, apply: the one path every app change takes. `canary`:
+        False for a rollback, which restores the stable version at once, never through steps."""
+        plan = self._plan(changes, restart, plan_id)
+        canary_run = _canary_of(plan) if canary else None
         locked = self._locked_by(list(changes))
         if locked and not force:
             raise AppLocked(locked)
@@ -83,11 +82,11 @@ class AppWrites:
                 self.events.publish("app_terminated_event", appId=app_id)
         for dep_id in locked:
             self._cancel(dep_id, "canceled by a forced deployment")
-        return self._start_run(plan)
+        return self._start_run(plan, canary_run)
 
-    def _start_run(self, plan: DeploymentPlan) -> DeploymentRun:
+    def _start_run(self, plan: DeploymentPlan, canary: CanaryRun | None = None) -> DeploymentRun:
         t = self._clock.now()
-        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t)
+        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t, canary=canary)
         if plan.steps:
             self.state.save_deployment(run)
             self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
@@ -118,7 +117,7 @@ class AppWrites:
         for app_id in run.plan.affected_app_ids:
             original = run.plan.original.get(app_id)
             changes[app_id] = None if original is None else self._restored(original.to_json())
-        return self._deploy(changes, force=True)
+        return self._deploy(changes, force=True, canary=False)
 
     def _restored(self, stored: dict[str, Any]) -> AppRecord:
         """A stored version brought back as a new version with its original config identity,
@@ -133,12 +132,16 @@ class AppWrites:
         return {port: app_id for app_id, rec in self.state.apps.items() if app_id != except_app
                 for port in rec.service_ports if port}
 
-    def create_app(self, data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+    def prepare_create(self, data: Any) -> AppRecord:
+        """The new app's record, validated and finalised, not stored (POST /v2/apps)."""
         app = parse_app_definition(data)
         if app.id in self.state.apps:
             raise Conflict(f"An app with id [{app.id}] already exists.")
-        record = finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
-        return record, self._deploy({app.id: record}, force=force)
+        return finalize_app(app, None, self._versions.next(), self._used_service_ports(app.id))
+
+    def create_app(self, data: Any, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
+        record = self.prepare_create(data)
+        return record, self._deploy({record.app_id: record}, force=force)
 
     def _prepare_update(self, app_id: str, body: Any, partial: bool,
                         batch: Mapping[int, str]) -> tuple[AppRecord, bool]:
@@ -170,6 +173,14 @@ class AppWrites:
         Upsert, partial merge by default, or rollback when the body is `{"version": ts}`.
         Returns the new records, their deployment and whether the (first) app was created.
         """
+        prepared = self.prepare_updates(updates, partial=partial, must_exist=must_exist)
+        records = [record for record, _ in prepared]
+        run = self._deploy({r.app_id: r for r in records}, force=force)
+        return records, run, bool(prepared) and prepared[0][1]
+
+    def prepare_updates(self, updates: list[tuple[str, Any]], *, partial: bool = True,
+                        must_exist: bool = False) -> list[tuple[AppRecord, bool]]:
+        """The new records (and whether each creates its app), validated and finalised, not stored."""
         if must_exist:
             for app_id, _ in updates:
                 self.state.app(app_id)
@@ -179,9 +190,18 @@ class AppWrites:
             record, created = self._prepare_update(app_id, body, partial, batch)
             prepared.append((record, created))
             batch.update({port: record.app_id for port in record.service_ports if port})
-        records = [record for record, _ in prepared]
-        run = self._deploy({r.app_id: r for r in records}, force=force)
-        return records, run, bool(prepared) and prepared[0][1]
+        return prepared
+
+    def plan_changes(self, changes: Mapping[str, AppRecord | None], plan_id: str) -> DeploymentPlan:
+        """The plan these changes would run now, under the given id; nothing is stored."""
+        plan = self._plan(changes, plan_id=plan_id)
+        _canary_of(plan)
+        return plan
+
+    def deploy_changes(self, changes: Mapping[str, AppRecord | None], *, plan_id: str,
+                       force: bool = False) -> DeploymentRun:
+        """Store and start prepared changes as deployment `plan_id` (a pending one starting)."""
+        return self._deploy(changes, force=force, plan_id=plan_id)
 
     def restart_app(self, app_id: str, *, force: bool = False) -> tuple[AppRecord, DeploymentRun]:
         existing = self.state.app(app_id)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from app_definitions import HealthCheck, parse_app_definition
 
 from scheduler.decide.backoff import Backoff
+from scheduler.deploy.pending import PendingDeployment, is_pending_record
 from scheduler.deploy.runs import DeploymentRun, run_from_record, run_record
 from scheduler.errors import FencedOut, StoreError, app_not_found
 from scheduler.state.apps import AppRecord
@@ -68,6 +69,8 @@ class ReadView(Protocol):
     @property
     def deployments(self) -> Mapping[str, DeploymentRun]: ...
     @property
+    def pending(self) -> Mapping[str, PendingDeployment]: ...
+    @property
     def queue(self) -> Mapping[str, QueueEntry]: ...
     @property
     def backoffs(self) -> Mapping[str, Backoff]: ...
@@ -97,6 +100,7 @@ class ClusterState:
         self._by_app: dict[str, dict[str, Instance]] = {}
         self.deployments: dict[str, DeploymentRun] = {}
         self._runs_by_app: dict[str, dict[str, None]] = {}   # app id -> ids of the runs touching it, in order
+        self.pending: dict[str, PendingDeployment] = {}      # scheduled cutovers, changes held for approval
         self.backoffs: dict[str, Backoff] = {}
         self.queue: dict[str, QueueEntry] = {}
         self.last_failures: dict[str, dict[str, Any]] = {}
@@ -126,6 +130,10 @@ class ClusterState:
         for app_id, record in stored.backoffs.items():
             self.backoffs[app_id] = Backoff(**record)
         for record in stored.deployments:
+            if is_pending_record(record):
+                pending = PendingDeployment.from_record(record)
+                self.pending[pending.id] = pending
+                continue
             run = run_from_record(record)
             self._keep_run(run)
         framework_id = stored.meta.get("framework-id")
@@ -297,6 +305,23 @@ class ClusterState:
                         del self._runs_by_app[app_id]
             self.changed_apps.update(run.plan.affected_app_ids)
         return run
+
+    # -- pending deployments (scheduled cutovers, held for approval) ----------------------
+    def save_pending(self, pending: PendingDeployment) -> None:
+        """Stored beside the running deployments (same collection, same id space), durable
+        before it is visible."""
+        self._commit([PutDeployment(pending.id, pending.to_record())])
+        self.pending[pending.id] = pending
+
+    def forget_pending(self, pending_id: str, *, delete_record: bool = True) -> PendingDeployment | None:
+        """Drop a pending deployment; `delete_record=False` when a running deployment of the
+        same id has already replaced its record in the store."""
+        pending = self.pending.get(pending_id)
+        if pending is not None:
+            if delete_record:
+                self._commit([DeleteDeployment(pending_id)])
+            del self.pending[pending_id]
+        return pending
 
     # -- backoff, failures, queue -------------------------------------------------------
     def set_backoff(self, app_id: str, backoff: Backoff | None, *, must_persist: bool = True) -> None:

@@ -1,7 +1,10 @@
 """The `Store` seam: what the scheduler keeps durably, free of any storage engine.
 
 State is a few kinds of records: app versions (the current one of each app, plus history),
-instances, running deployments, backoff, and small metadata (the framework id). A change is
+instances, deployments, backoff, and small metadata (the framework id). Deployments are the
+running ones and the pending ones (a scheduled cutover, a change held for approval: records
+with ``"kind": "pending"``, see `scheduler.deploy.pending`), in one collection and one id
+space, so a pending deployment that starts is replaced by its running record in one write. A change is
 a list of `Write`s committed as one transaction: all of it is durable, or none of it. A store
 for several schedulers (ZooKeeper) also needs to refuse a deposed leader's late writes, so a
 commit may carry a `Fence`: it goes through only while the store still holds the fence's

@@ -1,0 +1,145 @@
+"""Canary analysis figures inside `pacer serve`: HAProxy's per-server counters and the tasks' CPU.
+
+The scheduler judges an analysis interval synchronously, in its round; the figures need I/O
+(the bridge's Runtime API, the metrics source). So a small loop here collects them while a
+canary with an ``analysis`` runs, every ``COLLECT_SECONDS``: the latest ``show stat`` snapshot
+(with ``show info``'s worker generation, so a reload is not read as negative traffic) and each
+canary app's mean CPU per task over the analysis interval. :meth:`CanaryStats.analyse` is the
+scheduler's ``analyse`` seam: it takes the counters since the interval before (the baseline is
+the first snapshot seen once the steps began), sums them per version through the task each
+server stands for, and hands the figures to the pure ``judge``.
+
+Without a running HAProxy the verdict is inconclusive, which pauses the canary: missing data
+is never a pass. Latency is HAProxy's mean response time (``rtime``), and the verdict says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from haproxy_bridge.errors import BridgeError
+from haproxy_bridge.service import HaproxyBridge
+from haproxy_bridge.servers import server_name
+from metrics.base import MetricsSource
+from periodic import run_periodically
+from scheduler.canary import (CanaryError, ServerCounters, ServerStat, StatsSnapshot, Verdict, VersionSample, counters_of, interval_deltas,
+                              judge, mean_by_version, parse_show_stat, sample, traffic_by_version, worker_generation)
+from scheduler.deploy.canary_run import CanaryRun, canary_spec
+from scheduler.deploy.runs import DeploymentRun
+from scheduler.engine.core import Scheduler
+
+log = logging.getLogger(__name__)
+
+COLLECT_SECONDS = 1.0
+STABLE, CANARY = "stable", "canary"
+
+
+TCP_ONLY = ("the app's HAProxy backends run in TCP mode, where HAProxy sees no HTTP status or response "
+            "time to judge; route the app in http mode (HAPROXY_0_MODE=http or a HAPROXY_0_VHOST)")
+
+
+def _by_backend(rows: tuple[ServerStat, ...]) -> dict[str, ServerCounters]:
+    """``backend/server`` -> counters of the HTTP-mode servers: an app with several service
+    ports has the same server names in each of its backends, and every one of them counts. A
+    TCP-mode server shows no response counts (``hrsp_*`` empty): its failures cannot be told
+    from its successes, so it is left out rather than counted as error-free."""
+    backends: dict[str, list[ServerStat]] = {}
+    for row in rows:
+        if any(r is not None for r in row.responses):
+            backends.setdefault(row.backend, []).append(row)
+    return {f"{backend}/{name}": counters for backend, stats in backends.items()
+            for name, counters in counters_of(stats).items()}
+
+
+class CanaryStats:
+    def __init__(self, scheduler: Scheduler, bridge: HaproxyBridge | None, metrics: MetricsSource | None) -> None:
+        self._scheduler = scheduler
+        self._bridge = bridge
+        self._metrics = metrics
+        self.latest: StatsSnapshot | None = None
+        self.last_error: str | None = None
+        self._baselines: dict[str, StatsSnapshot] = {}       # deployment id -> start of its current interval
+        self._cpu: dict[str, dict[str, float | None]] = {}  # app id -> task id -> mean cores over the interval
+
+    def _analysed(self) -> list[DeploymentRun]:
+        out = []
+        for run in self._scheduler.state.deployments.values():
+            spec = canary_spec(run.plan, run.canary.app_id) if run.canary is not None else None
+            if run.canary is not None and run.canary.in_steps and spec is not None and spec.analysis is not None:
+                out.append(run)
+        return out
+
+    async def collect(self) -> None:
+        """One round: a ``show stat`` snapshot and the CPU means, if any canary is analysed."""
+        runs = self._analysed()
+        self._baselines = {k: v for k, v in self._baselines.items() if k in {r.id for r in runs}}
+        if not runs:
+            return
+        bridge = self._bridge
+        if bridge is not None and bridge.process.alive():
+            try:
+                info = await bridge.process.runtime("show info")
+                stat = await bridge.process.runtime("show stat")
+                self.latest = StatsSnapshot(time.time(), worker_generation(info), _by_backend(parse_show_stat(stat)))
+                self.last_error = None
+            except (BridgeError, CanaryError, OSError) as exc:
+                self.last_error = f"HAProxy statistics unavailable: {exc}"
+        else:
+            self.latest = None
+            self.last_error = "the HAProxy bridge of this process is not running: the canary cannot be measured"
+        for run in runs:
+            assert run.canary is not None
+            if self.latest is not None and run.canary.state is not None:
+                self._baselines.setdefault(run.id, self.latest)
+            await self._collect_cpu(run)
+
+    async def _collect_cpu(self, run: DeploymentRun) -> None:
+        assert run.canary is not None
+        spec = canary_spec(run.plan, run.canary.app_id)
+        if self._metrics is None or spec is None or spec.analysis is None or spec.analysis.max_cpu_ratio is None:
+            return
+        end = time.time()
+        try:
+            usage = await self._metrics.task_usage("cpu", end - spec.analysis.interval_seconds, end,
+                                                   [run.canary.app_id])
+        except Exception as exc:        # any source's failure only makes the CPU figure missing
+            self._cpu.pop(run.canary.app_id, None)
+            self.last_error = f"CPU figures unavailable: {exc}"
+            return
+        series = usage.get(run.canary.app_id, {})
+        self._cpu[run.canary.app_id] = {task: float(s.values.mean()) if len(s) else None
+                                        for task, s in series.items()}
+
+    async def run(self) -> None:
+        await run_periodically("canary analysis figures", self.collect, COLLECT_SECONDS, log=log)
+
+    # -- the scheduler's `analyse` seam ---------------------------------------------------------
+    def _versions(self, app_id: str) -> dict[str, str]:
+        """Task id -> stable | canary, by the app's current config."""
+        record = self._scheduler.state.apps.get(app_id)
+        if record is None:
+            return {}
+        return {i.instance_id: CANARY if i.config_version == record.config_version else STABLE
+                for i in self._scheduler.state.instances_of(app_id)}
+
+    def analyse(self, run: DeploymentRun, canary: CanaryRun, now: float) -> Verdict:
+        spec = canary_spec(run.plan, canary.app_id)
+        assert spec is not None and spec.analysis is not None
+        latest, before = self.latest, self._baselines.get(run.id)
+        if latest is None or before is None or latest is before:
+            why = self.last_error or "no HAProxy statistics for this interval yet"
+            return Verdict("inconclusive", why, VersionSample(), VersionSample())
+        self._baselines[run.id] = latest
+        task_version = self._versions(canary.app_id)
+        by_name = {server_name(task): version for task, version in task_version.items()}
+        version_of_server = {key: by_name[key.rsplit("/", 1)[1]] for key in latest.servers
+                             if key.rsplit("/", 1)[1] in by_name}
+        if not version_of_server:
+            return Verdict("inconclusive", TCP_ONLY if any(task_version) else "the app has no HAProxy servers",
+                           VersionSample(), VersionSample())
+        traffic = traffic_by_version(interval_deltas(before, latest), version_of_server)
+        cpu = mean_by_version(self._cpu.get(canary.app_id, {}), task_version)
+        return judge(sample(traffic.get(STABLE), cpu.get(STABLE)), sample(traffic.get(CANARY), cpu.get(CANARY)),
+                     spec.analysis, latency_kind="mean")
+
