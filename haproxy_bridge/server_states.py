@@ -7,24 +7,23 @@ operator sees weight, state and last check of a server next to the app and task 
 
 ``show stat`` answers CSV whose first line, ``# pxname,svname,...``, names the columns; the set
 grows between HAProxy versions, so columns are read by name (:func:`stat_rows`), never by
-position. The ``status`` and ``check_status`` texts are passed on as HAProxy writes them (``UP``,
+position; the parsing itself is :mod:`metrics.haproxy_stats`, shared with the canary analysis.
+The ``status`` and ``check_status`` texts are passed on as HAProxy writes them (``UP``,
 ``DOWN 1/2``, ``MAINT (via b/s)``, ``DRAIN``, ``NOLB``, ``no check``; ``L7OK``, ``L4CON``…):
 they are HAProxy's vocabulary, documented in its management guide, and what operators search for.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+
+from metrics.haproxy_stats import StatsFormatError, stat_rows as parse_rows
 
 from .errors import SocketError
 from .servers import Server
 
 __all__ = ["ServerOwner", "server_owners", "server_states", "servers_document", "stat_rows"]
-
-_AGGREGATES = frozenset({"FRONTEND", "BACKEND"})
 
 
 class ServerOwner(NamedTuple):
@@ -41,21 +40,10 @@ def stat_rows(text: str) -> list[dict[str, str]]:
     "". Raises :class:`SocketError` when the answer has no ``# pxname,svname,...`` header (an
     error message from HAProxy instead of statistics).
     """
-    lines = text.lstrip().splitlines()
-    if not lines or not lines[0].startswith("# "):
-        head = lines[0][:80] if lines else ""
-        raise SocketError(f"HAProxy did not answer `show stat` with statistics: {head!r}")
-    rows = csv.reader(io.StringIO("\n".join([lines[0][2:], *lines[1:]])))
-    header = next(rows)
-    if "pxname" not in header or "svname" not in header:
-        raise SocketError("HAProxy's `show stat` header names no pxname/svname column")
-    out = []
-    for row in rows:
-        cell = {name: (row[i] if i < len(row) else "") for i, name in enumerate(header) if name}
-        if not cell.get("svname") or cell["svname"] in _AGGREGATES or cell.get("type", "2") not in ("2", ""):
-            continue
-        out.append(cell)
-    return out
+    try:
+        return parse_rows(text)
+    except StatsFormatError as exc:
+        raise SocketError(f"HAProxy did not answer `show stat` with statistics: {exc}") from exc
 
 
 def _int(value: str) -> int | None:

@@ -22,6 +22,7 @@ from haproxy_bridge.errors import BridgeError
 from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.servers import server_name
 from metrics.base import MetricsSource
+from metrics.haproxy_stats import StatsFormatError
 from periodic import run_periodically
 from scheduler.canary import (CanaryError, ServerCounters, ServerStat, StatsSnapshot, Verdict, VersionSample, counters_of, interval_deltas,
                               judge, mean_by_version, parse_show_stat, sample, traffic_by_version, worker_generation)
@@ -59,21 +60,23 @@ class CanaryStats:
         self._metrics = metrics
         self.latest: StatsSnapshot | None = None
         self.last_error: str | None = None
-        self._baselines: dict[str, StatsSnapshot] = {}       # deployment id -> start of its current interval
+        self._baselines: dict[tuple[str, str], StatsSnapshot] = {}   # (deployment, app) -> start of its interval
         self._cpu: dict[str, dict[str, float | None]] = {}  # app id -> task id -> mean cores over the interval
 
-    def _analysed(self) -> list[DeploymentRun]:
+    def _analysed(self) -> list[tuple[DeploymentRun, CanaryRun]]:
+        """Every canary with an analysis still in its steps (a deployment may run several)."""
         out = []
         for run in self._scheduler.state.deployments.values():
-            spec = canary_spec(run.plan, run.canary.app_id) if run.canary is not None else None
-            if run.canary is not None and run.canary.in_steps and spec is not None and spec.analysis is not None:
-                out.append(run)
+            for canary in run.canaries:
+                spec = canary_spec(run.plan, canary.app_id)
+                if canary.in_steps and spec is not None and spec.analysis is not None:
+                    out.append((run, canary))
         return out
 
     async def collect(self) -> None:
         """One round: a ``show stat`` snapshot and the CPU means, if any canary is analysed."""
         runs = self._analysed()
-        self._baselines = {k: v for k, v in self._baselines.items() if k in {r.id for r in runs}}
+        self._baselines = {k: v for k, v in self._baselines.items() if k in {(r.id, c.app_id) for r, c in runs}}
         if not runs:
             return
         bridge = self._bridge
@@ -83,33 +86,31 @@ class CanaryStats:
                 stat = await bridge.process.runtime("show stat")
                 self.latest = StatsSnapshot(time.time(), worker_generation(info), _by_backend(parse_show_stat(stat)))
                 self.last_error = None
-            except (BridgeError, CanaryError, OSError) as exc:
+            except (BridgeError, CanaryError, StatsFormatError, OSError) as exc:
                 self.last_error = f"HAProxy statistics unavailable: {exc}"
         else:
             self.latest = None
             self.last_error = "the HAProxy bridge of this process is not running: the canary cannot be measured"
-        for run in runs:
-            assert run.canary is not None
-            if self.latest is not None and run.canary.state is not None:
-                self._baselines.setdefault(run.id, self.latest)
-            await self._collect_cpu(run)
+        for run, canary in runs:
+            if self.latest is not None and canary.state is not None:
+                self._baselines.setdefault((run.id, canary.app_id), self.latest)
+            await self._collect_cpu(run, canary)
 
-    async def _collect_cpu(self, run: DeploymentRun) -> None:
-        assert run.canary is not None
-        spec = canary_spec(run.plan, run.canary.app_id)
+    async def _collect_cpu(self, run: DeploymentRun, canary: CanaryRun) -> None:
+        spec = canary_spec(run.plan, canary.app_id)
         if self._metrics is None or spec is None or spec.analysis is None or spec.analysis.max_cpu_ratio is None:
             return
         end = time.time()
         try:
             usage = await self._metrics.task_usage("cpu", end - spec.analysis.interval_seconds, end,
-                                                   [run.canary.app_id])
+                                                   [canary.app_id])
         except Exception as exc:        # any source's failure only makes the CPU figure missing
-            self._cpu.pop(run.canary.app_id, None)
+            self._cpu.pop(canary.app_id, None)
             self.last_error = f"CPU figures unavailable: {exc}"
             return
-        series = usage.get(run.canary.app_id, {})
-        self._cpu[run.canary.app_id] = {task: float(s.values.mean()) if len(s) else None
-                                        for task, s in series.items()}
+        series = usage.get(canary.app_id, {})
+        self._cpu[canary.app_id] = {task: float(s.values.mean()) if len(s) else None
+                                    for task, s in series.items()}
 
     async def run(self) -> None:
         await run_periodically("canary analysis figures", self.collect, COLLECT_SECONDS, log=log)
@@ -126,11 +127,11 @@ class CanaryStats:
     def analyse(self, run: DeploymentRun, canary: CanaryRun, now: float) -> Verdict:
         spec = canary_spec(run.plan, canary.app_id)
         assert spec is not None and spec.analysis is not None
-        latest, before = self.latest, self._baselines.get(run.id)
+        latest, before = self.latest, self._baselines.get((run.id, canary.app_id))
         if latest is None or before is None or latest is before:
             why = self.last_error or "no HAProxy statistics for this interval yet"
             return Verdict("inconclusive", why, VersionSample(), VersionSample())
-        self._baselines[run.id] = latest
+        self._baselines[(run.id, canary.app_id)] = latest
         task_version = self._versions(canary.app_id)
         by_name = {server_name(task): version for task, version in task_version.items()}
         version_of_server = {key: by_name[key.rsplit("/", 1)[1]] for key in latest.servers

@@ -63,9 +63,23 @@ def _status_line(app_id: str, entry: dict[str, Any] | None, app: dict[str, Any])
         approval = entry.get("approval") or {}
         by = f" (approved by {approval['approvedBy']})" if approval.get("approvedBy") else ""
         return f"  {app_id}: scheduled for {entry.get('scheduledAt')}{by}"
-    if entry is not None and isinstance(entry.get("canary"), dict):
-        return f"  {app_id}: {canary_line(entry['canary'])}"
+    blocks = _canary_blocks(entry)
+    mine = [b for b in blocks if b.get("app") == app_id]
+    if mine or len(blocks) == 1:
+        return f"  {app_id}: {canary_line((mine or blocks)[0])}"
+    if blocks:       # a group of several canary apps: one line each
+        return "\n".join(f"  {b.get('app')}: {canary_line(b)}" for b in blocks)
     return f"  {app_id}: {app.get('tasksRunning', 0)}/{app.get('instances', '?')} running"
+
+
+def _canary_blocks(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A deployment row's canary blocks: ``canaries`` (one per app), or the one-canary ``canary``."""
+    if entry is None:
+        return []
+    many = entry.get("canaries")
+    if isinstance(many, list):
+        return [b for b in many if isinstance(b, dict)]
+    return [entry["canary"]] if isinstance(entry.get("canary"), dict) else []
 
 
 def canary_line(canary: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -172,6 +173,31 @@ async def shutdown(sched: Scheduler) -> None:
     """A clean stop: what `pacer serve` does on SIGTERM, plus closing the store's connection."""
     await sched.close()
     sched.store.close()
+
+
+@dataclass
+class Core:
+    """One started scheduler with the fakes a scenario plays the world through. A test that
+    restarts the scheduler on the same store (`db`) puts the new one in `sched`/`backend`, so
+    the fixture's teardown stops the one that is running at the end."""
+
+    sched: Scheduler
+    backend: FakeBackend
+    clock: FakeClock
+    db: Path
+
+
+@asynccontextmanager
+async def started_core(db: Path, clock: FakeClock, agents: Sequence[AgentSpec]) -> AsyncIterator[Core]:
+    """The body of a scenario module's `core` fixture: a started scheduler on a fresh SQLite
+    file at `db`, shut down cleanly afterwards (each module picks its own clock and agents)."""
+    sched, backend = build_scheduler(db, clock, agents)
+    await sched.start()
+    core = Core(sched, backend, clock, db)
+    try:
+        yield core
+    finally:
+        await shutdown(core.sched)
 
 
 # -- driving the loop --------------------------------------------------------------------

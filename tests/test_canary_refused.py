@@ -1,5 +1,7 @@
-"""What canary deployments do not carry out is refused with a 422 that says so: two canaries
-in one deployment. Blue/green releases are accepted on every write path (POST, PUT, group PUT)."""
+"""Canary deployments on every write path: blue/green releases are accepted on POST, PUT and
+group PUT, and a group written whole with two canary apps runs both canaries in one deployment
+(`/v2/deployments` shows a block per app; `?appId=` names one of them, and is checked). The
+canaries stepping through real processes: test_canary_multi_api.py."""
 
 from __future__ import annotations
 
@@ -39,13 +41,21 @@ def test_blue_green_is_accepted_on_every_write_path(api: InProcessApi) -> None:
     assert all(a["upgradeStrategy"]["canary"]["blueGreen"] is True for a in apps)
 
 
-def test_two_canaries_in_one_deployment_are_refused(api: InProcessApi) -> None:
+def test_a_group_with_two_canary_apps_is_one_deployment_with_a_canary_block_per_app(api: InProcessApi) -> None:
     canary = {"upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1, "canary": CANARY}}
     group = {"id": "/shop", "apps": [app("/shop/web", **canary), app("/shop/api", **canary)]}
     status, body, _ = http("PUT", api.url, "/v2/groups/shop", group)       # created: no canary yet
     assert status == 200, body
     changed = {"id": "/shop", "apps": [app(a["id"], env={"RELEASE": "2"}, **canary) for a in group["apps"]]}
     status, body, _ = http("PUT", api.url, "/v2/groups/shop?force=true", changed)
-    assert status == 422, body
-    errors = [e for d in body["details"] for e in d["errors"]]
-    assert any("one canary at a time" in e for e in errors), body
+    assert status == 200, body
+    rows = [r for r in http("GET", api.url, "/v2/deployments")[1] if r["id"] == body["deploymentId"]]
+    (row,) = rows
+    assert [(b["app"], b["phase"]) for b in row["canaries"]] == [("/shop/api", "starting"), ("/shop/web", "starting")]
+    assert row["canary"] == row["canaries"][0]                              # the one-canary view: the first
+    status, body, _ = http("POST", api.url, f"/v2/deployments/{row['id']}/promote?appId=/shop/nope", {})
+    assert status == 404 and "/shop/api, /shop/web" in body["message"], body
+    status, body, _ = http("POST", api.url, f"/v2/deployments/{row['id']}/promote?appId=bad%20id", {})
+    assert status == 422 and any("appId" in d["path"] for d in body["details"]), body
+    status, body, _ = http("POST", api.url, f"/v2/deployments/{row['id']}/promote", {})
+    assert status == 409 and "/shop/api, /shop/web" in body["message"], body   # neither has begun its steps

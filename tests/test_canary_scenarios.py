@@ -9,7 +9,6 @@ again on the same store resumes the canary at its step.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from scheduler.state.model import Instance
 
 from .fakes import (
     CHECK,
+    Core,
     EventLog,
-    FakeBackend,
     FakeClock,
     active,
     agent,
@@ -36,6 +35,7 @@ from .fakes import (
     run_until,
     service,
     shutdown,
+    started_core,
     step,
 )
 
@@ -43,22 +43,10 @@ AGENTS = [agent(1), agent(2), agent(3)]
 STEPS = [{"setWeight": 10}, {"pause": {"seconds": 60}}, {"setWeight": 50}, {"pause": {}}]
 
 
-@dataclass
-class Core:
-    sched: Scheduler
-    backend: FakeBackend
-    clock: FakeClock
-    db: Path
-
-
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    clock = FakeClock()
-    sched, backend = build_scheduler(tmp_path / "state.db", clock, AGENTS)
-    await sched.start()
-    c = Core(sched, backend, clock, tmp_path / "state.db")
-    yield c
-    await shutdown(c.sched)
+    async with started_core(tmp_path / "state.db", FakeClock(), AGENTS) as started:
+        yield started
 
 
 def canary_app(steps: list[dict[str, Any]] = STEPS, **extra: Any) -> dict[str, Any]:

@@ -24,8 +24,30 @@ def test_a_canary_run_round_trips_through_both_stores(case: StoreCase) -> None: 
     assert spec is not None
     verdict = Verdict("inconclusive", "the canary served 2 requests", VersionSample(9, 0, 2.0), VersionSample(2, 0))
     state = advance(begin(spec, 100.0).state, spec, 110.0, verdict).state
-    run = DeploymentRun(plan=plan, started_at=90.0, last_progress_at=110.0, canary=CanaryRun("/web", state))
+    run = DeploymentRun(plan=plan, started_at=90.0, last_progress_at=110.0, canaries=(CanaryRun("/web", state),))
+    record = run_record(run)
+    assert record["canary"]["app"] == "/web" and "canaries" not in record   # one canary: stored as it always was
+    case.store.commit([PutDeployment(run.id, record)], case.valid_fence)
+    (loaded,) = [run_from_record(r) for r in case.store.load().deployments]
+    assert loaded.canaries == run.canaries and loaded.to_json()["canary"]["weight"] == 20
+    assert loaded.to_json()["canary"]["lastAnalysis"]["reason"] == "the canary served 2 requests"
+    assert loaded.to_json()["canaries"] == [loaded.to_json()["canary"]]
+
+
+def test_several_canaries_of_one_deployment_round_trip_through_both_stores(case: StoreCase) -> None:  # noqa: F811
+    def app(app_id: str, cmd: str) -> object:
+        return parse_app_definition({"id": app_id, "cmd": cmd, "instances": 2, "upgradeStrategy": STRATEGY})
+    plan = build_plan({"/shop/api": app("/shop/api", "a"), "/shop/web": app("/shop/web", "w")},
+                      {"/shop/api": app("/shop/api", "a2"), "/shop/web": app("/shop/web", "w2")},
+                      plan_id="d-2", version="2026-01-01T00:00:00.000Z")
+    spec = canary_spec(plan, "/shop/web")
+    assert spec is not None
+    run = DeploymentRun(plan=plan, started_at=90.0, last_progress_at=110.0,
+                        canaries=(CanaryRun("/shop/api"), CanaryRun("/shop/web", begin(spec, 100.0).state)))
     case.store.commit([PutDeployment(run.id, run_record(run))], case.valid_fence)
     (loaded,) = [run_from_record(r) for r in case.store.load().deployments]
-    assert loaded.canary == run.canary and loaded.to_json()["canary"]["weight"] == 20
-    assert loaded.to_json()["canary"]["lastAnalysis"]["reason"] == "the canary served 2 requests"
+    assert loaded.canaries == run.canaries
+    blocks = loaded.to_json()["canaries"]
+    assert [(b["app"], b["phase"], b["weight"]) for b in blocks] == [("/shop/api", "starting", 0),
+                                                                     ("/shop/web", "steps", 20)]
+    assert loaded.to_json()["canary"] == blocks[0]

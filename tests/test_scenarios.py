@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from scheduler.engine.core import Scheduler
 from scheduler.errors import NotFound
 from scheduler.state.model import FAILED, KILLED, RUNNING, Instance
 
 from .fakes import (
     CHECK,
+    Core,
     EventLog,
-    FakeBackend,
     FakeClock,
     active,
     agent,
@@ -41,29 +39,17 @@ from .fakes import (
     service,
     settle,
     shutdown,
+    started_core,
     step,
 )
 
 AGENTS = [agent(1), agent(2), agent(3)]
 
 
-@dataclass
-class Core:
-    """One scheduler with the fakes a scenario plays the world through."""
-
-    sched: Scheduler
-    backend: FakeBackend
-    clock: FakeClock
-
-
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    """A started scheduler on a fresh SQLite file; shut down cleanly after the test."""
-    clock = FakeClock()
-    sched, backend = build_scheduler(tmp_path / "state.db", clock, AGENTS)
-    await sched.start()
-    yield Core(sched, backend, clock)
-    await shutdown(sched)
+    async with started_core(tmp_path / "state.db", FakeClock(), AGENTS) as started:
+        yield started
 
 
 def killed_ids(events: EventLog) -> set[str]:

@@ -6,7 +6,6 @@ bottom, with property tests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from scheduler.deploy.pending import Approval, ApprovalNeed, PendingDeployment, 
 from scheduler.engine.core import Scheduler
 from scheduler.errors import Conflict, Forbidden, NotFound
 
-from .fakes import EventLog, FakeBackend, FakeClock, agent, build_scheduler, deployed, service, shutdown, step
+from .fakes import Core, EventLog, FakeClock, agent, build_scheduler, deployed, service, shutdown, started_core, step
 
 AGENTS = [agent(1), agent(2)]
 # 2026-12-05T17:59:58Z: Saturday in UTC, already 01:59:58 on Sunday 6 December in UTC+8
@@ -28,21 +27,10 @@ BEFORE_CUTOVER = datetime(2026, 12, 5, 17, 59, 58, tzinfo=timezone.utc).timestam
 CUTOVER_AT = "2026-12-06T02:00:00+08:00"
 
 
-@dataclass
-class Core:
-    sched: Scheduler
-    backend: FakeBackend
-    clock: FakeClock
-    db: Path
-
-
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    clock = FakeClock(BEFORE_CUTOVER - 3600)
-    sched, backend = build_scheduler(tmp_path / "state.db", clock, AGENTS)
-    await sched.start()
-    yield Core(sched, backend, clock, tmp_path / "state.db")
-    await shutdown(sched)
+    async with started_core(tmp_path / "state.db", FakeClock(BEFORE_CUTOVER - 3600), AGENTS) as started:
+        yield started
 
 
 def release(sched: Scheduler, app_id: str, env: str) -> list:

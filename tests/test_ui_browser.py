@@ -378,6 +378,38 @@ def test_a_canary_is_promoted_and_aborted_from_the_ui(ui: Ui, server: PacerServe
     assert server.request("DELETE", "/v2/apps/ui/canary")[0] == 200
 
 
+def pair(release: str) -> dict[str, Any]:
+    return {"id": "/ui/pair", "apps": [{**canary_app(release), "id": f"/ui/pair/{name}"} for name in ("api", "web")]}
+
+
+def test_each_canary_of_a_group_is_steered_from_the_ui(ui: Ui, server: PacerServer) -> None:
+    """Two canary apps in one deployment: a box each, the buttons act on their own app
+    (`?appId=`), and the abort of one rolls the whole group back."""
+    status, body, _ = server.request("PUT", "/v2/groups/ui/pair", pair("1"))
+    assert status == 200, body
+    for app_id in ("/ui/pair/api", "/ui/pair/web"):
+        settled(server, app_id)
+    status, body, _ = server.request("PUT", "/v2/groups/ui/pair", pair("2"))
+    assert status == 200, body
+    page = ui.goto("#/deployments")
+    card = page.locator(f'article[data-deployment="{body["deploymentId"]}"]')
+    api, web = (card.locator(f'.canary[data-app="/ui/pair/{name}"]') for name in ("api", "web"))
+    for box in (api, web):
+        box.get_by_text("weight 25%, step 1 of 4").wait_for()
+    ui.shot("deployments-two-canaries")
+    web.get_by_role("button", name="Promote step").click()
+    confirm(page)
+    web.get_by_text("weight 50%, step 3 of 4").wait_for()
+    assert "weight 25%, step 1 of 4" in api.inner_text()                 # the other canary kept its step
+    api.get_by_role("button", name="Abort canary").click()
+    confirm(page, {"reason": "api errors"})
+    card.wait_for(state="detached")
+    for app_id in ("/ui/pair/api", "/ui/pair/web"):
+        settled(server, app_id)
+        assert app_json(server, app_id)["env"] == {"RELEASE": "1"}      # the whole group rolled back
+    assert server.request("DELETE", "/v2/groups/ui/pair")[0] == 200
+
+
 def test_autoscaler_decisions_on_the_chart(ui: Ui, server: PacerServer) -> None:
     wait_until(lambda: [d for d in server.get("/v2/autoscaler/decisions?appId=/ui/scaled")[1]["decisions"]
                         if d.get("schedule", {}).get("windows")], what="an autoscaler decision in the window")

@@ -6,6 +6,11 @@ the app. ``abort`` sets the canary weight to 0, fails the deployment with the re
 the app back to its stable version. Both answer the deployment as ``GET /v2/deployments``
 shows it (the abort: as it was when aborted). ``DELETE /v2/deployments/{id}`` keeps Marathon's
 meaning for canary deployments too (rolled back, or only cancelled with ``?force=true``).
+
+A deployment of several canary apps (a group written whole) is steered as one by default:
+promote moves every canary still in its steps (all or nothing: 409 while one has not begun),
+abort rolls the whole deployment back. ``?appId=/web`` acts on that app's canary only; an
+abort of one still fails and rolls back the whole deployment, as its analysis failing would.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app_definitions import ValidationFailed
+from app_definitions import ValidationFailed, canonical_path_id
 
 from scheduler.api.params import flag, json_body, json_response, scheduler_of
 
@@ -28,6 +33,18 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _app_id(request: web.Request) -> str | None:
+    """``?appId=``: the one canary app to act on (None: every canary of the deployment)."""
+    raw = request.query.get("appId")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return canonical_path_id(raw.strip())
+    except ValidationFailed:
+        raise ValidationFailed([("/appId", f"{raw!r} is not an app id; name one of the deployment's canary "
+                                           "apps, such as ?appId=/shop/web, or leave it out to act on all")]) from None
+
+
 async def promote_deployment(request: web.Request) -> web.Response:
     body = await _body(request)
     unknown = sorted(set(body) - {"mode", "reason"})
@@ -37,7 +54,7 @@ async def promote_deployment(request: web.Request) -> web.Response:
     if mode not in ("next", "full"):
         raise ValidationFailed([("/mode", f'must be "next" (end the current step) or "full" (skip every '
                                           f'remaining step), not {mode!r}')])
-    run = scheduler_of(request).canary.promote(request.match_info["id"], mode)
+    run = scheduler_of(request).canary.promote(request.match_info["id"], mode, _app_id(request))
     return json_response(run.to_json())
 
 
@@ -46,7 +63,7 @@ async def abort_deployment(request: web.Request) -> web.Response:
     reason = body.get("reason", "aborted by request")
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed([("/reason", "must be a non-empty string")])
-    run = scheduler_of(request).canary.abort(request.match_info["id"], reason.strip())
+    run = scheduler_of(request).canary.abort(request.match_info["id"], reason.strip(), _app_id(request))
     return json_response(run.to_json())
 
 

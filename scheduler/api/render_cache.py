@@ -47,7 +47,7 @@ class _AppKey:
         self.record = record
         self.instances = instances
         self.health = health
-        self.runs = tuple((run.id, run.canary) for run in runs)   # a canary's step changes its weights
+        self.runs = tuple((run.id, run.canaries) for run in runs)   # a canary's step changes its weights
         self.failure = failure
 
     def same_as(self, other: _AppKey) -> bool:

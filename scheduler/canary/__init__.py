@@ -4,11 +4,15 @@
   transition that says what to do next (set a weight, wait, roll the rest, abort);
 * ``analysis.py``: per-interval figures from cumulative counters and the pass / fail /
   inconclusive verdict of one interval;
-* ``haproxy_stats.py``: HAProxy's ``show stat`` CSV into per-server rows and counters;
+* ``haproxy_stats.py``: HAProxy's ``show stat`` rows (parsed by ``metrics.haproxy_stats``)
+  into per-server counters;
 * ``weights.py``: the HAProxy server weights that give the canary W% of the traffic.
+* ``latency.py``: the per-version p95 response time from per-request samples (for a source
+  that has them, such as HAProxy's request log).
 
 The spec (``upgradeStrategy.canary``) is :class:`app_definitions.strategies.Canary`. This
-package imports ``app_definitions`` and the standard library only; the engine wires it to
+package imports ``app_definitions``, the pure ``metrics.haproxy_stats`` and the standard
+library only; the engine wires it to
 deployments, HAProxy's Runtime API and the metrics store. Its errors are one tree, rooted
 at :class:`~.errors.CanaryError` (drawn in ``errors.py``).
 """
@@ -29,8 +33,10 @@ from .analysis import (
     sample,
     traffic_by_version,
 )
-from .errors import CanaryError, InvalidCounts, StateMismatch, StatsFormatError
-from .haproxy_stats import ServerStat, counters_of, parse_show_stat, version_of_servers, worker_generation
+from .errors import CanaryError, InvalidCounts, StateMismatch
+from .haproxy_stats import (ServerStat, StatsFormatError, counters_of, parse_show_stat, version_of_servers,
+                            worker_generation)
+from .latency import percentile, percentile_by_version
 from .steps import (
     Abort,
     Action,
@@ -79,6 +85,8 @@ __all__ = [
     "judge",
     "mean_by_version",
     "parse_show_stat",
+    "percentile",
+    "percentile_by_version",
     "sample",
     "traffic_by_version",
     "version_of_servers",

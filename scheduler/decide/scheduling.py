@@ -20,11 +20,11 @@ from scheduler.decide.constraints import AgentView
 from scheduler.decide.placement import AgentOffer, OfferTable, Placement, TaskRequest, place_tasks
 from scheduler.decide.reconcile import Convergence, plan_convergence
 from scheduler.decide.restart import InstanceState, next_restart_step
-from scheduler.deploy.canary_run import canary_convergence, canary_size
+from scheduler.deploy.canary_run import StableVersion, canary_convergence, canary_size, stable_replacements
 from scheduler.deploy.plan import DeploymentAction
 from scheduler.deploy.progress import RunVerdict, StallEvidence, failures_since, judge_run
 from scheduler.deploy.runs import DeploymentRun
-from scheduler.state.apps import AppRecord
+from scheduler.state.apps import AppRecord, task_request
 from scheduler.state.model import RUNNING, Instance
 
 
@@ -61,10 +61,14 @@ class ClusterView:
 
 @dataclass(frozen=True)
 class Launch:
+    """One instance to start. ``stable``: launch that version instead of the app's current one
+    (a stable instance replaced during a canary phase); None: the app's current version."""
+
     app_id: str
     agent_id: str
     host: str
     ports: tuple[int, ...]
+    stable: StableVersion | None = None
 
 
 @dataclass(frozen=True)
@@ -193,13 +197,17 @@ def decide(view: ClusterView, now: float) -> Pass:
         if run is not None and run.waits_for_step(app_id):
             continue
         action = run.action_for(app_id) if run is not None else None
-        canary = run.canary if run is not None and action is not None else None
+        canary = run.canary_of(app_id) if run is not None and action is not None else None
         spec = record.definition.upgrade_strategy.canary
-        if canary is not None and canary.app_id == app_id and canary.in_steps and spec is not None:
+        stable: StableVersion | None = None
+        stable_missing = 0
+        if canary is not None and canary.in_steps and spec is not None:
+            assert run is not None
             launch, kill = canary_convergence(canary_size(spec, record.definition.instances), insts,
                                               record.config_version,
                                               lambda i: _healthy(view.health, i) and _ready(view.health, i))
-            decision, done[app_id] = Convergence(launch, kill), False
+            stable, stable_missing = stable_replacements(run.plan.original.get(app_id), insts, record.config_version)
+            decision, done[app_id] = Convergence(launch + stable_missing, kill), False
         else:
             decision, done[app_id] = converge_app(record, insts, action, view.agents, view.health, now)
         by_id = {i.instance_id: i for i in insts}
@@ -217,8 +225,13 @@ def decide(view: ClusterView, now: float) -> Pass:
         if view.parked.get(app_id) == decision.launch:
             continue    # parked: nothing that placement depends on changed; its queue entry stands
         seed += 1
-        status, placed = _place(record, insts, decision.launch, offers, view.unsupported(record), seed,
-                                view.queue_reasons.get(app_id))
+        if stable is not None:
+            status, placed = _place_canary_phase(record, stable, insts, decision.launch - stable_missing,
+                                                 stable_missing, offers, view.unsupported(record), seed,
+                                                 view.queue_reasons.get(app_id))
+        else:
+            status, placed = _place(record, insts, decision.launch, offers, view.unsupported(record), seed,
+                                    view.queue_reasons.get(app_id))
         queue[app_id] = status
         launches.extend(placed)
     runs = tuple(_judge_runs(view, done, queue, now))
@@ -227,7 +240,8 @@ def decide(view: ClusterView, now: float) -> Pass:
 
 
 def _place(record: AppRecord, insts: Sequence[Instance], count: int, offers: _Offers, unsupported: str | None,
-           seed: int, previous: str | None = None) -> tuple[QueueStatus, list[Launch]]:
+           seed: int, previous: str | None = None, stable: StableVersion | None = None
+           ) -> tuple[QueueStatus, list[Launch]]:
     """Place up to `count` instances on the pass's offers and consume what they take.
 
     With no offer at all to weigh, the reason of the last pass that had some (`previous`) is
@@ -239,16 +253,42 @@ def _place(record: AppRecord, insts: Sequence[Instance], count: int, offers: _Of
         return QueueStatus(count, previous, {}, placed=True, reason_kept=True), []
     agents = offers.agents
     placed_on = [agents[i.agent_id] for i in insts if i.active and i.agent_id in agents]
-    result = place_tasks(record.task_request, count, available, placed_on, seed=seed)
+    request = record.task_request if stable is None else task_request(stable.definition)
+    result = place_tasks(request, count, available, placed_on, seed=seed)
     short = len(result.placements) < count or unsupported is not None
     message = "; ".join(m for m in (result.message, unsupported) if m) if short else None
     status = QueueStatus(count, message or None, dict(result.rejections) if short else {},
                          placed=True, offers_seen=len(available), offers_unused=short)
     if unsupported:
         return status, []
-    offers.consume(record.task_request, result.placements)
-    return status, [Launch(record.app_id, p.agent_id, agents[p.agent_id].hostname, tuple(p.host_ports))
+    offers.consume(request, result.placements)
+    return status, [Launch(record.app_id, p.agent_id, agents[p.agent_id].hostname, tuple(p.host_ports), stable)
                     for p in result.placements]
+
+
+def _place_canary_phase(record: AppRecord, stable: StableVersion, insts: Sequence[Instance], new_count: int,
+                        stable_count: int, offers: _Offers, unsupported: str | None, seed: int,
+                        previous: str | None) -> tuple[QueueStatus, list[Launch]]:
+    """Place a canary phase's launches: stable replacements first (production's capacity comes
+    before the canary's), then the canary's own; one queue entry for the app, as for any."""
+    statuses: list[QueueStatus] = []
+    launches: list[Launch] = []
+    for count, version in ((stable_count, stable), (new_count, None)):
+        if count > 0:
+            status, placed = _place(record, insts, count, offers, unsupported, seed, previous, version)
+            statuses.append(status)
+            launches.extend(placed)
+    if len(statuses) == 1:
+        return statuses[0], launches
+    first, second = statuses
+    messages = [m for m in (first.message, second.message) if m]
+    rejections = dict(first.rejections)
+    for reason, n in second.rejections.items():
+        rejections[reason] = rejections.get(reason, 0) + n
+    return QueueStatus(first.count + second.count, "; ".join(dict.fromkeys(messages)) or None, rejections,
+                       placed=first.placed and second.placed, offers_seen=max(first.offers_seen, second.offers_seen),
+                       offers_unused=first.offers_unused or second.offers_unused,
+                       reason_kept=first.reason_kept and second.reason_kept), launches
 
 
 def _judge_runs(view: ClusterView, done: Mapping[str, bool], queue: Mapping[str, QueueStatus | None],

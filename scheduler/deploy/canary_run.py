@@ -5,7 +5,9 @@ instances) runs as a canary: the plan's ``RestartApplication`` for that app is h
 *canary phase* while ``scheduler.canary.steps.advance`` walks the steps. During it:
 
 * the app keeps every stable (old-config) instance, and ``canary.instances`` new-config
-  instances run beside them (:func:`canary_convergence`); nothing old is killed;
+  instances run beside them (:func:`canary_convergence`); nothing old is killed, and a stable
+  instance that ends is replaced by one of the stable definition (:func:`stable_replacements`:
+  the plan keeps it as ``original``), so the app's declared count serves throughout;
 * once the canary instances are all healthy and ready, the steps begin
   (:func:`tick`); each ``setWeight`` moves HAProxy traffic through the per-server weights
   the API shows on the app (:func:`traffic`);
@@ -21,16 +23,19 @@ all traffic to the new set in one step. The weights then stay at new 100% / old 
 and kills the old set at once; they are cleared when the deployment ends.
 
 The state is a value stored with the run (:meth:`CanaryRun.to_record`), so a restarted
-scheduler resumes the canary at its step. More than one canary app per deployment is not
-carried out (the write path refuses it).
+scheduler resumes the canary at its step. A deployment may hold several canary apps (a group
+written whole): each has its own ``CanaryRun`` and walks its own steps, analysis and weights;
+its app rolls the rest when its own canary is promoted, and the abort of any one of them fails
+and rolls back the whole deployment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from app_definitions import AppDefinition
 from app_definitions.strategies import Canary
 
 from scheduler.canary import CanaryState, Check, Transition, Verdict, VersionSample, advance, begin, canary_weights
@@ -38,7 +43,18 @@ from scheduler.canary.steps import Promote
 from scheduler.deploy.plan import DeploymentPlan
 from scheduler.state.model import Instance
 
-__all__ = ["CanaryRun", "canary_apps", "canary_convergence", "canary_size", "canary_spec", "tick", "traffic"]
+__all__ = ["CanaryRun", "StableVersion", "canary_apps", "canary_convergence", "canary_size", "canary_spec",
+           "stable_replacements", "tick", "traffic"]
+
+
+@dataclass(frozen=True)
+class StableVersion:
+    """The version a stable replacement is launched as: the definition, its version and its
+    config identity (``lastConfigChangeAt``), which keeps it out of the canary's count and weight."""
+
+    definition: AppDefinition = field(hash=False)     # a pydantic model holds dicts: hashed by its versions
+    version: str
+    config_version: str
 
 
 @dataclass(frozen=True)
@@ -132,13 +148,33 @@ def canary_convergence(canary_instances: int, insts: Sequence[Instance], config_
     """``(launch, kill)`` during the canary phase: ``canary_instances`` new-config instances, old ones untouched.
 
     ``canary_instances`` is :func:`canary_size`. Surplus new instances go first if not serving,
-    then youngest. A stable instance that dies is not replaced: the stable version cannot be launched from the new definition, and the
-    canary is short-lived (its end either rolls the rest or restores the stable definition).
+    then youngest. Stable instances are :func:`stable_replacements`' business.
     """
     new = [i for i in insts if i.active and i.config_version == config_version]
     surplus = max(0, len(new) - canary_instances)
     victims = sorted(new, key=lambda i: (serving(i), -i.staged_at, i.instance_id))[:surplus]
     return max(0, canary_instances - len(new)), tuple(i.instance_id for i in victims)
+
+
+def stable_replacements(stable: AppDefinition | None, insts: Sequence[Instance], config_version: str
+                        ) -> tuple[StableVersion | None, int]:
+    """The stable version and how many of its instances to launch during the canary phase.
+
+    ``stable`` is the app's definition before the deployment (``plan.original``): the stable
+    instances were launched from it, so a replacement is too, under its own version and config
+    identity (the new definition would make it a second canary). Every active instance not of
+    the new config counts as stable; they are kept at the stable definition's ``instances``,
+    the count the app declared before the change: the canary runs *beside* production, never
+    in place of a part of it that died. ``(None, 0)`` when there is nothing to launch, or the
+    stable definition carries no version (never stored: nothing to launch it as).
+    """
+    if stable is None or stable.version is None or stable.version_info is None:
+        return None, 0
+    old = sum(1 for i in insts if i.active and i.config_version != config_version)
+    missing = max(0, stable.instances - old)
+    if missing == 0:
+        return None, 0
+    return StableVersion(stable, stable.version, stable.version_info.last_config_change_at), missing
 
 
 def tick(canary: CanaryRun, spec: Canary, ready_new: int, now: float, verdict: Verdict | None = None,

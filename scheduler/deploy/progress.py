@@ -43,7 +43,7 @@ def judge_run(run: DeploymentRun, *, step_done: bool, new_healthy: Callable[[Dep
     if run.finished:
         return RunVerdict(run, advanced, True)
     marker = (run.step_index, new_healthy(run))
-    if run.canary is not None and run.canary.state is not None and run.canary.in_steps:
+    if any(c.state is not None and c.in_steps for c in run.canaries):
         # the steps run on their own clock (pauses, analysis); `advance` applies the deadline to them
         return RunVerdict(replace(run, last_progress_at=now), advanced, False)
     if marker > run.progress_marker:

@@ -9,7 +9,7 @@ stalled. Marathon waited forever; Pacer fails a deployment that makes no progres
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app_definitions import parse_app_definition
@@ -27,11 +27,23 @@ class DeploymentRun:
     last_progress_at: float
     step_index: int = 0
     progress_marker: tuple[int, int] = (0, 0)
-    canary: CanaryRun | None = None     # a canary deployment's steps (canary_run.py)
+    canaries: tuple[CanaryRun, ...] = ()    # one per canary app, by app id: each runs its own steps (canary_run.py)
 
     @property
     def id(self) -> str:
         return self.plan.id
+
+    @property
+    def canary(self) -> CanaryRun | None:
+        """The first canary (by app id), or None: the one-canary view of a deployment."""
+        return self.canaries[0] if self.canaries else None
+
+    def canary_of(self, app_id: str) -> CanaryRun | None:
+        return next((c for c in self.canaries if c.app_id == app_id), None)
+
+    def with_canary(self, canary: CanaryRun) -> DeploymentRun:
+        """This run with the canary of ``canary.app_id`` replaced (the others as they are)."""
+        return replace(self, canaries=tuple(canary if c.app_id == canary.app_id else c for c in self.canaries))
 
     @property
     def finished(self) -> bool:
@@ -55,8 +67,11 @@ class DeploymentRun:
                                   for a in self.current_actions()]
         body["currentStep"] = min(self.step_index + 1, len(self.plan.steps))
         body["totalSteps"] = len(self.plan.steps)
-        if self.canary is not None:
-            body["canary"] = self.canary.to_json(canary_spec(self.plan, self.canary.app_id))
+        if self.canaries:
+            # `canaries`: one block per canary app; `canary`: the first, as a one-canary deployment shows it
+            blocks = [c.to_json(canary_spec(self.plan, c.app_id)) for c in self.canaries]
+            body["canary"] = blocks[0]
+            body["canaries"] = blocks
         return body
 
 
@@ -65,7 +80,12 @@ def run_record(run: DeploymentRun) -> dict[str, Any]:
     original and target definitions (what a rollback and the deadline need)."""
     plan = run.plan
     affected = set(plan.affected_app_ids)
-    extra = {} if run.canary is None else {"canary": run.canary.to_record()}
+    # one canary is stored as before there could be several, so an earlier Pacer still reads it
+    extra: dict[str, Any] = {}
+    if len(run.canaries) == 1:
+        extra = {"canary": run.canaries[0].to_record()}
+    elif run.canaries:
+        extra = {"canaries": [c.to_record() for c in run.canaries]}
     return {**extra,
         "id": plan.id, "version": plan.version, "step_index": run.step_index,
         "started_at": run.started_at, "last_progress_at": run.last_progress_at,
@@ -83,10 +103,10 @@ def run_from_record(record: Mapping[str, Any]) -> DeploymentRun:
         target={a: parse_app_definition(d) for a, d in record["target"].items()},
         steps=tuple(DeploymentStep(tuple(DeploymentAction(action, app_id, scale_to)
                                          for action, app_id, scale_to in step)) for step in record["steps"]))
-    canary = record.get("canary")
+    stored = record.get("canaries") or ([record["canary"]] if record.get("canary") is not None else [])
     return DeploymentRun(plan=plan, started_at=record["started_at"], last_progress_at=record["last_progress_at"],
                          step_index=record["step_index"],
-                         canary=None if canary is None else CanaryRun.from_record(canary))
+                         canaries=tuple(sorted((CanaryRun.from_record(c) for c in stored), key=lambda c: c.app_id)))
 
 
 def progress_deadline(plan: DeploymentPlan) -> float:

@@ -36,11 +36,15 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
     launched: list[Instance] = []
     for launch in p.launches:
         record = state.apps[launch.app_id]
-        app = record.definition
+        app, version, config_version, service_ports = \
+            record.definition, record.version, record.config_version, record.service_ports
+        if launch.stable is not None:       # a stable instance replaced during a canary phase
+            app, version, config_version = launch.stable.definition, launch.stable.version, launch.stable.config_version
+            service_ports = tuple(spec.service_port for spec in app.port_specs())
         inst = Instance(
-            instance_id=new_instance_id(app.id), app_id=app.id, version=record.version,
-            config_version=record.config_version, agent_id=launch.agent_id, host=launch.host,
-            ports=launch.ports, service_ports=record.service_ports, state=STAGING, staged_at=now,
+            instance_id=new_instance_id(app.id), app_id=app.id, version=version,
+            config_version=config_version, agent_id=launch.agent_id, host=launch.host,
+            ports=launch.ports, service_ports=service_ports, state=STAGING, staged_at=now,
             resources={"cpus": app.cpus, "mem": app.mem, "disk": app.disk}, drain_seconds=tasks.drain_for(app))
         tasks.launch(inst, app)
         launched.append(inst)

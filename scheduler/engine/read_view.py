@@ -92,8 +92,9 @@ class SchedulerView:
         """The app's ``canaryTraffic`` (per-version HAProxy weights) while a canary runs, else None."""
         record = self._state.apps.get(app_id)
         for run in self._state.deployments_of(app_id) if runs is None else runs:
-            if record is not None and run.canary is not None and run.canary.app_id == app_id:
-                return traffic(run.canary, self._state.instances_of(app_id), record.config_version,
+            canary = run.canary_of(app_id)
+            if record is not None and canary is not None:
+                return traffic(canary, self._state.instances_of(app_id), record.config_version,
                                lambda inst: self.healthy(inst) is not False and inst.state == RUNNING)
         return None
 

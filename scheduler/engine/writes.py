@@ -27,13 +27,10 @@ from scheduler.state.clock import Clock, VersionClock
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import Instance
 
-def _canary_of(plan: DeploymentPlan) -> CanaryRun | None:
-    """The canary this plan runs, if any; one canary app per deployment (a 422 otherwise)."""
-    apps = canary_apps(plan)
-    if len(apps) > 1:
-        raise ValidationFailed([("/upgradeStrategy/canary", f"one deployment runs one canary at a time, and this "
-                                 f"change would run {len(apps)} ({', '.join(apps)}); change the apps one by one")])
-    return CanaryRun(apps[0]) if apps else None
+def _canaries_of(plan: DeploymentPlan) -> tuple[CanaryRun, ...]:
+    """The canaries this plan runs, one per canary app (a group written whole may hold several),
+    each stepping on its own; by app id."""
+    return tuple(CanaryRun(app_id) for app_id in sorted(set(canary_apps(plan))))
 
 
 class AppWrites:
@@ -72,7 +69,7 @@ class AppWrites:
         """Plan, check locks, persist, apply: the one path every app change takes. `canary`:
         False for a rollback, which restores the stable version at once, never through steps."""
         plan = self._plan(changes, restart, plan_id)
-        canary_run = _canary_of(plan) if canary else None
+        canaries = _canaries_of(plan) if canary else ()
         locked = self._locked_by(list(changes))
         if locked and not force:
             raise AppLocked(locked)
@@ -82,11 +79,11 @@ class AppWrites:
                 self.events.publish("app_terminated_event", appId=app_id)
         for dep_id in locked:
             self._cancel(dep_id, "canceled by a forced deployment")
-        return self._start_run(plan, canary_run)
+        return self._start_run(plan, canaries)
 
-    def _start_run(self, plan: DeploymentPlan, canary: CanaryRun | None = None) -> DeploymentRun:
+    def _start_run(self, plan: DeploymentPlan, canaries: tuple[CanaryRun, ...] = ()) -> DeploymentRun:
         t = self._clock.now()
-        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t, canary=canary)
+        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t, canaries=canaries)
         if plan.steps:
             self.state.save_deployment(run)
             self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
@@ -194,9 +191,7 @@ class AppWrites:
 
     def plan_changes(self, changes: Mapping[str, AppRecord | None], plan_id: str) -> DeploymentPlan:
         """The plan these changes would run now, under the given id; nothing is stored."""
-        plan = self._plan(changes, plan_id=plan_id)
-        _canary_of(plan)
-        return plan
+        return self._plan(changes, plan_id=plan_id)
 
     def deploy_changes(self, changes: Mapping[str, AppRecord | None], *, plan_id: str,
                        force: bool = False) -> DeploymentRun:

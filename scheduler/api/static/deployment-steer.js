@@ -35,16 +35,22 @@ export async function decide(d, verdict) {
   if (values) await send("POST", path(d, `/${verdict}`), {comment: values.comment}, `${verdict === "approve" ? "Approved" : "Rejected"} ${d.id}`);
 }
 
-export async function promote(d, mode) {
+// `appId`: the one canary app of a deployment of several to act on (undefined: every canary of it).
+const ofApp = appId => appId ? `?appId=${encodeURIComponent(appId)}` : "";
+
+export async function promote(d, mode, appId) {
   const what = mode === "full" ? "Skip every remaining step and roll the rest of the app."
                                : "End the current step now and go on to the next.";
-  if (await dialog(mode === "full" ? "Promote the canary fully" : "Promote the canary one step", h("p", {}, what), "Promote")) {
-    await send("POST", path(d, "/promote"), {mode});
+  const title = `${mode === "full" ? "Promote the canary fully" : "Promote the canary one step"}${appId ? ` (${appId})` : ""}`;
+  if (await dialog(title, h("p", {}, what), "Promote")) {
+    await send("POST", path(d, `/promote${ofApp(appId)}`), {mode});
   }
 }
 
-export async function abort(d) {
-  const values = await dialog("Abort the canary", h("p", {}, "Weight 0, the deployment fails and the app rolls back to its stable version."),
+export async function abort(d, appId) {
+  const what = appId ? `Weight 0 for ${appId}'s canary; the whole deployment fails and every app of it rolls back to its stable version.`
+                     : "Weight 0, the deployment fails and the app rolls back to its stable version.";
+  const values = await dialog(`Abort the canary${appId ? ` (${appId})` : ""}`, h("p", {}, what),
     "Abort", [{name: "reason", label: "Reason", value: "aborted from the web UI"}]);
-  if (values) await send("POST", path(d, "/abort"), {reason: values.reason});
+  if (values) await send("POST", path(d, `/abort${ofApp(appId)}`), {reason: values.reason});
 }

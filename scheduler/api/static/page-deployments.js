@@ -6,7 +6,7 @@ import { abort, cancelPending, decide, move, promote } from "./deployment-steer.
 import { dialog, fill, h, notify, time } from "./dom.js";
 
 const KNOWN = new Set(["id", "version", "affectedApps", "affectedPods", "steps", "currentActions", "currentStep",
-                       "totalSteps", "canary", "status", "scheduledAt", "approval", "author", "reason", "rejectedBy"]);
+                       "totalSteps", "canary", "canaries", "status", "scheduledAt", "approval", "author", "reason", "rejectedBy"]);
 const CANARY_DONE = new Set(["promoted", "aborted"]);
 
 async function cancel(deployment, force) {
@@ -30,14 +30,18 @@ function appProgress(d, apps, queue) {
   }));
 }
 
-/** A canary deployment's block: its weight, step and phase, the analysis behind it, and (for a
- *  deployer on its apps, while it steps) promote and abort. */
-function canaryBox(d, canSteer) {
-  const canary = d.canary;
-  if (!canary) return null;
+/** A deployment's canary blocks: one per canary app (`canaries`), or the single `canary` a Pacer
+ *  that ran one canary per deployment shows. */
+const canaryBlocks = d => Array.isArray(d.canaries) ? d.canaries : d.canary ? [d.canary] : [];
+
+/** One canary app's block: its weight, step and phase, the analysis behind it, and (for a
+ *  deployer on its apps, while it steps) promote and abort. With several canaries in the
+ *  deployment the buttons name the app (`?appId=`); an abort still rolls back the whole deployment. */
+function canaryBox(d, canary, canSteer) {
+  const appId = canaryBlocks(d).length > 1 ? canary.app : undefined;
   const {app, weight = 0, step = 0, steps = 0, phase, waitingForPromotion, lastAnalysis, reason, ...rest} = canary;
   const analysis = lastAnalysis ? `last analysis ${lastAnalysis.verdict}${lastAnalysis.reason ? `: ${lastAnalysis.reason}` : ""}` : null;
-  return h("div", {class: "canary", "data-phase": phase || ""},
+  return h("div", {class: "canary", "data-phase": phase || "", "data-app": app || ""},
     h("p", {}, h("b", {}, "Canary "), `${app}: weight ${weight}%, step ${step} of ${steps}`, phase ? ` · ${phase}` : "",
       waitingForPromotion ? h("span", {class: "badge"}, "waiting for promotion") : null),
     h("div", {class: "progress"}, h("span", {style: `width:${Math.min(100, Math.max(0, weight))}%`})),
@@ -45,9 +49,9 @@ function canaryBox(d, canSteer) {
     reason ? h("p", {class: "reason"}, reason) : null,
     h("details", {}, h("summary", {}, "Analysis"), h("pre", {}, JSON.stringify({lastAnalysis, ...rest}, null, 2))),
     canSteer && !CANARY_DONE.has(phase) ? h("div", {class: "actions"},
-      h("button", {onclick: () => promote(d, "next")}, "Promote step"),
-      h("button", {onclick: () => promote(d, "full")}, "Promote fully"),
-      h("button", {class: "danger", onclick: () => abort(d)}, "Abort canary")) : null);
+      h("button", {onclick: () => promote(d, "next", appId)}, "Promote step"),
+      h("button", {onclick: () => promote(d, "full", appId)}, "Promote fully"),
+      h("button", {class: "danger", onclick: () => abort(d, appId)}, "Abort canary")) : null);
 }
 
 /** A deployment that waits: a scheduled cutover, one held for approval, or one that ended unstarted. */
@@ -93,7 +97,7 @@ function card(d, apps, queue) {
       step.actions.map(a => h("span", {class: current.has(`${a.action} ${a.app}`) ? "action running" : "action"},
         `${a.action} ${a.app}`))))),
     appProgress(d, apps, queue),
-    canaryBox(d, canDeploy),
+    canaryBlocks(d).map(canary => canaryBox(d, canary, canDeploy)),
     d.currentActions.some(a => (a.readinessCheckResults || []).length)
       ? h("pre", {}, JSON.stringify(d.currentActions.map(a => a.readinessCheckResults), null, 2)) : null,
     Object.keys(extra).length ? h("details", {}, h("summary", {}, "More"), h("pre", {}, JSON.stringify(extra, null, 2))) : null,

@@ -1,0 +1,85 @@
+"""A bad canary aborted by its analysis, end to end: a real `pacer serve` with its embedded
+HAProxy bridge judges the canary on HAProxy's own counters of real requests sent by the test,
+aborts it, and the app is back on the stable version; the requests HAProxy sent to the stable
+instances never failed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from .canary_e2e_support import (
+    FAILING_SERVER,
+    FLAKY_SERVER,
+    analysed,
+    answer,
+    fetch_status,
+    serve_with_stats,
+    shop_tasks,
+    static_cmd,
+    steps_app,
+    traffic_until,
+    wait_serving,
+)
+from .haproxy_support import needs_haproxy
+from .support import EventRecorder, free_port, wait_until
+
+pytestmark = needs_haproxy
+
+
+def test_a_failing_canary_is_aborted_by_its_analysis_and_the_app_rolls_back(pacer_factory, tmp_path: Path) -> None:
+    server, _ = serve_with_stats(pacer_factory)
+    port = free_port()
+    good = static_cmd(tmp_path, "v1")
+    assert server.request("POST", "/v2/apps", analysed(good, port, 600))[0] == 201
+    wait_serving(server, port)
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_SERVER)
+    status, body, _ = server.request("PUT", "/v2/apps/shop", analysed(f"exec python3 {script} $PORT0", port, 600))
+    assert status == 200, body
+    seen = traffic_until(server, port, lambda: server.get("/v2/deployments")[1] == [])
+    assert seen[500] > 0, seen                                   # the canary did get its share, and failed it
+    assert set(seen) <= {"v1", 500}, seen                        # no request failed on the way (502, 503, reset)
+    app = server.get("/v2/apps/shop")[1]["app"]
+    assert app["cmd"] == good and "canaryTraffic" not in app       # the stable version is back
+    wait_until(lambda: len(shop_tasks(server)) == 2, timeout=60, what="the canary instance to be gone")
+    assert Counter(fetch_status(port) for _ in range(40)) == Counter({"v1": 40})
+
+
+def test_a_canary_failing_a_fifth_of_its_requests_is_aborted_and_stable_clients_see_no_failure(
+        pacer_factory, tmp_path: Path) -> None:
+    server, _ = serve_with_stats(pacer_factory)
+    port = free_port()
+    good = static_cmd(tmp_path, "v1")
+    analysis = {"intervalSeconds": 2, "minRequests": 20, "maxErrorRate": 0.05, "failureLimit": 2}
+    steps = [{"setWeight": 30}, {"pause": {"seconds": 600}}]
+    assert server.request("POST", "/v2/apps", steps_app(good, port, steps, analysis))[0] == 201
+    wait_serving(server, port)
+    script = tmp_path / "flaky.py"
+    script.write_text(FLAKY_SERVER)
+    events = EventRecorder(server.url, "canary_aborted_event")
+    status, body, _ = server.request("PUT", "/v2/apps/shop", steps_app(f"exec python3 {script} $PORT0", port, steps,
+                                                                      analysis))
+    assert status == 200, body
+    deployment = body["deploymentId"]
+    seen: Counter[tuple[int, str]] = Counter()
+    deadline = time.monotonic() + 120
+    while server.get("/v2/deployments")[1] != [] and time.monotonic() < deadline:
+        seen.update(answer(port) for _ in range(20))
+    assert server.get("/v2/deployments")[1] == [], seen
+    canary_ok, canary_failed = seen[(200, "v2")], seen[(500, "v2")]
+    assert canary_failed > 0 and canary_ok > 0, seen                 # the canary got its share and failed a part
+    assert set(seen) <= {(200, "v1"), (200, "v2"), (500, "v2")}, seen   # stable answered every request it got
+    wait_until(lambda: events.of_type("canary_aborted_event"), timeout=30, what="the canary_aborted_event")
+    events.close()
+    (aborted,) = events.of_type("canary_aborted_event")
+    assert aborted["id"] == deployment and "maxErrorRate" in aborted["reason"], aborted
+    app = server.get("/v2/apps/shop")[1]["app"]
+    assert app["cmd"] == good and "canaryTraffic" not in app
+    wait_until(lambda: len(shop_tasks(server)) == 2, timeout=60, what="the canary instance to be gone")
+    after = Counter(answer(port) for _ in range(100))
+    assert after == Counter({(200, "v1"): 100}), after
+    print(f"\nflaky canary {deployment}: stable 200s {seen[(200, 'v1')]}, canary 200s {canary_ok}, "
+          f"canary 500s {canary_failed} ({100 * canary_failed / (canary_ok + canary_failed):.1f}%), "
+          f"other failures {sum(n for k, n in seen.items() if k[1] not in ('v1', 'v2'))}")
