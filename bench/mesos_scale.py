@@ -182,7 +182,7 @@ async def run_scheduler(size: Size, sim: SimProcess, home: Path, timeout: float,
         await _until(lambda: len(backend.book.agents) >= size.agents, timeout, f"offers of {size.agents} agents")
         for i in range(size.apps):
             sched.writes.create_app(app_definition(i, size.per_app))
-        place_alone(backend.offers([]), sched, figures)
+        place_alone(backend.offers({}), sched, figures)
 
         running = 0
 

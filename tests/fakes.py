@@ -31,6 +31,7 @@ from scheduler.engine.core import Scheduler
 from scheduler.engine.events import Subscription
 from scheduler.state.model import KILLED, RUNNING, STAGING, TERMINAL_STATES, Instance
 from scheduler.state.sqlite_store import SqliteStore
+from scheduler.state.usage import AgentUsage
 
 T0 = 1_700_000_000.0      # a realistic epoch: versions and failure timestamps render as real dates
 
@@ -85,8 +86,8 @@ class FakeBackend:
     _next_pid: int = 1000
 
     # -- ClusterBackend ---------------------------------------------------------------
-    def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
-        return compute_offers(self.agents, active)
+    def offers(self, usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
+        return compute_offers(self.agents, usage)
 
     def pass_finished(self, launched: Sequence[Instance]) -> None:
         self.passes_finished.append(tuple(i.instance_id for i in launched))

@@ -26,6 +26,7 @@ from scheduler.deploy.runs import DeploymentRun
 from scheduler.state.apps import AppRecord, finalize_app
 from scheduler.state.clock import iso_timestamp
 from scheduler.state.model import FAILED, RUNNING, STAGING, Instance
+from scheduler.state.usage import usage_of
 
 from .fakes import T0, agent
 
@@ -85,7 +86,7 @@ def view(apps: Iterable[AppRecord], instances: Iterable[Instance] = (), *,
     return ClusterView(
         apps={r.app_id: r for r in apps}, instances=by_app, deployments=list(deployments),
         backoffs=dict(backoffs or {}), agents={a.agent_id: a.view() for a in agents},
-        offers=lambda: compute_offers(agents, [i for i in insts if i.active or i.killing]),
+        offers=lambda: compute_offers(agents, usage_of(insts)),
         health=judged, unsupported=unsupported, last_failures=dict(last_failures or {}), app_ids=app_ids)
 
 

@@ -542,9 +542,9 @@ def test_the_engines_named_networks_are_offered_by_every_agent(tmp_path: Path) -
 
     agents = build_agents(2, {"cpus": 2, "mem": 1024, "disk": 100}, {}, networks=("calico",))
     backend = LocalBackend(agents, tmp_path, lambda update: None, docker_host=None)
-    assert [o.networks for o in backend.offers([])] == [frozenset({"calico"})] * 2
+    assert [o.networks for o in backend.offers({})] == [frozenset({"calico"})] * 2
     backend._engine_networks = frozenset({"backend-net"})
-    assert [o.networks for o in backend.offers([])] == [frozenset({"calico", "backend-net"})] * 2
+    assert [o.networks for o in backend.offers({})] == [frozenset({"calico", "backend-net"})] * 2
     docker_app = parse_app_definition({"id": "/d", "args": ["x"], "container": {"type": "DOCKER",
                                                                               "docker": {"image": "i"}}})
     assert backend.unsupported_reason(docker_app) == (

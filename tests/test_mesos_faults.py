@@ -102,7 +102,7 @@ async def env() -> AsyncIterator[Env]:
 
 async def place(backend: MesosBackend, count: int = 1, agent: str | None = None) -> list[Instance]:
     """One scheduling pass that places `count` instances of APP on the first offered agent."""
-    offers = await eventually(lambda: [o for o in backend.offers([]) if o.cpus >= 0.5 * count
+    offers = await eventually(lambda: [o for o in backend.offers({}) if o.cpus >= 0.5 * count
                                        and (agent is None or o.agent.agent_id == agent)], what="an offer")
     offer = offers[0]
     assert backend.unsupported_reason(APP) is None
@@ -249,15 +249,15 @@ async def test_restart_reconciles_remembered_tasks_and_kills_strays(env: Env) ->
 async def test_suppress_when_nothing_waits_and_revive_when_something_new_does(env: Env) -> None:
     backend = env.backend(Listener())
     await backend.recover([])
-    await eventually(lambda: backend.offers([]), what="offers")
+    await eventually(lambda: backend.offers({}), what="offers")
     backend.pass_finished([])                    # a pass with nothing to place
     await eventually(lambda: [c["type"] for c in env.master.calls][-2:] == ["DECLINE", "SUPPRESS"],
                      what="DECLINE, then SUPPRESS")
-    assert backend.offers([]) == []
+    assert backend.offers({}) == []
     backend.unsupported_reason(APP)              # a pass about to place APP
     backend.pass_finished([])
     await eventually(lambda: env.master.calls[-1]["type"] == "REVIVE", what="REVIVE")
-    await eventually(lambda: backend.offers([]), what="offers after REVIVE")
+    await eventually(lambda: backend.offers({}), what="offers after REVIVE")
 
 
 async def test_kill_sends_the_grace_period_and_reports_the_end_once(env: Env) -> None:

@@ -28,6 +28,7 @@ from executor import ResourceUsage
 from executor.sandbox_files import FileChunk, FileMissing, OpenedFile
 
 from scheduler.state.model import Instance
+from scheduler.state.usage import AgentUsage
 from scheduler.decide.placement import AgentOffer
 
 
@@ -92,8 +93,9 @@ class ClusterBackend(Protocol):
     launch_concurrency: int
     """How many `launch` calls the scheduler lets run at once."""
 
-    def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
-        """Free resources of every agent, given the instances that hold resources now."""
+    def offers(self, usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
+        """Free resources of every agent, given what the instances holding resources take on
+        each (`ClusterState.usage`, kept as instances change so a pass need not sum them)."""
 
     def pass_finished(self, launched: Sequence[Instance]) -> None:
         """A scheduling pass placed `launched` on this pass's offers (their launches are under

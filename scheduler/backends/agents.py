@@ -25,7 +25,7 @@ from executor.sandboxes import DiskPolicy, DiskWatch
 from periodic import run_periodically
 
 from scheduler.decide.constraints import AgentView
-from scheduler.state.model import Instance
+from scheduler.state.usage import NO_USAGE, AgentUsage
 from scheduler.decide.placement import AgentOffer, subtract_ports
 
 log = logging.getLogger(__name__)
@@ -82,23 +82,19 @@ def build_agents(count: int, resources: Mapping[str, float], attributes: Mapping
     return agents
 
 
-def compute_offers(agents: Sequence[AgentSpec], active: Sequence[Instance]) -> list[AgentOffer]:
-    """Free resources per agent: its totals minus what the active instances on it hold."""
-    used: dict[str, dict[str, float]] = {a.agent_id: {"cpus": 0.0, "mem": 0.0, "disk": 0.0} for a in agents}
-    ports: dict[str, set[int]] = {a.agent_id: set() for a in agents}
-    for inst in active:
-        if inst.agent_id not in used:
-            continue
-        for key in ("cpus", "mem", "disk"):
-            used[inst.agent_id][key] += inst.resources.get(key, 0.0)
-        ports[inst.agent_id].update(inst.ports)
-    return [AgentOffer(
-        agent=a.view(),
-        cpus=max(0.0, a.cpus - used[a.agent_id]["cpus"]),
-        mem=max(0.0, a.mem - used[a.agent_id]["mem"]),
-        disk=max(0.0, a.disk - used[a.agent_id]["disk"]),
-        free_ports=subtract_ports((a.port_range,), ports[a.agent_id]),
-        networks=a.networks) for a in agents]
+def compute_offers(agents: Sequence[AgentSpec], usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
+    """Free resources per agent: its totals minus what its holders take (`usage`, per agent)."""
+    offers = []
+    for a in agents:
+        used = usage.get(a.agent_id, NO_USAGE)
+        offers.append(AgentOffer(
+            agent=a.view(),
+            cpus=max(0.0, a.cpus - used.cpus),
+            mem=max(0.0, a.mem - used.mem),
+            disk=max(0.0, a.disk - used.disk),
+            free_ports=subtract_ports((a.port_range,), used.ports),
+            networks=a.networks))
+    return offers
 
 
 def _read_environ(pid: int) -> dict[str, str]:

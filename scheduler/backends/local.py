@@ -40,7 +40,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # the runtime (and the docker SDK, ~0.1 s to import) load onl
     from executor.docker_runtime import DockerRuntime
 
 from scheduler.state.model import Instance
+from scheduler.state.usage import AgentUsage
 from scheduler.decide.placement import AgentOffer
 from scheduler.backends import DEFAULT_LAUNCH_CONCURRENCY, BackendInfo, Recovery, StatusCallback, StatusUpdate
 from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, HOME_ENV, AgentDisk, AgentSpec, build_agents,
@@ -128,8 +129,8 @@ class LocalBackend:
         self.disk.task_ended(exit_.task_id, exit_.state)
         self._on_status(StatusUpdate(exit_.task_id, exit_.state, exit_.message, exit_.exit_code))
 
-    def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
-        offers = compute_offers(self.agents, active)
+    def offers(self, usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
+        offers = compute_offers(self.agents, usage)
         if self._engine_networks:  # the engine's user-defined networks are on every agent of this host
             offers = [replace(o, networks=o.networks | self._engine_networks) for o in offers]
         return offers

@@ -64,6 +64,7 @@ from scheduler.backends.mesos_tasks import (
 from scheduler.decide.placement import AgentOffer
 from scheduler.state.model import RUNNING as TASK_RUNNING
 from scheduler.state.model import TERMINAL_STATES, UNREACHABLE, Instance
+from scheduler.state.usage import AgentUsage
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,8 @@ class MesosBackend:
             self._reconcile()
 
     # -- offers -------------------------------------------------------------------------------
-    def offers(self, active: Sequence[Instance]) -> list[AgentOffer]:
-        return self.book.agent_offers(also={i.agent_id for i in active})
+    def offers(self, usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
+        return self.book.agent_offers(also=set(usage))
 
     # Mesos runs the MESOS_* and COMMAND checks and reports them in status updates; Pacer probes
     # HTTP/TCP checks itself, at the task's agent

@@ -52,11 +52,11 @@ def build_view(state: ClusterState, checker: HealthChecker, backend: ClusterBack
     ids |= {a for run in state.deployments.values() for a in run.plan.affected_app_ids}
     instances = {a: state.instances_of(a) for a in ids}
     health = {i.instance_id: instance_health_view(state, checker, i) for insts in instances.values() for i in insts}
-    agents = {offer.agent.agent_id: offer.agent for offer in backend.offers([])}
+    agents = {offer.agent.agent_id: offer.agent for offer in backend.offers({})}
     return ClusterView(
         apps=state.apps, instances=instances, deployments=list(state.deployments.values()),
         backoffs=state.backoffs, agents=agents,
-        offers=lambda: backend.offers([i for i in state.instances.values() if i.holds_resources]),
+        offers=lambda: backend.offers(state.usage.usage()),
         health=health, unsupported=lambda record: backend.unsupported_reason(record.definition),
         last_failures=state.last_failures,
         queue_reasons={a: e.message for a, e in state.queue.items()},

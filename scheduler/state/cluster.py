@@ -27,6 +27,7 @@ from scheduler.deploy.runs import DeploymentRun, run_from_record, run_record
 from scheduler.errors import FencedOut, StoreError, app_not_found
 from scheduler.state.apps import AppRecord
 from scheduler.state.model import Instance
+from scheduler.state.usage import UsageLedger
 from scheduler.state.store import (
     DeleteApp,
     DeleteDeployment,
@@ -97,6 +98,7 @@ class ClusterState:
         self._fence = fence
         self.apps: dict[str, AppRecord] = {}
         self.instances: dict[str, Instance] = {}
+        self.usage = UsageLedger()              # per agent, what the instances holding resources take
         self._by_app: dict[str, dict[str, Instance]] = {}
         self.deployments: dict[str, DeploymentRun] = {}
         self._runs_by_app: dict[str, dict[str, None]] = {}   # app id -> ids of the runs touching it, in order
@@ -240,6 +242,7 @@ class ClusterState:
         if old is not None and old.holds_resources and not inst.holds_resources:
             self.capacity_epoch += 1
         self.instances[inst.instance_id] = inst
+        self.usage.update(old, inst)
         self._by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
         self.changed_apps.add(inst.app_id)
         self._dirty[inst.instance_id] = inst
@@ -247,6 +250,7 @@ class ClusterState:
     def remove_instance(self, instance_id: str) -> Instance | None:
         old = self.instances.pop(instance_id, None)
         if old is not None:
+            self.usage.update(old, None)
             self._by_app.get(old.app_id, {}).pop(instance_id, None)
             self.changed_apps.add(old.app_id)
             self.capacity_epoch += 1

@@ -1,0 +1,117 @@
+"""The usage ledger against the sum from scratch, and the offers it gives against the old way.
+
+The ledger must always answer what `usage_of` over every instance answers; a property test
+drives it through random puts and removes, as the scheduler's state does, and compares after
+each step (ports as sets, scalars to the float tolerance of a different summing order).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scheduler.backends.agents import compute_offers
+from scheduler.state.cluster import ClusterState
+from scheduler.state.model import FAILED, KILLED, RUNNING, STAGING, Instance
+from scheduler.state.sqlite_store import SqliteStore
+from scheduler.state.usage import AgentUsage, UsageLedger, usage_of
+
+from .fakes import agent
+
+AGENTS = ("a1", "a2", "a3")
+
+
+def _instance(iid: str, agent_id: str, *, state: str = RUNNING, killing: bool = False,
+              cpus: float = 0.5, mem: float = 64.0, ports: tuple[int, ...] = ()) -> Instance:
+    return Instance(iid, "/app", "v1", "v1", agent_id, "127.0.0.1", ports, (), state=state,
+                    killing=killing, resources={"cpus": cpus, "mem": mem, "disk": 0.0})
+
+
+def _same(a: AgentUsage, b: AgentUsage) -> bool:
+    return (math.isclose(a.cpus, b.cpus, abs_tol=1e-9) and math.isclose(a.mem, b.mem, abs_tol=1e-9)
+            and math.isclose(a.disk, b.disk, abs_tol=1e-9) and a.ports == b.ports)
+
+
+def test_a_launch_counts_on_its_agent_only() -> None:
+    ledger = UsageLedger()
+    ledger.update(None, _instance("i1", "a1", state=STAGING, ports=(31000,)))
+    ledger.update(None, _instance("i2", "a2", cpus=1.0, mem=128.0))
+    assert ledger.usage() == {"a1": AgentUsage(0.5, 64.0, 0.0, frozenset({31000})),
+                              "a2": AgentUsage(1.0, 128.0, 0.0, frozenset())}
+
+
+def test_a_killing_instance_still_holds_and_a_terminal_one_frees() -> None:
+    ledger = UsageLedger()
+    running = _instance("i1", "a1", ports=(31000,))
+    ledger.update(None, running)
+    killing = _instance("i1", "a1", killing=True, ports=(31000,))
+    ledger.update(running, killing)
+    assert ledger.usage()["a1"].ports == frozenset({31000})
+    ledger.update(killing, _instance("i1", "a1", state=KILLED, ports=(31000,)))
+    assert ledger.usage() == {}
+
+
+def test_a_removed_instance_frees_its_agent_and_a_state_change_keeps_the_sum() -> None:
+    ledger = UsageLedger()
+    first, second = _instance("i1", "a1"), _instance("i2", "a1")
+    ledger.update(None, first)
+    ledger.update(None, second)
+    before = ledger.usage()["a1"]
+    ledger.update(first, _instance("i1", "a1", state=STAGING))      # same hold, other state
+    assert ledger.usage()["a1"] == before
+    ledger.update(second, None)
+    assert ledger.usage()["a1"] == AgentUsage(0.5, 64.0, 0.0, frozenset())
+
+
+def test_offers_subtract_each_agents_usage_and_leave_other_agents_whole() -> None:
+    agents = [agent(1), agent(2)]
+    holders = [_instance("i1", agents[0].agent_id, cpus=1.5, mem=512.0, ports=(agents[0].port_range[0],)),
+               _instance("i2", agents[0].agent_id, state=FAILED, cpus=2.0)]   # ended: holds nothing
+    offers = compute_offers(agents, usage_of(holders))
+    assert (offers[0].cpus, offers[0].mem) == (agents[0].cpus - 1.5, agents[0].mem - 512.0)
+    assert agents[0].port_range[0] not in offers[0].free_ports
+    assert (offers[1].cpus, offers[1].mem) == (agents[1].cpus, agents[1].mem)
+
+
+_changes = st.lists(st.tuples(
+    st.sampled_from([f"i{n}" for n in range(8)]),
+    st.one_of(st.none(), st.tuples(st.sampled_from(AGENTS), st.sampled_from([STAGING, RUNNING, KILLED, FAILED]),
+                                   st.booleans(), st.sampled_from([0.1, 0.25, 1.0]),
+                                   st.sampled_from([(), (31000,), (31001, 31002)])))),
+    max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_changes)
+def test_the_ledger_always_equals_the_sum_from_scratch(changes: list) -> None:
+    ledger = UsageLedger()
+    instances: dict[str, Instance] = {}
+    for iid, change in changes:
+        old = instances.get(iid)
+        if change is None:
+            instances.pop(iid, None)
+            ledger.update(old, None)
+        else:
+            agent_id, state, killing, cpus, ports = change
+            new = _instance(iid, agent_id, state=state, killing=killing, cpus=cpus, ports=ports)
+            instances[iid] = new
+            ledger.update(old, new)
+        expected = usage_of(instances.values())
+        got = ledger.usage()
+        assert set(got) == set(expected)
+        assert all(_same(got[a], expected[a]) for a in expected)
+
+
+def test_the_cluster_state_keeps_its_ledger_with_its_instances(tmp_path: Path) -> None:
+    state = ClusterState(SqliteStore(tmp_path / "state.sqlite"))
+    state.put_instance(_instance("i1", "a1", ports=(31000,)))
+    state.put_instance(_instance("i2", "a2"))
+    state.put_instance(_instance("i1", "a1", killing=True, ports=(31000,)))
+    state.put_instance(_instance("i2", "a2", state=FAILED))
+    state.put_instance(_instance("i3", "a1", cpus=1.0))
+    state.remove_instance("i3")
+    assert state.usage.usage() == usage_of(state.instances.values())
+    assert set(state.usage.usage()) == {"a1"}
