@@ -14,6 +14,7 @@ Decide in pure functions, act at the edges:
     app_model.py    pure   one app's part of the model (its services and claims), before apps compete
     incremental.py  pure   IncrementalRenderer: model + haproxy.cfg kept, redone only for changed apps
     servers.py      pure   which tasks serve, as which servers (model.py's per-task half)
+    request_log.py  pure   when HAProxy logs a canary's requests, the line format, its parser
     checks.py       pure   Marathon health checks as HAProxy server checks
     ownership.py    pure   who a vhost belongs to: the first claimant, on a record that outlives restarts
     routes.py       pure   the shared frontends' rules and their order

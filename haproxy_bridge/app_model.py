@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from .checks import HealthCheck, health_for
 from .labels import AppLabels, BasicAuth, PortLabels, group_matches, parse_labels
 from .ownership import AppClaims, RouteKey, route_keys
+from .request_log import judges_latency
 from .servers import Server, canary_weights, routable_tasks, servers_for
 
 _APP_ID = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
@@ -52,6 +53,7 @@ class Service(NamedTuple):
     hsts: bool = False
     networks_allowed: tuple[str, ...] = ()
     servers: tuple[Server, ...] = ()
+    log_requests: bool = False            # an http port of a latency-judged canary (request_log.py)
 
     def shape(self) -> "Service":
         """Everything but the servers: what a reload is needed for."""
@@ -102,8 +104,8 @@ class AppPart(NamedTuple):
         if isinstance(claims, AppClaims) and not claims.keys:
             claims = None
         return (self.status.state == INCLUDED, claims,
-                tuple((s.bind_addr, s.port, s.backend, s.index, s.mode, s.vhosts, s.paths, s.weight, s.ssl_certs)
-                      for s in self.services))
+                tuple((s.bind_addr, s.port, s.backend, s.index, s.mode, s.vhosts, s.paths, s.weight, s.ssl_certs,
+                       s.log_requests) for s in self.services))
 
     def still_valid(self, host_addresses: Mapping[str, str], known_healthy: frozenset[str]) -> bool:
         """Would the same app JSON give this part again, with these outside facts?"""
@@ -187,7 +189,8 @@ def _service(app: Mapping[str, Any], app_id: str, pl: PortLabels, index: int,
         app_id, index, backend, port, mode, pl.balance or "roundrobin", pl.sticky,
         pl.redirect_to_https and bool(pl.vhosts), pl.bind_addr, pl.bind_options, pl.vhosts, pl.paths,
         pl.backend_weight, pl.ssl_certs, health, pl.auth, pl.proxypass_path, pl.revproxy_path, pl.hsts,
-        pl.networks_allowed, servers_for(tasks, kind, index, mapping, host_addresses, waiting, canary_weights(app)))
+        pl.networks_allowed, servers_for(tasks, kind, index, mapping, host_addresses, waiting, canary_weights(app)),
+        log_requests=mode == "http" and judges_latency(app))
 
 
 def _claims(app: Any, read: _Read | None, groups: frozenset[str]) -> Claims:

@@ -157,6 +157,9 @@ class HaproxyProcess:
         self.run_dir = run_dir
         self.master_socket = run_dir / "master.sock"
         self.admin_socket = run_dir / "admin.sock"
+        # bound by the request-log reader of `pacer serve` (not HAProxy's: never unlinked here);
+        # no longer than master.sock, so it fits where that fits
+        self.request_log_socket = run_dir / "reqlog.sock"
         self.pid_file = config_path.parent / "haproxy.pid"
         self.log_path = config_path.parent / "haproxy.log"
         self._proc: asyncio.subprocess.Process | None = None

@@ -11,7 +11,9 @@ the same model and the same bytes while redoing only what the change touches:
                    changed app's footprint (ports, backend names, route keys, claims, vhosts,
                    certificates) differs, or when anything else it reads differs (reserved
                    binds, exclusions, the vhost record, or — when some app lost a port last time
-                   — the previous model). Otherwise each changed app keeps its old fate (left
+                   — the previous model). Whether a port's requests are logged (a latency-judged
+                   canary) is part of the footprint: it decides the `global` log line and the
+                   shared frontends' log lines. Otherwise each changed app keeps its old fate (left
                    out and why, or notes added), applied to its new verdict
     sections       each service's frontend/backend text (and userlist) is kept with the service
                    it was rendered from and rendered again only when that service differs; the
@@ -40,7 +42,8 @@ from .app_model import ABSENT, AppPart, Service, app_part
 from .labels import bridge_groups
 from .model import NO_FATE, Fate, Model, Settled, backend_of, finalize, settle_parts
 from .ownership import Claim, RouteKey
-from .render import RenderSettings, assemble, head_text, lines_text, service_text, shared_lines, userlist_text
+from .render import (RenderSettings, assemble, head_text, lines_text, logs_requests, service_text, shared_lines,
+                     userlist_text)
 
 SectionRenderer = Callable[[Service, RenderSettings], str]
 
@@ -93,6 +96,7 @@ class _Last:
     userlists: list[str]
     sections: list[str]
     shared: str
+    head: str                       # `global`..stats: with the request log's line or without
     spots: dict[str, list[int]] = field(default_factory=dict)      # app id -> its indexes in model.services
     app_position: dict[str, int] = field(default_factory=dict)     # app id -> index in model.apps
 
@@ -109,7 +113,7 @@ class IncrementalRenderer:
         self.settings = settings
         self.stats = RenderStats()
         self._render_section = section_renderer
-        self._head = head_text(settings)
+        self._heads = (head_text(settings), head_text(settings, request_log=True))
         self._groups: frozenset[str] | None = None
         self._by_text: dict[str, AppPart] = {}        # app JSON text -> its part (apps of the last render)
         self._last: _Last | None = None
@@ -221,10 +225,11 @@ class IncrementalRenderer:
             sections.append(piece[2])
         self._pieces = pieces
         shared = lines_text(shared_lines(model.services, self.settings))
+        head = self._heads[logs_requests(model.services, self.settings)]
         self._last = _Last(inputs, by_id, model, settled.fates, settled.port_conflicts, settled.duplicates,
-                           userlists, sections, shared,
+                           userlists, sections, shared, head,
                            _spots(model), {a.app_id: i for i, a in enumerate(model.apps)})
-        return Rendered(model, assemble(self._head, userlists, shared, sections))
+        return Rendered(model, assemble(head, userlists, shared, sections))
 
     def _patch(self, last: _Last, by_id: dict[str, AppPart], changed: list[str], inputs: _SettleInputs) -> Rendered:
         """Put the changed parts in place of the old: same footprints, so same fates and places."""
@@ -254,8 +259,8 @@ class IncrementalRenderer:
                 services[n], userlists[n], sections[n] = s, piece[1], piece[2]
         model = Model(services=tuple(services), apps=tuple(apps), owners=last.model.owners)
         self._last = _Last(inputs, by_id, model, last.fates, last.port_conflicts, False, userlists, sections,
-                           last.shared, last.spots, app_position)
-        return Rendered(model, assemble(self._head, userlists, last.shared, sections))
+                           last.shared, last.head, last.spots, app_position)
+        return Rendered(model, assemble(last.head, userlists, last.shared, sections))
 
     def _piece(self, s: Service) -> tuple[Service, str, str]:
         self.stats.sections_rendered += 1

@@ -32,6 +32,9 @@ class BridgeOptions:
     hard_stop_after_seconds: int = 30    # old workers are stopped this long after a reload
     ssl_certs: tuple[str, ...] = field(default=())   # default certificates for the HTTPS frontend
     access: Access = NO_ACCESS           # credentials and CA for a secured Pacer (--credentials, --ca-file)
+    # `pacer serve` reads a latency-judged canary's per-request times from HAProxy's log
+    # (request_log.py); a standalone bridge has no reader, so it renders no log lines
+    request_log: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -20,6 +20,12 @@ Layout:
                                 backend holds the app's access and rewrite rules (render_http.py)
 
 Rule order in the shared frontends is routes.py's.
+
+While an app runs a canary whose analysis judges latency (`Service.log_requests`) and the bridge
+has a request-log socket (`RenderSettings.request_log`), HAProxy logs that app's requests to it
+(request_log.py says how and why): a `log` line in `global`, the log lines in the frontends that
+can reach the app (its own, and the shared ones) and `set-log-level info` in its backends.
+Without such a canary the file is byte for byte what it was without the feature.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from .labels import BALANCE_HASHED
 from .model import Model, Service
 from .render_http import HTTP_FRONTEND, access_lines, rewrite_lines, userlist_lines
+from .request_log import LOG_FORMAT, MAX_LINE
 from .routes import ANY_HOST, WILDCARD, Route, shared_routes
 from .servers import Server
 
@@ -53,6 +60,7 @@ class RenderSettings:
     timeout_connect: str = "5s"
     timeout_client: str = "60s"
     timeout_server: str = "60s"
+    request_log: str | None = None          # unix datagram socket for canaries' request logs; None: never
 
 
 def quote(text: str) -> str:
@@ -103,10 +111,29 @@ def cookie_key(settings: RenderSettings, service: Service) -> str:
 Line = tuple[str, "str | None"]
 
 
-def _global(settings: RenderSettings) -> list[Line]:
-    return [(HEADER, None), ("global", None),
-            (f"  stats socket {quote(settings.admin_socket)} mode 600 level admin expose-fd listeners", None),
-            ("  stats timeout 2m", None),
+#: a frontend that may route to a logged backend: logs in the request-log format, silent by default
+FRONTEND_LOG_LINES = ("  log global", f'  log-format "{LOG_FORMAT}"', "  http-request set-log-level silent")
+#: a logged backend: its requests are logged (backend rules run after the frontend's and win)
+BACKEND_LOG_LINE = "  http-request set-log-level info"
+
+
+def logs_requests(services: tuple[Service, ...] | list[Service], settings: RenderSettings) -> bool:
+    """Does this file send request logs (any service logged, and a socket to send them to)?"""
+    return settings.request_log is not None and any(s.log_requests for s in services)
+
+
+def _logged(s: Service, settings: RenderSettings) -> bool:
+    return s.log_requests and settings.request_log is not None
+
+
+def _global(settings: RenderSettings, request_log: bool = False) -> list[Line]:
+    lines: list[Line] = [
+        (HEADER, None), ("global", None),
+        (f"  stats socket {quote(settings.admin_socket)} mode 600 level admin expose-fd listeners", None),
+        ("  stats timeout 2m", None)]
+    if request_log and settings.request_log is not None:
+        lines.append((f"  log {quote(settings.request_log)} len {MAX_LINE} format raw local0 info", None))
+    return lines + [
             (f"  hard-stop-after {settings.hard_stop_after}", None),
             ("  tune.ssl.default-dh-param 2048", None),
             ("  ssl-default-bind-options ssl-min-ver TLSv1.2", None),
@@ -117,6 +144,10 @@ def _global(settings: RenderSettings) -> list[Line]:
             ("  timeout http-request 15s", None), ("  timeout http-keep-alive 15s", None),
             ("  timeout queue 30s", None), ("  timeout tunnel 1h", None), ("  timeout check 5s", None),
             ("  retries 3", None), ("  option redispatch 1", None), ("  option dontlognull", None)]
+
+
+def _log_lines(request_log: bool) -> list[Line]:
+    return [(line, None) for line in FRONTEND_LOG_LINES] if request_log else []
 
 
 def _stats(settings: RenderSettings) -> list[Line]:
@@ -155,9 +186,11 @@ def _shared(model: Model, settings: RenderSettings) -> list[Line]:
     routes = shared_routes(model.services)
     if not routes:
         return []
+    logging = logs_requests(model.services, settings)
     lines: list[Line] = [("", None), (f"frontend {HTTP_FRONTEND}", None),
                          (f"  bind {bind_spec(settings.bind_address, settings.http_port)}", None),
                          ("  mode http", None)]
+    lines += _log_lines(logging)
     lines += _routing(routes, "req.hdr(host),field(1,:),lower")
     app_certs = sorted({c for s in model.services for c in s.ssl_certs} - set(settings.default_certs))
     certs = list(dict.fromkeys(settings.default_certs)) + app_certs
@@ -166,6 +199,7 @@ def _shared(model: Model, settings: RenderSettings) -> list[Line]:
         lines += [("", None), ("frontend pacer_https_in", None),
                   (f"  bind {bind_spec(settings.bind_address, settings.https_port)} ssl {crt}", None),
                   ("  mode http", None)]
+        lines += _log_lines(logging)
         lines += _routing(routes, "ssl_fc_sni,lower")
     return lines
 
@@ -181,6 +215,7 @@ def _apps_frontend(model: Model, settings: RenderSettings) -> list[Line]:
     lines: list[Line] = [("", None), ("frontend pacer_apps_in", None),
                          (f"  bind {bind_spec(settings.bind_address, settings.apps_port)}", None),
                          ("  mode http", None)]
+    lines += _log_lines(logs_requests(model.services, settings))
     for app_id, s in sorted(first.items()):
         lines.append((f"  acl app_{s.backend} req.hdr(x-marathon-app-id) -i {app_id}", app_id))
     for app_id, s in sorted(first.items()):
@@ -197,10 +232,13 @@ def service_text(s: Service, settings: RenderSettings) -> str:
     if s.bind_options:
         bind += " " + " ".join(s.bind_options)
     mode = f"  mode {s.mode}"
-    lines = ["", f"frontend {s.backend}", bind, mode, f"  use_backend {s.backend}", "", f"backend {s.backend}",
-             mode, f"  balance {s.balance}"]
+    logged = _logged(s, settings)
+    lines = ["", f"frontend {s.backend}", bind, mode, *(FRONTEND_LOG_LINES if logged else ()),
+             f"  use_backend {s.backend}", "", f"backend {s.backend}", mode, f"  balance {s.balance}"]
     if s.balance.split(" ")[0].split("(")[0] in BALANCE_HASHED:
         lines.append("  hash-type consistent")
+    if logged:      # first of the backend's rules: a request denied or redirected here is logged too
+        lines.append(BACKEND_LOG_LINE)
     lines += access_lines(s)
     if s.mode == "http":
         lines += _HTTP_BACKEND_HEAD
@@ -238,9 +276,10 @@ def lines_text(lines: list[Line]) -> str:
     return "".join(text + "\n" for text, _ in lines)
 
 
-def head_text(settings: RenderSettings) -> str:
-    """`global`, `defaults` and the stats listener: the bridge's own, the same for every model."""
-    return lines_text(_global(settings) + _stats(settings))
+def head_text(settings: RenderSettings, request_log: bool = False) -> str:
+    """`global`, `defaults` and the stats listener: the bridge's own, the same for every model
+    but for the request log's line (`request_log`: see `logs_requests`)."""
+    return lines_text(_global(settings, request_log) + _stats(settings))
 
 
 def shared_lines(services: tuple[Service, ...], settings: RenderSettings) -> list[Line]:
@@ -256,7 +295,7 @@ def _owned_lines(text: str, owner: str) -> list[Line]:
 def render_lines(model: Model, settings: RenderSettings) -> list[Line]:
     """Each config line with the app id it belongs to (None: the bridge's own); the same lines,
     in the same order, as `render_haproxy_config`."""
-    lines = _global(settings) + _stats(settings)
+    lines = _global(settings, logs_requests(model.services, settings)) + _stats(settings)
     for s in model.services:
         lines += _owned_lines(userlist_text(s), s.app_id)
     lines += shared_lines(model.services, settings)
@@ -272,6 +311,6 @@ def assemble(head: str, userlists: list[str], shared: str, sections: list[str]) 
 
 def render_haproxy_config(model: Model, settings: RenderSettings) -> str:
     services = model.services
-    return assemble(head_text(settings), [userlist_text(s) for s in services],
+    return assemble(head_text(settings, logs_requests(services, settings)), [userlist_text(s) for s in services],
                     lines_text(shared_lines(services, settings)),
                     [service_text(s, settings) for s in services])

@@ -41,7 +41,8 @@ def render_settings(options: BridgeOptions, process: HaproxyProcess) -> RenderSe
         bind_address=options.bind_address, http_port=options.http_port, https_port=options.https_port,
         stats_port=options.stats_port, apps_port=options.apps_port, admin_socket=str(process.admin_socket),
         status_backend=f"127.0.0.1:{options.status_port}" if options.status_port else None,
-        default_certs=tuple(options.ssl_certs), hard_stop_after=f"{options.hard_stop_after_seconds}s")
+        default_certs=tuple(options.ssl_certs), hard_stop_after=f"{options.hard_stop_after_seconds}s",
+        request_log=str(process.request_log_socket) if options.request_log else None)
 
 
 class HaproxyBridge:

@@ -10,22 +10,39 @@ the first snapshot seen once the steps began), sums them per version through the
 server stands for, and hands the figures to the pure ``judge``.
 
 Without a running HAProxy the verdict is inconclusive, which pauses the canary: missing data
-is never a pass. Latency is HAProxy's mean response time (``rtime``), and the verdict says so.
+is never a pass.
+
+Latency: when the canary's analysis judges it (``maxLatencyP95Ratio``) the bridge has HAProxy log
+each of the app's requests (:mod:`pacer.request_log` reads them), and the figure is the p95 of
+each version's ``%Tr`` over the interval (``latency_kind="p95"``). ``%Tr`` rather than ``%Ta``:
+it is the server's own response time (request sent to response headers received), which is what
+tells a slow version from a fast one; ``%Ta`` adds the client's side (a slow client's upload or
+download, HAProxy's queue), which is not the version's doing. It is also the quantity ``show
+stat``'s ``rtime`` averages, so the fallback measures the same thing: while either version has no
+logged sample in the interval (no reader, a canary without a latency check, the first interval
+after the reload that turns the log on) the figure is HAProxy's mean ``rtime`` and the verdict
+says ``"mean"``. The log interval runs from this canary's previous analysis to this one (on the
+reader's clock); the counters' from the snapshots either side, which differ by at most one
+``COLLECT_SECONDS``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Iterable, Mapping
 
 from haproxy_bridge.errors import BridgeError
 from haproxy_bridge.service import HaproxyBridge
 from haproxy_bridge.servers import server_name
 from metrics.base import MetricsSource
 from metrics.haproxy_stats import StatsFormatError
+from pacer.request_log import RequestLog
 from periodic import run_periodically
 from scheduler.canary import (CanaryError, ServerCounters, ServerStat, StatsSnapshot, Verdict, VersionSample, counters_of, interval_deltas,
-                              judge, mean_by_version, parse_show_stat, sample, traffic_by_version, worker_generation)
+                              judge, mean_by_version, parse_show_stat, percentile_by_version, sample, traffic_by_version,
+                              worker_generation)
 from scheduler.deploy.canary_run import CanaryRun, canary_spec
 from scheduler.deploy.runs import DeploymentRun
 from scheduler.engine.core import Scheduler
@@ -53,11 +70,20 @@ def _by_backend(rows: tuple[ServerStat, ...]) -> dict[str, ServerCounters]:
             for name, counters in counters_of(stats).items()}
 
 
+def _version_of_keys(keys: Iterable[str], by_name: Mapping[str, str]) -> dict[str, str]:
+    """``backend/server`` -> version, through the server's name (the task it stands for); a
+    server of no task of the app (another app's, ``<NOSRV>``) is left out."""
+    return {key: by_name[key.rsplit("/", 1)[1]] for key in keys if key.rsplit("/", 1)[1] in by_name}
+
+
 class CanaryStats:
-    def __init__(self, scheduler: Scheduler, bridge: HaproxyBridge | None, metrics: MetricsSource | None) -> None:
+    def __init__(self, scheduler: Scheduler, bridge: HaproxyBridge | None, metrics: MetricsSource | None,
+                 request_log: RequestLog | None = None) -> None:
         self._scheduler = scheduler
         self._bridge = bridge
         self._metrics = metrics
+        self._request_log = request_log
+        self._log_marks: dict[tuple[str, str], float] = {}     # (deployment, app) -> its interval's start, log clock
         self.latest: StatsSnapshot | None = None
         self.last_error: str | None = None
         self._baselines: dict[tuple[str, str], StatsSnapshot] = {}   # (deployment, app) -> start of its interval
@@ -76,7 +102,9 @@ class CanaryStats:
     async def collect(self) -> None:
         """One round: a ``show stat`` snapshot and the CPU means, if any canary is analysed."""
         runs = self._analysed()
-        self._baselines = {k: v for k, v in self._baselines.items() if k in {(r.id, c.app_id) for r, c in runs}}
+        keys = {(r.id, c.app_id) for r, c in runs}
+        self._baselines = {k: v for k, v in self._baselines.items() if k in keys}
+        self._log_marks = {k: v for k, v in self._log_marks.items() if k in keys}
         if not runs:
             return
         bridge = self._bridge
@@ -94,6 +122,8 @@ class CanaryStats:
         for run, canary in runs:
             if self.latest is not None and canary.state is not None:
                 self._baselines.setdefault((run.id, canary.app_id), self.latest)
+                if self._request_log is not None:
+                    self._log_marks.setdefault((run.id, canary.app_id), self._request_log.now())
             await self._collect_cpu(run, canary)
 
     async def _collect_cpu(self, run: DeploymentRun, canary: CanaryRun) -> None:
@@ -131,16 +161,31 @@ class CanaryStats:
         if latest is None or before is None or latest is before:
             why = self.last_error or "no HAProxy statistics for this interval yet"
             return Verdict("inconclusive", why, VersionSample(), VersionSample())
-        self._baselines[(run.id, canary.app_id)] = latest
+        key = (run.id, canary.app_id)
+        self._baselines[key] = latest
         task_version = self._versions(canary.app_id)
         by_name = {server_name(task): version for task, version in task_version.items()}
-        version_of_server = {key: by_name[key.rsplit("/", 1)[1]] for key in latest.servers
-                             if key.rsplit("/", 1)[1] in by_name}
+        p95 = self._p95(key, by_name)
+        version_of_server = _version_of_keys(latest.servers, by_name)
         if not version_of_server:
             return Verdict("inconclusive", TCP_ONLY if any(task_version) else "the app has no HAProxy servers",
                            VersionSample(), VersionSample())
         traffic = traffic_by_version(interval_deltas(before, latest), version_of_server)
         cpu = mean_by_version(self._cpu.get(canary.app_id, {}), task_version)
-        return judge(sample(traffic.get(STABLE), cpu.get(STABLE)), sample(traffic.get(CANARY), cpu.get(CANARY)),
-                     spec.analysis, latency_kind="mean")
+        stable = sample(traffic.get(STABLE), cpu.get(STABLE))
+        new = sample(traffic.get(CANARY), cpu.get(CANARY))
+        if STABLE in p95 and CANARY in p95:
+            return judge(dataclasses.replace(stable, latency_ms=p95[STABLE]),
+                         dataclasses.replace(new, latency_ms=p95[CANARY]), spec.analysis, latency_kind="p95")
+        return judge(stable, new, spec.analysis, latency_kind="mean")
+
+    def _p95(self, key: tuple[str, str], by_name: Mapping[str, str]) -> dict[str, float]:
+        """Version -> p95 of the ``%Tr`` HAProxy logged since this canary's previous analysis
+        (empty without a reader or a mark); the next interval starts now."""
+        reader, since = self._request_log, self._log_marks.get(key)
+        if reader is None or since is None:
+            return {}
+        until = self._log_marks[key] = reader.now()
+        samples = reader.samples_between(since, until)
+        return percentile_by_version(samples, _version_of_keys({k for k, _ in samples}, by_name))
 

@@ -397,7 +397,8 @@ def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) 
                              group=args.haproxy_group, http_port=args.haproxy_http_port,
                              https_port=args.haproxy_https_port, stats_port=args.haproxy_stats_port,
                              apps_port=args.haproxy_apps_port or None, ssl_certs=tuple(args.haproxy_ssl_cert),
-                             bind_address=host if host not in ("", "0.0.0.0") else "*")
+                             bind_address=host if host not in ("", "0.0.0.0") else "*",
+                             request_log=True)      # read by pacer serve's canary analysis
     except ValueError as exc:
         raise UsageError(str(exc).replace("--http-port", "--haproxy-http-port")) from None
 

@@ -48,6 +48,7 @@ from haproxy_bridge.status_api import build_status_app
 from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
 from pacer.canary_stats import CanaryStats
+from pacer.request_log import RequestLog
 from pacer.ha import REJOIN_EXIT, HaNode, LeadershipLost, Rejoin, ZkOptions, lead
 from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
 from pacer.startup import (
@@ -285,10 +286,13 @@ def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: Metric
         }
         if options.autoscaler:
             services["autoscaler"] = autoscaler.run()
-        if bridge is not None:      # canary analysis reads the bridge's HAProxy counters
-            stats = CanaryStats(scheduler, bridge, metrics.source)
+        if bridge is not None:      # canary analysis reads the bridge's HAProxy counters and request log
+            request_log = RequestLog(bridge.process.request_log_socket) if bridge.options.request_log else None
+            stats = CanaryStats(scheduler, bridge, metrics.source, request_log)
             scheduler.canary.analyse = stats.analyse
             services["canary-stats"] = stats.run()
+            if request_log is not None:
+                services["haproxy-request-log"] = request_log.run()
         return services
 
     services = leader_services() if ha is None else {"leadership": lead(ha, scheduler, leader_services)}

@@ -1,7 +1,8 @@
 """A bad canary aborted by its analysis, end to end: a real `pacer serve` with its embedded
-HAProxy bridge judges the canary on HAProxy's own counters of real requests sent by the test,
-aborts it, and the app is back on the stable version; the requests HAProxy sent to the stable
-instances never failed."""
+HAProxy bridge judges the canary on HAProxy's own counters of real requests sent by the test
+(and, for latency, on the p95 of the response times HAProxy logs per request), aborts it, and
+the app is back on the stable version; the requests HAProxy sent to the stable instances never
+failed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from .canary_e2e_support import (
     FAILING_SERVER,
     FLAKY_SERVER,
+    SLOW_SERVER,
     analysed,
     answer,
     fetch_status,
@@ -83,3 +85,46 @@ def test_a_canary_failing_a_fifth_of_its_requests_is_aborted_and_stable_clients_
     print(f"\nflaky canary {deployment}: stable 200s {seen[(200, 'v1')]}, canary 200s {canary_ok}, "
           f"canary 500s {canary_failed} ({100 * canary_failed / (canary_ok + canary_failed):.1f}%), "
           f"other failures {sum(n for k, n in seen.items() if k[1] not in ('v1', 'v2'))}")
+
+
+def test_a_slow_canary_is_aborted_on_the_p95_of_the_response_times_haproxy_logged(
+        pacer_factory, tmp_path: Path) -> None:
+    """Every canary request takes 200 ms; the stable version answers in a few. The request log is
+    turned on while the canary runs (a reload: the config then has the log lines) and off after."""
+    server, _ = serve_with_stats(pacer_factory)
+    port = free_port()
+    good = static_cmd(tmp_path, "v1")
+    analysis = {"intervalSeconds": 2, "minRequests": 5, "maxLatencyP95Ratio": 3, "failureLimit": 2}
+    steps = [{"setWeight": 50}, {"pause": {"seconds": 600}}]
+    assert server.request("POST", "/v2/apps", steps_app(good, port, steps, analysis))[0] == 201
+    wait_serving(server, port)
+    assert "log-format" not in server.get("/v2/haproxy/config")[1]
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_SERVER)
+    events = EventRecorder(server.url, "canary_analysis_event", "canary_aborted_event")
+    status, body, _ = server.request("PUT", "/v2/apps/shop", steps_app(f"exec python3 {script} $PORT0", port, steps,
+                                                                      analysis))
+    assert status == 200, body
+    logging: list[bool] = []
+
+    def done() -> bool:
+        logging.append('log-format "pacer1 ' in server.get("/v2/haproxy/config")[1])
+        return server.get("/v2/deployments")[1] == []
+
+    seen = traffic_until(server, port, done, limit=120)
+    assert seen["v2"] > 0 and set(seen) <= {"v1", "v2"}, seen        # the canary was slow, never failing
+    assert any(logging), "the request log was never on while the canary ran"
+    wait_until(lambda: events.of_type("canary_aborted_event"), timeout=30, what="the canary_aborted_event")
+    events.close()
+    (aborted,) = events.of_type("canary_aborted_event")
+    assert "maxLatencyP95Ratio" in aborted["reason"] and "canary p95 latency" in aborted["reason"], aborted
+    last = events.of_type("canary_analysis_event")[-1]["analysis"]
+    assert last["verdict"] == "fail" and last["latencyKind"] == "p95", last
+    assert last["canary"]["latencyMs"] >= 150 and last["stable"]["latencyMs"] < 50, last
+    app = server.get("/v2/apps/shop")[1]["app"]
+    assert app["cmd"] == good and "canaryTraffic" not in app
+    wait_until(lambda: "log-format" not in server.get("/v2/haproxy/config")[1], timeout=30,
+               what="the request log to be turned off with the canary gone")
+    kinds = [e["analysis"]["latencyKind"] for e in events.of_type("canary_analysis_event")]
+    print(f"\nslow canary: {seen['v1']} stable and {seen['v2']} canary requests; analyses {kinds}; "
+          f"p95 stable {last['stable']['latencyMs']:.1f} ms, canary {last['canary']['latencyMs']:.1f} ms")

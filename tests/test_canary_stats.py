@@ -15,6 +15,7 @@ import pytest
 from haproxy_bridge.servers import server_name
 from metrics.usage import Series
 from pacer.canary_stats import TCP_ONLY, CanaryStats
+from pacer.request_log import RequestLog
 
 from .fakes import CHECK, EventLog, FakeClock, active, agent, build_scheduler, deployed, heal_new, service, shutdown, step
 from .test_canary_haproxy import HEADER, row
@@ -56,9 +57,9 @@ async def sched(tmp_path: Path) -> AsyncIterator[Any]:
     await shutdown(s)
 
 
-async def canary_started(sched: Any) -> tuple[list[str], str]:
+async def canary_started(sched: Any, analysis: dict[str, Any] = ANALYSIS) -> tuple[list[str], str]:
     strategy = {"canary": {"instances": 1, "steps": [{"setWeight": 50}, {"pause": {"seconds": 60}}],
-                           "analysis": ANALYSIS}}
+                           "analysis": analysis}}
     await deployed(sched, service("/web", 2, healthChecks=[CHECK], upgradeStrategy=strategy))
     sched.writes.update_apps([("/web", {"env": {"RELEASE": "2"}})])
     for _ in range(4):
@@ -141,3 +142,77 @@ async def test_tcp_mode_backends_are_inconclusive_not_error_free(sched: Any) -> 
     await stats.collect()
     verdict = stats.analyse(run, run.canary, 0.0)
     assert (verdict.outcome, verdict.reason) == ("inconclusive", TCP_ONLY)
+
+
+# -- latency: the p95 of HAProxy's logged %Tr, or the counters' mean ---------------------------------
+
+LATENCY = {"intervalSeconds": 10, "minRequests": 20, "maxLatencyP95Ratio": 1.5, "failureLimit": 1}
+
+
+class LogClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def logged(reader: RequestLog, task: str, *times_ms: int) -> None:
+    """Requests of `task` as HAProxy logs them (backend `be`, as the recorded `show stat` rows)."""
+    for ms in times_ms:
+        reader.feed(f"pacer1 be {server_name(task)} 200 {ms} {ms + 1}\n".encode())
+
+
+async def test_a_canary_slow_in_its_tail_fails_on_the_logged_p95_where_the_mean_would_pass(sched: Any) -> None:
+    events = EventLog(sched, "canary_analysis_event", "canary_aborted_event")
+    (s1, s2), canary = await canary_started(sched, LATENCY)
+    bridge, clock = Bridge(), LogClock()
+    reader = RequestLog(Path("/unused"), clock=clock)
+    stats = CanaryStats(sched, bridge, None, reader)    # type: ignore[arg-type]
+    sched.canary.analyse = stats.analyse
+    bridge.process.stat = stat([counts(s1, 0, 0), counts(s2, 0, 0), counts(canary, 0, 0)])
+    await stats.collect()                               # the baseline, and the log's mark
+    logged(reader, "gone.task", 5000)                   # a server of no task of the app: not counted
+    clock.now += 1
+    logged(reader, s1, *[10] * 40)
+    logged(reader, s2, *[12] * 40)
+    logged(reader, canary, *[10] * 36, 400, 420, 450, 480)      # 10% slow: the mean hides it, the p95 not
+    bridge.process.stat = stat([counts(s1, 40, 0), counts(s2, 40, 0), counts(canary, 40, 0)])   # rtime 3 ms each
+    await stats.collect()
+    clock.now += 1
+    sched.clock.advance(10)
+    await step(sched)
+    (judged,) = events.of("canary_analysis_event")
+    figures = judged["analysis"]
+    assert figures["latencyKind"] == "p95" and figures["verdict"] == "fail", figures
+    assert figures["stable"]["latencyMs"] == 12.0 and figures["canary"]["latencyMs"] == pytest.approx(421.5)
+    (aborted,) = events.of("canary_aborted_event")
+    assert "canary p95 latency 421 ms is 35.12x the stable 12 ms, above maxLatencyP95Ratio 1.5" in aborted["reason"]
+
+
+async def test_without_logged_samples_of_both_versions_the_mean_is_judged_and_said_so(sched: Any) -> None:
+    (s1, s2), canary = await canary_started(sched, LATENCY)
+    bridge, clock = Bridge(), LogClock()
+    reader = RequestLog(Path("/unused"), clock=clock)
+    stats = CanaryStats(sched, bridge, None, reader)    # type: ignore[arg-type]
+    run = next(iter(sched.state.deployments.values()))
+    bridge.process.stat = stat([counts(s1, 0, 0), counts(s2, 0, 0), counts(canary, 0, 0)])
+    await stats.collect()
+    clock.now += 1
+    logged(reader, s1, *[10] * 30)                     # the canary's requests were not logged
+    bridge.process.stat = stat([counts(s1, 30, 0), counts(s2, 30, 0), counts(canary, 30, 0)])
+    await stats.collect()
+    clock.now += 1
+    verdict = stats.analyse(run, run.canary, 0.0)
+    assert verdict.latency_kind == "mean" and verdict.outcome == "pass", verdict
+    assert (verdict.stable.latency_ms, verdict.canary.latency_ms) == (3.0, 3.0)
+    clock.now += 1
+    # the next interval: both versions logged, and only what came after the last analysis counts
+    logged(reader, s2, *[20] * 30)
+    logged(reader, canary, *[25] * 30)
+    bridge.process.stat = stat([counts(s1, 60, 0), counts(s2, 60, 0), counts(canary, 60, 0)])
+    await stats.collect()
+    clock.now += 1
+    verdict = stats.analyse(run, run.canary, 0.0)
+    assert verdict.latency_kind == "p95" and verdict.outcome == "pass", verdict
+    assert (verdict.stable.latency_ms, verdict.canary.latency_ms) == (20.0, 25.0)   # s1's 10 ms were the last interval's

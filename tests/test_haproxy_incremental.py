@@ -23,7 +23,7 @@ from haproxy_bridge.render import RenderSettings, render_haproxy_config, service
 from .test_haproxy_render import HTTP_CHECK, app, task
 
 SETTINGS = RenderSettings(http_port=18080, https_port=18443, stats_port=19090,
-                          admin_socket="/run/pacer-test/admin.sock")
+                          admin_socket="/run/pacer-test/admin.sock", request_log="/run/pacer-test/reqlog.sock")
 RESERVED = {("127.0.0.1", 18080): "http", ("127.0.0.1", 18443): "https", ("127.0.0.1", 19090): "stats"}
 IDS = ["/a", "/b", "/team/c", "/d", "/e_1", "bad id"]
 
@@ -55,12 +55,20 @@ task_lists = st.lists(st.builds(
     st.integers(0, 5), st.sampled_from([31000, 31001, 31002]), st.sampled_from(["127.0.0.1", "agent-1", "agent-2"]),
     st.sampled_from(["TASK_RUNNING", "TASK_RUNNING", "TASK_STAGING"]), st.sampled_from([None, True, False])),
     max_size=3)
+#: a canary running (its weights), and judging latency (HAProxy logs its requests) or not
+CANARIES: dict[str | None, dict[str, Any]] = {
+    None: {},
+    "weights": {"canaryTraffic": {"percent": 50, "canaryTasks": ["t1"], "canaryWeight": 2, "stableWeight": 1}},
+    "latency": {"canaryTraffic": {"percent": 50, "canaryTasks": ["t1"], "canaryWeight": 2, "stableWeight": 1},
+                "upgradeStrategy": {"canary": {"analysis": {"maxLatencyP95Ratio": 1.5}}}},
+}
 apps_st = st.builds(
-    lambda app_id, ports, labels, tasks, checked, since: app(
+    lambda app_id, ports, labels, tasks, checked, since, canary: app(
         app_id, ports, labels, copy.deepcopy(tasks), **({"healthChecks": HTTP_CHECK} if checked else {}),
-        **({"versionInfo": {"lastConfigChangeAt": since}} if since else {})),
+        **({"versionInfo": {"lastConfigChangeAt": since}} if since else {}), **copy.deepcopy(CANARIES[canary])),
     st.sampled_from(IDS), st.lists(st.sampled_from([0, 10100, 10101, 10102]), max_size=2),
-    label_sets, task_lists, st.booleans(), st.sampled_from([None, "2024-01-01T00:00:00Z", "2023-01-01T00:00:00Z"]))
+    label_sets, task_lists, st.booleans(), st.sampled_from([None, "2024-01-01T00:00:00Z", "2023-01-01T00:00:00Z"]),
+    st.sampled_from(list(CANARIES)))
 
 steps = st.one_of(
     st.tuples(st.just("put"), apps_st),
