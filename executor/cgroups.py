@@ -187,19 +187,29 @@ class TaskCgroup:
         return len(pids)
 
     async def destroy(self, timeout: float) -> bool:
-        """Kill everything in the cgroup, then remove its directories; False if that timed out."""
+        """Kill everything in the cgroup, then remove its directories; False if that timed out.
+
+        Listing and removing walk every hierarchy's directories (five on v1), file system work
+        done on a worker thread: a task ending must not hold the scheduler's event loop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if self.pids():
-                await self.kill_all()
-            if self.remove():
+            removed = await asyncio.to_thread(self._remove_if_empty)
+            if removed:
                 return True
+            if removed is None:     # processes left: kill them, then try again at once
+                await self.kill_all()
+                if await asyncio.to_thread(self.remove):
+                    return True
             if loop.time() >= deadline:
                 logger.warning("cgroup of task %s: %d processes survive SIGKILL; left in place",
                                self.task_id, len(self.pids()))
                 return False
             await asyncio.sleep(POLL_SECONDS)
+
+    def _remove_if_empty(self) -> bool | None:
+        """None while processes are left; else whether the directories are gone."""
+        return None if self.pids() else self.remove()
 
     def usage(self) -> ContainerUsage | None:
         """The cgroup's counters; None when they cannot be read (then /proc is the source)."""

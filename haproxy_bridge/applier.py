@@ -117,6 +117,7 @@ class HaproxyApplier:
             answer = await self.process.runtime(command)
             self.state.counters.runtime_commands += 1
             if not runtime_answer_ok(command, answer):
+                self.state.counters.runtime_refused += 1
                 log.warning("runtime API refused %r: %s; falling back to a reload", command, answer.strip())
                 return None
         self.draining.applied(plan)

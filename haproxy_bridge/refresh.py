@@ -45,6 +45,12 @@ class RefreshLoop:
         self._full = self._full or full
         self._wake.set()
 
+    @property
+    def pending(self) -> bool:
+        """A refresh is asked for, now or later (a reload deferred by the debounce): what the
+        bridge runs is not yet what it was last told."""
+        return self._wake.is_set() or (self._later is not None and not self._later.cancelled())
+
     def request_later(self, delay: float, reason: str) -> None:
         """Ask for a refresh in `delay` seconds, unless one is already asked for later."""
         if self._later is not None and not self._later.cancelled():

@@ -27,6 +27,7 @@ class Counters:
     failed_reloads: int = 0
     runtime_updates: int = 0
     runtime_commands: int = 0
+    runtime_refused: int = 0        # a Runtime API command HAProxy refused (or did not answer): a reload did it
     unchanged: int = 0
     checks: int = 0
     rejected_configs: int = 0

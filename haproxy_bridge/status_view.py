@@ -68,7 +68,8 @@ def update_json(update: Update) -> dict[str, Any]:
 
 def counters_json(c: Counters) -> dict[str, int]:
     return {"refreshes": c.refreshes, "reloads": c.reloads, "failedReloads": c.failed_reloads,
-            "runtimeUpdates": c.runtime_updates, "runtimeCommands": c.runtime_commands, "unchanged": c.unchanged,
+            "runtimeUpdates": c.runtime_updates, "runtimeCommands": c.runtime_commands,
+            "runtimeRefused": c.runtime_refused, "unchanged": c.unchanged,
             "checks": c.checks, "rejectedConfigs": c.rejected_configs, "haproxyRestarts": c.haproxy_restarts,
             "fetchErrors": c.fetch_errors, "drained": c.drained}
 
@@ -116,7 +117,8 @@ def status_document(bridge: BridgeParts) -> dict[str, Any]:
             "seconds": round(reload.seconds, 4), "workerPid": reload.worker_pid},
         "lastUpdate": None if state.last_update is None else update_json(state.last_update),
         "lastError": state.last_error,
-        "counters": counters_json(state.counters), "stream": stream_json(bridge.watcher.state),
+        "counters": counters_json(state.counters), "refreshPending": bridge.refreshes.pending,
+        "stream": stream_json(bridge.watcher.state),
         "apps": apps,
         "vhostOwners": record_json(dict(state.model.owners)),
         "summary": {"included": sum(a["state"] == "included" for a in apps),

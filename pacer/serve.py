@@ -48,6 +48,7 @@ from haproxy_bridge.status_api import build_status_app
 from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
 from pacer.canary_stats import CanaryStats
+from pacer.gc_policy import keep_full_collections_short
 from pacer.request_log import RequestLog
 from pacer.ha import REJOIN_EXIT, HaNode, LeadershipLost, Rejoin, ZkOptions, lead
 from pacer.shutdown import Step, StopSignals, run_steps, stop_tasks, until_stopped
@@ -218,6 +219,7 @@ async def _start_pacer(options: PacerOptions, started: _Started) -> None:
                                        bridge if bridge_ports_free else None, ha)
     gc.collect()
     gc.freeze()     # start-up objects never die: keep them out of every later full collection
+    keep_full_collections_short(asyncio.get_running_loop())
     scheme = "https" if tls is not None else "http"
     log.info("pacer API listening on %s://%s:%d (home %s, %d agent(s), metrics %s, %s)",
              scheme, serve.host, serve.port, serve.home, serve.agents, metrics.kind,
@@ -470,10 +472,12 @@ def _close_store(scheduler: Scheduler | None, ha: HaNode | None = None) -> None:
     """Flush and close the store; with `--zk`, leave the election too (a successor leads at once)."""
     try:
         if scheduler is not None and (ha is None or ha.serving):
-            scheduler.state.flush()
+            scheduler.state.drain()
     except Exception as exc:  # a full disk, a lost leadership: what was acknowledged is committed already
         log.warning("shutdown: last instance records not written: %s", exc)
     finally:
+        if scheduler is not None:
+            scheduler.state.close()
         if ha is not None:
             ha.close()
         elif scheduler is not None:

@@ -192,3 +192,20 @@ def analysed(cmd: str, service_port: int, pause: int) -> dict[str, Any]:
     """/shop with one 50% step judged every 2 s (10 requests at least, 5% errors at most)."""
     analysis = {"intervalSeconds": 2, "minRequests": 10, "maxErrorRate": 0.05, "failureLimit": 1}
     return steps_app(cmd, service_port, [{"setWeight": 50}, {"pause": {"seconds": pause}}], analysis)
+
+
+def settled_reloads(server: PacerServer) -> int:
+    """The bridge's reload count once nothing is left for it to do (no refresh asked for, and no
+    reload the debounce deferred): read earlier, a reload still due from the app's start
+    would count against the step that follows."""
+    wait_until(lambda: not server.get("/v2/haproxy")[1]["refreshPending"], timeout=30,
+               what="the HAProxy bridge to settle")
+    return server.get("/v2/haproxy")[1]["counters"]["reloads"]
+
+
+def assert_no_reload_since(server: PacerServer, reloads: int) -> None:
+    """Weights went through the Runtime API alone; if not, say why each update happened."""
+    status = server.get("/v2/haproxy")[1]
+    assert status["counters"]["reloads"] == reloads, {
+        "reloads": status["counters"]["reloads"], "before": reloads,
+        "runtimeRefused": status["counters"]["runtimeRefused"], "history": status["history"]}

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.backends.agents import compute_offers
+from scheduler.backends.agents import OfferCache, compute_offers
 from scheduler.state.cluster import ClusterState
 from scheduler.state.model import FAILED, KILLED, RUNNING, STAGING, Instance
 from scheduler.state.sqlite_store import SqliteStore
@@ -115,3 +115,40 @@ def test_the_cluster_state_keeps_its_ledger_with_its_instances(tmp_path: Path) -
     state.remove_instance("i3")
     assert state.usage.usage() == usage_of(state.instances.values())
     assert set(state.usage.usage()) == {"a1"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(AGENTS), st.sampled_from([0.1, 0.2, 0.3, 1e-3, 7.77]),
+                          st.sampled_from([(), (31000,), (31001, 31002)])), min_size=1, max_size=40))
+def test_a_sum_kept_by_adding_launches_is_bit_for_bit_a_sum_from_scratch(launches: list) -> None:
+    """Launches onto agents already summed are added to the sums; the answer must be exactly,
+    not merely nearly, what summing the same holders from scratch gives."""
+    ledger = UsageLedger()
+    holders: list[Instance] = []
+    for n, (agent_id, cpus, ports) in enumerate(launches):
+        inst = _instance(f"i{n}", agent_id, cpus=cpus, mem=cpus * 3, ports=ports)
+        holders.append(inst)
+        ledger.update(None, inst)
+        fresh = UsageLedger()
+        for held in holders:
+            fresh.update(None, held)
+        assert ledger.usage() == fresh.usage()
+
+
+def test_the_offer_cache_answers_compute_offers_and_rebuilds_only_changed_agents() -> None:
+    agents = [agent(1), agent(2)]
+    ledger = UsageLedger()
+    cache = OfferCache()
+    first = _instance("i1", agents[0].agent_id, ports=(agents[0].port_range[0],))
+    ledger.update(None, first)
+    offers = cache.offers(agents, ledger.usage())
+    assert offers == compute_offers(agents, ledger.usage())
+    assert cache.offers(agents, {})[0].cpus == agents[0].cpus        # the idle offers do not evict
+    again = cache.offers(agents, ledger.usage())
+    assert again[0] is offers[0] and again[1] is offers[1]
+    ledger.update(None, _instance("i2", agents[1].agent_id, cpus=2.0))
+    moved = cache.offers(agents, ledger.usage())
+    assert moved[0] is offers[0] and moved[1] is not offers[1]
+    assert moved == compute_offers(agents, ledger.usage())
+    ledger.update(first, None)
+    assert cache.offers(agents, ledger.usage()) == compute_offers(agents, ledger.usage())

@@ -73,7 +73,7 @@ from scheduler.state.usage import AgentUsage
 from scheduler.decide.placement import AgentOffer
 from scheduler.backends import DEFAULT_LAUNCH_CONCURRENCY, BackendInfo, Recovery, StatusCallback, StatusUpdate
 from scheduler.backends.agents import (DEFAULT_CGROUP_ROOT, HOME_ENV, AgentDisk, AgentSpec, build_agents,
-                                      compute_offers, detected_resources, find_task_processes, open_task_cgroups,
+                                      OfferCache, compute_offers, detected_resources, find_task_processes, open_task_cgroups,
                                       remove_task_cgroups, task_cgroup_parent)
 from scheduler.backends.containers import _ImageGate, container_launch, docker_unsupported, is_docker_app
 from scheduler.backends.local_files import open_local_task_file, read_local_task_file
@@ -124,13 +124,14 @@ class LocalBackend:
         # launches in flight, by task id: their sandboxes are in use, and a kill waits for them
         self._launching: dict[str, asyncio.Future[None]] = {}
         self._sandbox_gc: asyncio.Task[None] | None = None
+        self._offer_cache = OfferCache()
 
     def _task_exited(self, exit_: TaskExit) -> None:
         self.disk.task_ended(exit_.task_id, exit_.state)
         self._on_status(StatusUpdate(exit_.task_id, exit_.state, exit_.message, exit_.exit_code))
 
     def offers(self, usage: Mapping[str, AgentUsage]) -> list[AgentOffer]:
-        offers = compute_offers(self.agents, usage)
+        offers = self._offer_cache.offers(self.agents, usage)
         if self._engine_networks:  # the engine's user-defined networks are on every agent of this host
             offers = [replace(o, networks=o.networks | self._engine_networks) for o in offers]
         return offers

@@ -57,9 +57,9 @@ def apply_pass(p: Pass, now: float, *, state: ClusterState, tasks: TaskRunner, e
             before = state.deployments.get(run.id, run)
             events.publish("deployment_step_success", plan=run.plan.to_json(),
                            currentStep={"actions": before.to_json()["currentActions"]})
-            state.save_deployment(run)
+            state.save_deployment(run, at_once=False)     # a restart resumes from the last stored step
         if verdict.finished:
-            state.forget_deployment(run.id)
+            state.forget_deployment(run.id, at_once=False)
             events.publish("deployment_success", id=run.id, plan=run.plan.to_json())
         elif verdict.failure is not None:
             _fail(run, verdict.failure, verdict.rollback, state, events, rollback)

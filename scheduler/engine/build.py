@@ -110,7 +110,7 @@ def make_scheduler(options: ServeOptions, shared: SharedState | None = None) -> 
     return Scheduler(store, lambda listener: LocalBackend(agents, home, listener.on_status, docker_host=docker_host,
                                                           cpu_quota=options.cpu_quota, pids_max=options.pids_max,
                                                           logs=logs, disk=disk),
-                     drain_seconds=options.kill_drain_seconds)
+                     drain_seconds=options.kill_drain_seconds, write_behind=True)
 
 
 def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: Store,
@@ -126,6 +126,6 @@ def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: Store,
     scheduler = Scheduler(store, lambda listener: MesosBackend(config, listener, ids, may_act=may_act),
                           drain_seconds=options.kill_drain_seconds,
                           fence=shared.fence if shared is not None else None,
-                          may_act=may_act)
+                          may_act=may_act, write_behind=True)
     ids.bind(scheduler.state)
     return scheduler

@@ -47,15 +47,16 @@ BackendFactory = Callable[[BackendListener], ClusterBackend]
 class Scheduler:
     def __init__(self, store: Store, backend_factory: BackendFactory, clock: Clock | None = None, *,
                  drain_seconds: float = DEFAULT_DRAIN_SECONDS, fence: Callable[[], Fence | None] | None = None,
-                 may_act: Callable[[], bool] = lambda: True) -> None:
+                 may_act: Callable[[], bool] = lambda: True, write_behind: bool = False) -> None:
         """`fence` and `may_act` come from the election when several schedulers share the
         store (`--zk`): every write carries the leader's fence, and no launch or kill goes out
-        while this instance is not surely the leader."""
+        while this instance is not surely the leader. `write_behind`: each pass's writes are
+        committed on a thread while the loop goes on (`scheduler.state.write_behind`)."""
         self.clock = clock or SystemClock()
         self.store = store
         self.events = EventBus(self.clock)
         self.telemetry = Telemetry()
-        self.state = ClusterState(TimedStore(store, self.telemetry), fence)
+        self.state = ClusterState(TimedStore(store, self.telemetry), fence, write_behind=write_behind)
         self.tasks = TaskRunner(self.state, backend_factory, self.events, self.clock,
                                 on_change=lambda: self.loop.wake(), on_ended=lambda iid: self.health.forget(iid),
                                 drain_seconds=drain_seconds, may_act=may_act,
@@ -132,4 +133,4 @@ class Scheduler:
         try:
             await self.tasks.close()
         finally:
-            self.state.flush()
+            self.state.drain()

@@ -73,19 +73,30 @@ class AppWrites:
         locked = self._locked_by(list(changes))
         if locked and not force:
             raise AppLocked(locked)
-        self.state.commit_apps(changes)
+        run = self._new_run(plan, canaries)
+        # the apps and their deployment in one transaction: one fsync per write, not two
+        self.state.commit_apps(changes, run if plan.steps else None)
         for app_id, record in changes.items():
             if record is None:
                 self.events.publish("app_terminated_event", appId=app_id)
         for dep_id in locked:
             self._cancel(dep_id, "canceled by a forced deployment")
-        return self._start_run(plan, canaries)
+        return self._announce(run)
 
-    def _start_run(self, plan: DeploymentPlan, canaries: tuple[CanaryRun, ...] = ()) -> DeploymentRun:
+    def _new_run(self, plan: DeploymentPlan, canaries: tuple[CanaryRun, ...] = ()) -> DeploymentRun:
         t = self._clock.now()
-        run = DeploymentRun(plan=plan, started_at=t, last_progress_at=t, canaries=canaries)
+        return DeploymentRun(plan=plan, started_at=t, last_progress_at=t, canaries=canaries)
+
+    def _start_run(self, plan: DeploymentPlan) -> DeploymentRun:
+        run = self._new_run(plan)
         if plan.steps:
             self.state.save_deployment(run)
+        return self._announce(run)
+
+    def _announce(self, run: DeploymentRun) -> DeploymentRun:
+        """The events of a stored run (or of a plan with nothing to do), and a pass for it."""
+        plan = run.plan
+        if plan.steps:
             self.events.publish("deployment_info", plan=plan.to_json(), currentStep=run.to_json()["currentActions"])
         else:
             self.events.publish("deployment_success", id=plan.id, plan=plan.to_json())

@@ -5,8 +5,10 @@ the hot paths and in the `Store` for crash safety. Every change goes through a m
 class, which writes the store first (so anything acknowledged is durable) and memory second,
 so the two can never drift apart. Instance changes are frequent and cheap to lose for a
 moment (a restarted scheduler reconciles them with its backend), so they are buffered and
-written in one transaction per scheduling pass (`flush`); app, deployment and backoff
-changes are written at once.
+written in one transaction per scheduling pass (`flush`), as is the progress of deployments
+that a pass records (a restart resumes from the last stored step); in `pacer serve` that
+transaction runs on a thread of its own (`write_behind`). App changes, and deployments an API
+request starts or cancels, are written at once.
 
 `ReadView` is the read-only face of this class that the API and the health checker use.
 """
@@ -28,6 +30,7 @@ from scheduler.errors import FencedOut, StoreError, app_not_found
 from scheduler.state.apps import AppRecord
 from scheduler.state.model import Instance
 from scheduler.state.usage import UsageLedger
+from scheduler.state.write_behind import WriteBehind
 from scheduler.state.store import (
     DeleteApp,
     DeleteDeployment,
@@ -91,11 +94,14 @@ class ReadView(Protocol):
 
 
 class ClusterState:
-    def __init__(self, store: Store, fence: Fence | Callable[[], Fence | None] | None = None) -> None:
+    def __init__(self, store: Store, fence: Fence | Callable[[], Fence | None] | None = None, *,
+                 write_behind: bool = False) -> None:
         """`fence`: the token every commit carries, or what gives the current one (the leader's,
-        which changes with each takeover; None then means this instance may not write)."""
+        which changes with each takeover; None then means this instance may not write).
+        `write_behind`: commit each pass's writes on a thread, behind the event loop."""
         self._store = store
         self._fence = fence
+        self._behind = WriteBehind(store.commit, self._current_fence, background=write_behind)
         self.apps: dict[str, AppRecord] = {}
         self.instances: dict[str, Instance] = {}
         self.usage = UsageLedger()              # per agent, what the instances holding resources take
@@ -110,18 +116,24 @@ class ClusterState:
         self._meta: dict[str, str] = {}          # small durable values of the backend (the Mesos framework id)
         self.changed_apps: set[str] = set()     # apps whose state changed since the loop last looked
         self.capacity_epoch = 0                  # bumped when resources may have freed (decide/parking.py)
-        self._dirty: dict[str, Instance | None] = {}
         self._checks_by_version: OrderedDict[tuple[str, str], list[HealthCheck] | None] = OrderedDict()
 
     @property
     def location(self) -> str:
         return self._store.location
 
-    def _commit(self, writes: Sequence[Write]) -> None:
+    def _current_fence(self) -> Fence | None:
         fence = self._fence() if callable(self._fence) else self._fence
         if fence is None and callable(self._fence):
             raise FencedOut("this instance is not the leader: it may not write")
+        return fence
+
+    def _commit(self, writes: Sequence[Write]) -> None:
+        """Durable now: after the pass's writes in flight, replacing buffered ones of the same records."""
+        fence = self._current_fence()
+        self._behind.before_commit()
         self._store.commit(writes, fence)
+        self._behind.committed(writes)
 
     # -- loading ------------------------------------------------------------------------
     def load(self, new_framework_id: str) -> list[Instance]:
@@ -209,9 +221,10 @@ class ClusterState:
         return record.definition.health_checks if checks is None else checks
 
     # -- apps ---------------------------------------------------------------------------
-    def commit_apps(self, changes: Mapping[str, AppRecord | None]) -> None:
+    def commit_apps(self, changes: Mapping[str, AppRecord | None], run: DeploymentRun | None = None) -> None:
         """New versions (or deletions) of apps, durable before they are visible. A new config
-        starts with a clean backoff; a deleted app leaves the queue."""
+        starts with a clean backoff; a deleted app leaves the queue. `run`: the deployment of
+        these changes, stored in the same transaction (as `save_deployment` would)."""
         writes: list[Write] = []
         cleared_backoffs = []
         for app_id, record in changes.items():
@@ -224,6 +237,12 @@ class ClusterState:
                     and app_id in self.backoffs:
                 writes.append(PutBackoff(app_id, None))
                 cleared_backoffs.append(app_id)
+        # with its deployment in one transaction (one fsync), except a deletion: on a full disk
+        # the store lets only deletions use its reserve, and the deployment comes after
+        together = run is not None and any(record is not None for record in changes.values())
+        if together:
+            assert run is not None
+            writes.append(PutDeployment(run.id, run_record(run)))
         self._commit(writes)
         for app_id in cleared_backoffs:
             self.backoffs.pop(app_id, None)
@@ -235,6 +254,10 @@ class ClusterState:
             else:
                 self.apps[app_id] = record
             self.changed_apps.add(app_id)
+        if run is not None and together:
+            self._kept_run(run)
+        elif run is not None:
+            self.save_deployment(run)
 
     # -- instances ----------------------------------------------------------------------
     def put_instance(self, inst: Instance) -> None:
@@ -245,7 +268,7 @@ class ClusterState:
         self.usage.update(old, inst)
         self._by_app.setdefault(inst.app_id, {})[inst.instance_id] = inst
         self.changed_apps.add(inst.app_id)
-        self._dirty[inst.instance_id] = inst
+        self._behind.put(PutInstance(inst))
 
     def remove_instance(self, instance_id: str) -> Instance | None:
         old = self.instances.pop(instance_id, None)
@@ -254,7 +277,7 @@ class ClusterState:
             self._by_app.get(old.app_id, {}).pop(instance_id, None)
             self.changed_apps.add(old.app_id)
             self.capacity_epoch += 1
-        self._dirty[instance_id] = None
+        self._behind.put(DeleteInstance(instance_id))
         return old
 
     def forget_app_index(self, app_id: str) -> None:
@@ -267,27 +290,36 @@ class ClusterState:
         self._commit([DeleteInstance(i) for i in instance_ids])
 
     def flush(self) -> None:
-        """Write buffered instance changes in one transaction."""
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, {}
-        try:
-            self._commit([PutInstance(i) if i is not None else DeleteInstance(k) for k, i in dirty.items()])
-        except Exception:
-            for key, value in dirty.items():     # keep them for the next flush
-                self._dirty.setdefault(key, value)
-            raise
+        """Write the buffered changes in one transaction: behind the event loop when the state
+        writes behind and a loop runs, else at once (raising what the commit raised; the
+        changes are kept for the next flush)."""
+        self._behind.flush()
+
+    def drain(self) -> None:
+        """Write every buffered change now (shutdown): waits for the transaction in flight."""
+        self._behind.drain()
+
+    def close(self) -> None:
+        self._behind.close()
 
     def adopt(self, instances: Sequence[Instance]) -> None:
         """Instances a backend re-adopted after a restart: in memory, already in the store."""
         for inst in instances:
             self.put_instance(inst)
-        for inst in instances:
-            self._dirty.pop(inst.instance_id, None)
+        self._behind.forget([("instance", inst.instance_id) for inst in instances])
 
     # -- deployments --------------------------------------------------------------------
-    def save_deployment(self, run: DeploymentRun) -> None:
-        self._commit([PutDeployment(run.id, run_record(run))])
+    def save_deployment(self, run: DeploymentRun, *, at_once: bool = True) -> None:
+        """`at_once=False`: progress a pass records, written with the pass's other writes."""
+        write = PutDeployment(run.id, run_record(run))
+        if at_once:
+            self._commit([write])
+        else:
+            self._behind.put(write)
+        self._kept_run(run)
+
+    def _kept_run(self, run: DeploymentRun) -> None:
+        """A run now stored: visible, and its current apps looked at by the next pass."""
         self._keep_run(run)
         self.changed_apps.update(a.app_id for a in run.current_actions())
 
@@ -296,10 +328,14 @@ class ClusterState:
         if run.id in self.deployments:
             self.deployments[run.id] = run
 
-    def forget_deployment(self, deployment_id: str) -> DeploymentRun | None:
+    def forget_deployment(self, deployment_id: str, *, at_once: bool = True) -> DeploymentRun | None:
+        """`at_once=False`: a deployment a pass found finished (a restart would find it done)."""
         run = self.deployments.get(deployment_id)
         if run is not None:
-            self._commit([DeleteDeployment(deployment_id)])
+            if at_once:
+                self._commit([DeleteDeployment(deployment_id)])
+            else:
+                self._behind.put(DeleteDeployment(deployment_id))
             del self.deployments[deployment_id]
             for app_id in run.plan.affected_app_ids:
                 runs = self._runs_by_app.get(app_id)

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -115,19 +116,29 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            # reads of app history go on while a pass's writes commit on the writer thread (WAL:
+            # readers never wait for the writer), on a connection of their own
+            self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open state store {path}: {exc}") from exc
         self.path = path
         self.location = str(path)
+        self._lock = threading.Lock()
         self._take_reserve()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+            self._reader.close()
 
     def commit(self, writes: Sequence[Write], fence: Fence | None = None) -> None:
         if not writes:
             return
         statements = [s for w in writes for s in _statements(w)]
+        with self._lock:     # one transaction at a time, from whichever thread commits
+            self._commit_locked(writes, statements, fence)
+
+    def _commit_locked(self, writes: Sequence[Write], statements: list[Statement], fence: Fence | None) -> None:
         try:
             self._transaction(statements, fence)
         except StoreFull:
@@ -216,11 +227,11 @@ class SqliteStore:
             meta=dict(meta))
 
     def app_versions(self, app_id: str) -> list[str]:
-        rows = self._db.execute(
+        rows = self._reader.execute(
             "SELECT version FROM app_versions WHERE app_id = ? ORDER BY version DESC", (app_id,)).fetchall()
         return [row[0] for row in rows]
 
     def app_version(self, app_id: str, version: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT definition FROM app_versions WHERE app_id = ? AND version = ?",
+        row = self._reader.execute("SELECT definition FROM app_versions WHERE app_id = ? AND version = ?",
                                (app_id, version)).fetchone()
         return json.loads(row[0]) if row else None

@@ -5,7 +5,9 @@ every instance each time made each pass O(instances): at 5,000 tasks that sum wa
 pass, and a pass follows every write. The ledger keeps each agent's holders apart and sums an
 agent again only when one of its instances changed what it holds, so a write that launches
 one task costs one agent's sum, not the cluster's. Sums are recomputed from the holders, never
-adjusted by adding and subtracting, so floating-point drift cannot build up over a long run.
+adjusted by adding and subtracting, so floating-point drift cannot build up over a long run;
+only a holder added to an agent already summed is added to its sum, which is exact (the same
+additions, in the same order, as a sum from scratch).
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def _sum(instances: Iterable[Instance]) -> AgentUsage:
         disk += res.get("disk", 0.0)
         ports.update(inst.ports)
     return AgentUsage(cpus, mem, disk, frozenset(ports))
+
+
+def _plus(total: AgentUsage, inst: Instance) -> AgentUsage:
+    """`total` with one more holder, added last: the same additions in the same order as
+    `_sum` over the holders with `inst` appended, so the result is bit-for-bit what a sum
+    from scratch gives (a launch costs one addition, not a pass over the agent's holders)."""
+    res = inst.resources
+    ports = total.ports | frozenset(inst.ports) if inst.ports else total.ports
+    return AgentUsage(total.cpus + res.get("cpus", 0.0), total.mem + res.get("mem", 0.0),
+                      total.disk + res.get("disk", 0.0), ports)
 
 
 def usage_of(instances: Iterable[Instance]) -> dict[str, AgentUsage]:
@@ -80,8 +92,14 @@ class UsageLedger:
             self._drop(old)
         if new_holds:
             assert new is not None
-            self._holders.setdefault(new.agent_id, {})[new.instance_id] = new
-            self._sums.pop(new.agent_id, None)
+            holders = self._holders.setdefault(new.agent_id, {})
+            added = new.instance_id not in holders
+            holders[new.instance_id] = new
+            total = self._sums.get(new.agent_id)
+            if added and total is not None:
+                self._sums[new.agent_id] = _plus(total, new)
+            else:
+                self._sums.pop(new.agent_id, None)
 
     def _drop(self, old: Instance) -> None:
         holders = self._holders.get(old.agent_id)
