@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -270,3 +271,33 @@ def running_tasks(server: PacerServer, app_id: str, count: int, version: str | N
         running = [t for t in tasks if t["state"] == "TASK_RUNNING" and version in (None, t["version"])]
         return running if len(running) == count == len(tasks) else None
     return wait_until(ready, timeout=40, what=f"{count} running tasks of {app_id}")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def answering_server(body: bytes, *, status: int = 200, delay: float = 0.0) -> tuple[ThreadingHTTPServer, int]:
+    """A threaded keep-alive HTTP server on a free loopback port answering every GET with
+    `status` and `body` after `delay` seconds (a backend behind a real HAProxy). The caller
+    stops it: `server.shutdown(); server.server_close()`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            if delay:
+                time.sleep(delay)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    port = free_port()
+    server = _QuietServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port

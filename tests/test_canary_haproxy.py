@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from scheduler.canary import (
 )
 
 from .haproxy_support import HAPROXY, free_port, get, needs_haproxy, wait_for
+from .support import answering_server
 
 # Recorded from HAProxy 2.6.12 (`show stat` on a `stats socket`): s1 answers 200, s2 answers 500,
 # s3 closes the connection without answering, s4 refuses connections; 20 requests, roundrobin.
@@ -106,31 +105,6 @@ def test_version_of_servers() -> None:
 
 # -- a real HAProxy ---------------------------------------------------------------------------------
 
-class _Status(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def _server(status: int) -> tuple[_Status, int]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802
-            body = f"status={status}\n".encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = free_port()
-    server = _Status(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, port
-
-
 def runtime(sock: Path, command: str) -> str:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
@@ -145,8 +119,8 @@ def runtime(sock: Path, command: str) -> str:
 @pytest.fixture
 def haproxy_two_versions(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """HAProxy in front of a stable server (200) and a canary server (500), stats socket at admin level."""
-    stable, stable_port = _server(200)
-    canary, canary_port = _server(500)
+    stable, stable_port = answering_server(b"status=200\n")
+    canary, canary_port = answering_server(b"status=500\n", status=500)
     front = free_port()
     sock = tmp_path / "admin.sock"
     cfg = tmp_path / "haproxy.cfg"

@@ -14,10 +14,7 @@ import asyncio
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ from pacer.request_log import RequestLog
 from scheduler.canary import percentile_by_version
 
 from .haproxy_support import HAPROXY, get, needs_haproxy, wait_for
-from .support import free_port
+from .support import answering_server, free_port
 from .test_haproxy_render import app, task
 
 pytestmark = needs_haproxy
@@ -37,38 +34,12 @@ pytestmark = needs_haproxy
 SLOW_SECONDS = 0.2
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-def _server(name: str, delay: float) -> tuple[_Server, int]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802
-            time.sleep(delay)
-            body = name.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = free_port()
-    server = _Server(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, port
-
-
 @pytest.fixture
 def canary_haproxy() -> Iterator[dict[str, Any]]:
     """HAProxy on the bridge's config for /shop (stable fast, canary slow, weights 1:1, a
     maxLatencyP95Ratio) and /blog (fast, no canary), both on one vhost frontend."""
     run = Path(tempfile.mkdtemp(prefix="p95-", dir="/tmp"))     # short: unix socket paths are limited
-    servers = {name: _server(name, delay) for name, delay in
+    servers = {name: answering_server(name.encode(), delay=delay) for name, delay in
                (("stable", 0.0), ("canary", SLOW_SECONDS), ("blog", 0.0))}
     shop_port, blog_port, http_port = free_port(), free_port(), free_port()
     strategy = {"canary": {"instances": 1, "steps": [{"setWeight": 50}],

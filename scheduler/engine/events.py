@@ -62,12 +62,13 @@ class EventBus:
         return len(self._subscribers)
 
     def publish(self, event_type: str, **fields: Any) -> None:
+        self.published += 1
+        wanting = [sub for sub in self._subscribers if sub.wants(event_type)]
+        if not wanting:
+            return      # rendered only for someone: a deployment event carries its whole plan
         payload = {"eventType": event_type, "timestamp": iso_timestamp(self._clock.now()), **fields}
         event = Event(event_type, json.dumps(payload, separators=(",", ":"), default=str))
-        self.published += 1
-        for sub in list(self._subscribers):
-            if not sub.wants(event_type):
-                continue
+        for sub in wanting:
             try:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
