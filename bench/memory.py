@@ -185,7 +185,7 @@ class TracedServer(PacerServer):
             [sys.executable, __file__, "--instrumented-serve", str(self.snapshot), str(int(self.trace)), "serve",
              "--listen", f"127.0.0.1:{self.port}", "--home", str(self.home), *self.extra],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._ping, timeout=60, what="pacer serve to answer /ping")
+        wait_until(self._ping, timeout=240, what="pacer serve to answer /ping")   # tracemalloc slows imports
         return self
 
     def trim(self) -> tuple[float, float]:

@@ -109,21 +109,40 @@ def _write(path: Path, value: str) -> None:
         handle.write(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskCgroup:
-    """One task's cgroup: ``dirs`` maps each controller to its directory (v2: the one directory)."""
+    """One task's cgroup: ``dirs`` maps each controller to its directory (v2: the one directory).
+
+    What is kept is ``parents`` (controller -> the directory holding the task's cgroup), one
+    mapping shared by every task of a runtime, plus the task id: the directories are derived
+    when asked. Kept as ``Path`` objects, five or six per task (each with its parts list and
+    string), they were ~2 KB of every running task's memory, more than the rest of its
+    bookkeeping in the executor; the usage sample, which reads them most, formats strings.
+    """
 
     task_id: str
     version: int
-    dirs: Mapping[str, Path]
+    parents: Mapping[str, str | Path]   # controller -> directory of the task's cgroup's parent
     mem_mb: float | None  # the memory limit, for the OOM message; None when unlimited
 
+    @property
+    def dirs(self) -> dict[str, Path]:
+        """Controller -> the task's cgroup directory (built on each call)."""
+        return {controller: Path(self._dir(parent)) for controller, parent in self.parents.items()}
+
+    def _dir(self, parent: str | Path) -> str:
+        return f"{parent}/{self.task_id}"
+
+    def _dir_of(self, controller: str) -> str | None:
+        parent = self.parents.get(controller)
+        return None if parent is None else self._dir(parent)
+
     def paths(self) -> list[Path]:
-        return list(dict.fromkeys(self.dirs.values()))
+        return [Path(self._dir(parent)) for parent in dict.fromkeys(self.parents.values())]
 
     def file(self, controller: str, name: str) -> Path | None:
-        directory = self.dirs.get(controller)
-        return None if directory is None else directory / name
+        directory = self._dir_of(controller)
+        return None if directory is None else Path(directory, name)
 
     @contextlib.contextmanager
     def joining(self) -> Iterator[Callable[[], None]]:
@@ -251,7 +270,7 @@ class TaskCgroup:
                     gone = False
         return gone
 
-    def _process_count(self, directory: Path) -> int:
+    def _process_count(self, directory: str) -> int:
         """Processes in the cgroup, for the usage sample: one `cgroup.procs` of one hierarchy.
 
         `pids()` walks every hierarchy for a kill, which must miss nothing; a sample of 5,000
@@ -264,7 +283,7 @@ class TaskCgroup:
         return sum(1 for pid in procs if pid != own)
 
     def _usage_v1(self) -> ContainerUsage | None:
-        memory, cpuacct = self.dirs.get("memory"), self.dirs.get("cpuacct")
+        memory, cpuacct = self._dir_of("memory"), self._dir_of("cpuacct")
         if memory is None or cpuacct is None:
             return None
         used, total = _int_raw(_read_raw(f"{memory}/memory.usage_in_bytes")), \
@@ -279,7 +298,7 @@ class TaskCgroup:
                       system * ns_per_tick, self._process_count(memory))
 
     def _usage_v2(self) -> ContainerUsage | None:
-        directory = self.dirs.get("memory")
+        directory = self._dir_of("memory")
         if directory is None:
             return None
         used, cpu = _int_raw(_read_raw(f"{directory}/memory.current")), _read_raw(f"{directory}/cpu.stat")
@@ -315,6 +334,8 @@ class Cgroups:
         self.parent = parent.strip("/")
         self.options = options
         self.controllers = frozenset(self.mounts if controllers is None else controllers)
+        # one mapping for every task cgroup (TaskCgroup.parents): not a dict of paths per task
+        self._parents: dict[str, str] = {c: str(mount / self.parent) for c, mount in self.mounts.items()}
 
     @classmethod
     def v2(cls, root: Path, parent: str, options: CgroupOptions,
@@ -330,7 +351,7 @@ class Cgroups:
         """The task's cgroup with its limits written; raises ``LaunchFailed`` with the OS's reason."""
         _check_name(task_id)
         limited = mem_mb > 0 and "memory" in self.controllers
-        cgroup = TaskCgroup(task_id, self.version, self._dirs(task_id), mem_mb if limited else None)
+        cgroup = TaskCgroup(task_id, self.version, self._parents, mem_mb if limited else None)
         try:
             self._ensure_parent()
             for path in cgroup.paths():
@@ -348,14 +369,15 @@ class Cgroups:
 
     def find(self, task_id: str) -> TaskCgroup | None:
         """The cgroup a task got at launch, found again from its id (after a restart)."""
-        dirs = {c: d for c, d in self._dirs(task_id).items() if d.is_dir()}
-        if not dirs:
+        found = {c: parent for c, parent in self._parents.items() if os.path.isdir(f"{parent}/{task_id}")}
+        if not found:
             return None
-        memory = dirs.get("memory")
+        parents = self._parents if found == self._parents else found
+        memory = found.get("memory")
         name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
-        limit = (_read(memory / name) or "").strip() if memory is not None else ""
+        limit = (_read(Path(f"{memory}/{task_id}", name)) or "").strip() if memory is not None else ""
         mem_mb = int(limit) / (1024 * 1024) if limit.isdigit() and int(limit) < UNLIMITED_BYTES else None
-        return TaskCgroup(task_id, self.version, dirs, mem_mb)
+        return TaskCgroup(task_id, self.version, parents, mem_mb)
 
     def task_ids(self) -> list[str]:
         """Ids of every task cgroup under the parent, in any controller."""
@@ -378,9 +400,6 @@ class Cgroups:
             if not (mount / self.parent / "cgroup.procs").is_file():
                 raise OSError(f"{mount / self.parent} is not a cgroup")
         self.remove_parent()
-
-    def _dirs(self, task_id: str) -> dict[str, Path]:
-        return {controller: mount / self.parent / task_id for controller, mount in self.mounts.items()}
 
     def _ensure_parent(self) -> None:
         for mount in set(self.mounts.values()):

@@ -52,8 +52,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +110,7 @@ class TaskLaunch:
     logs: LogPolicy = LogPolicy()  # the size cap and rotation of its stdout/stderr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProcessHandle:
     """What the scheduler stores durably to find a task again after it restarts.
 
@@ -131,7 +129,7 @@ class _Watch:
 
     handle: ProcessHandle
     pidfd: int
-    child: subprocess.Popen[bytes] | None  # None: adopted, not our child
+    own: bool  # our child (reaped by its pid; its Popen released at launch); False: adopted
     grace: float
     ended: asyncio.Future[None]  # resolved once the end is reported (or on detach)
     killing: bool = False
@@ -215,8 +213,8 @@ class ProcessRuntime:
             raise started.outcome
         self._logs.send(logs)
         spawned = started.outcome
-        handle = ProcessHandle(spec.task_id, spawned.child.pid, spawned.start_time)
-        self._watch(loop, _Watch(handle, spawned.pidfd, spawned.child, spec.kill_grace_seconds, loop.create_future(),
+        handle = ProcessHandle(spec.task_id, posix.release(spawned.child), spawned.start_time)
+        self._watch(loop, _Watch(handle, spawned.pidfd, True, spec.kill_grace_seconds, loop.create_future(),
                                  cgroup=started.cgroup, logs=logs.drained))
         return handle
 
@@ -245,7 +243,7 @@ class ProcessRuntime:
             return False
         loop = asyncio.get_running_loop()
         cgroup = None if self._cgroups is None else self._cgroups.find(handle.task_id)
-        self._watch(loop, _Watch(handle, pidfd, None, kill_grace_seconds, loop.create_future(), cgroup=cgroup))
+        self._watch(loop, _Watch(handle, pidfd, False, kill_grace_seconds, loop.create_future(), cgroup=cgroup))
         return True
 
     async def kill(self, task_id: str, grace_seconds: float | None = None) -> None:
@@ -320,15 +318,13 @@ class ProcessRuntime:
             killing = [w.ended for w in self._tasks.values() if w.killing]
             await asyncio.gather(*(asyncio.shield(ended) for ended in killing))
         loop = asyncio.get_running_loop()
-        # Dropping a Popen of a live child warns "subprocess is still running";
-        # here that is the point, and Python's subprocess module reaps it later.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            for watch in list(self._tasks.values()):
-                if not watch.collected:  # collected ones are ending: let them report
-                    loop.remove_reader(watch.pidfd)
-                    self._forget(watch)
-                    watch.ended.set_result(None)
+        # Tasks left running stay unreaped children of this process when they end: a runtime
+        # that adopts them here collects them (``_reap``), and their real status with them.
+        for watch in list(self._tasks.values()):
+            if not watch.collected:  # collected ones are ending: let them report
+                loop.remove_reader(watch.pidfd)
+                self._forget(watch)
+                watch.ended.set_result(None)
         await asyncio.gather(*(asyncio.shield(w.ended) for w in list(self._tasks.values())))
         await self._logs.close()
         if self._spawner is not None:
@@ -356,7 +352,6 @@ class ProcessRuntime:
         self._tasks.pop(watch.handle.task_id, None)
         if self._by_pid.get(watch.handle.pid) is watch:  # a new child may reuse the pid
             del self._by_pid[watch.handle.pid]
-        watch.child = None
 
     def _signal(self, watch: _Watch, sig: int) -> None:
         """Signal the task's group (the leader and its children), and the leader through its
@@ -393,12 +388,10 @@ class ProcessRuntime:
 
     def _reap(self, watch: _Watch) -> TaskExit:
         task_id, pid = watch.handle.task_id, watch.handle.pid
-        if watch.child is not None:
+        if watch.own:
             returncode = posix.wait_status(pid)
             if returncode is None:
-                watch.child.returncode = -signal.SIGKILL  # stop Popen from tracking it
                 return exit_status_lost(task_id, killed=watch.killing)
-            watch.child.returncode = returncode  # stop Popen from waiting on a reaped pid
             return exit_from_returncode(task_id, returncode, killed=watch.killing)
         # Adopted: not our child, unless a runtime in this same process started it
         # and was closed with kill=False; then collect it (no zombie, real status).

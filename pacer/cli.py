@@ -23,12 +23,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app_definitions import DefinitionError, app_json_schema
 from executor.errors import BadEnvironment
-from executor.mesos_executor import run_executor
-from executor.mesos_protocol import config_from_env
 from executor.task_logs import MIN_MAX_BYTES, parse_size
 
 from metrics import MetricsConfigError
@@ -36,10 +34,7 @@ from metrics.cli import add_arguments as add_metrics_arguments
 from metrics.cli import options_from_args as metrics_options_from_args
 from metrics.dashboards import write_dashboards
 from pacer.deploy import DeployOptions, run_deploy
-from scheduler.backends.mesos import MesosConfig
-from scheduler.backends.mesos_discovery import parse_zk_url
 from scheduler.errors import InvalidOption
-from scheduler.ha.zk_url import parse_zk_url as parse_ha_zk_url
 from scheduler.engine.build import ServeOptions
 
 from haproxy_bridge.cli import add_arguments as add_bridge_arguments
@@ -54,6 +49,9 @@ from scheduler.auth.passwords import hash_password, hash_token, new_token
 from .serve import PacerOptions, SecurityOptions, run_autoscaler, run_bridge, run_pacer
 from .shutdown import leave, run_main
 from .startup import StartupError, check_master, check_zookeeper
+
+if TYPE_CHECKING:   # Mesos, ZooKeeper (kazoo) and the executor's modules load for their commands and flags only
+    from scheduler.backends.mesos import MesosConfig
 
 EXIT_STATUSES = """exit status: 0 done (or stopped by SIGTERM/SIGINT); 1 failed, or the --master or
 --docker-host given does not answer; 2 cannot run as given (a flag's value, an address in use, an unwritable
@@ -133,6 +131,9 @@ def _mesos(args: argparse.Namespace) -> MesosConfig | None:
                          f"(got {args.reconciliation_interval:g})")
     if args.failover_timeout < 0:
         raise UsageError(f"--failover-timeout must be a number of seconds >= 0 (got {args.failover_timeout})")
+    from scheduler.backends.mesos import MesosConfig
+    from scheduler.backends.mesos_discovery import parse_zk_url
+
     principal, secret = _mesos_credentials(args)
     zookeeper = None
     if args.master.strip().startswith("zk://"):
@@ -410,6 +411,8 @@ def _zk(args: argparse.Namespace, serve: ServeOptions) -> ZkOptions | None:
     if serve.mesos is None:
         raise UsageError("--zk needs --master: several pacer serve share one Mesos cluster's tasks "
                          "(the embedded agents' tasks belong to one machine)")
+    from scheduler.ha.zk_url import parse_zk_url as parse_ha_zk_url
+
     try:
         parse_ha_zk_url(args.zk)
     except InvalidOption as exc:
@@ -497,6 +500,9 @@ async def _deploy(options: DeployOptions) -> int:
 def _executor() -> int:
     """`pacer executor`: 0 after a clean shutdown, 1 when the agent could not be reached, 2 when the
     MESOS_* environment is incomplete (it was not started by an agent)."""
+    from executor.mesos_executor import run_executor
+    from executor.mesos_protocol import config_from_env
+
     try:
         return run_executor(config_from_env(os.environ))
     except BadEnvironment as exc:

@@ -32,19 +32,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from kazoo.client import KazooClient, KazooState
+from typing import TYPE_CHECKING, Any, Literal
 
 from scheduler.engine.build import SharedState
 from scheduler.engine.core import Scheduler
 from scheduler.errors import InvalidOption, StoreUnavailable
-from scheduler.ha.election import ZkLeadership
-from scheduler.ha.zk_url import ZkUrl, parse_zk_url
 from scheduler.state.store import Fence
-from scheduler.state.zk_store import ZkStore, connect
 
 from .startup import StartupError, Unreachable
+
+if TYPE_CHECKING:   # kazoo and the ZooKeeper modules load with `--zk` only (~1.5 MB of an embedded serve)
+    from kazoo.client import KazooClient
+
+    from scheduler.ha.zk_url import ZkUrl
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ class LeaderLease:
 
     def _renew(self) -> None:
         asked = time.monotonic()
+        from kazoo.client import KazooState
+
         try:
             if self._client.state == KazooState.CONNECTED:
                 self._client.exists(self._path)
@@ -114,6 +116,8 @@ class LeaderLease:
 def _quietly_connect(url: ZkUrl, options: ZkOptions) -> KazooClient:
     """The first connection, without kazoo's line per attempt: a ZooKeeper that does not answer
     is one start-up error line (exit 1), not a screen of retries before it."""
+    from scheduler.state.zk_store import connect
+
     kazoo_log = logging.getLogger("kazoo.client")
     level = kazoo_log.level
     kazoo_log.setLevel(logging.ERROR)
@@ -127,6 +131,10 @@ class HaNode:
     """The ZooKeeper client, store, election and lease of one `pacer serve --zk`."""
 
     def __init__(self, options: ZkOptions, address: str, loop: asyncio.AbstractEventLoop) -> None:
+        from scheduler.ha.election import ZkLeadership
+        from scheduler.ha.zk_url import parse_zk_url
+        from scheduler.state.zk_store import ZkStore
+
         try:
             url = parse_zk_url(options.url)
         except InvalidOption as exc:
@@ -166,6 +174,8 @@ class HaNode:
 
     def suspended(self) -> bool:
         """ZooKeeper is away, but the session may still come back."""
+        from kazoo.client import KazooState
+
         return self._client.state == KazooState.SUSPENDED
 
     async def elected(self) -> None:
@@ -176,6 +186,8 @@ class HaNode:
 
     async def deposed(self) -> str:
         """Wait until this leader is no more: why."""
+        from kazoo.client import KazooState
+
         while True:
             if self._session_lost.is_set():
                 return "the ZooKeeper session expired"

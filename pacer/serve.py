@@ -48,6 +48,7 @@ from metrics import MetricsBackend, open_metrics
 from metrics.options import MetricsOptions
 from pacer.canary_stats import CanaryStats
 from pacer.gc_policy import keep_full_collections_short
+from pacer.heap import trim_periodically, tune_malloc
 from pacer.request_log import RequestLog
 from pacer.ha import HaNode, ZkOptions, lead
 from pacer.lifecycle import Started, run_until_stopped
@@ -123,6 +124,7 @@ def _decision_event(publish: Any) -> Any:
 
 async def run_pacer(options: PacerOptions) -> int:
     """`pacer serve`: serve until SIGTERM/SIGINT, then stop within the shutdown deadline."""
+    tune_malloc()       # before the threads of the services start (pacer.heap)
     return await run_until_stopped(lambda started: _start_pacer(options, started))
 
 
@@ -258,6 +260,7 @@ def _pacer_services(options: PacerOptions, scheduler: Scheduler, metrics: Metric
 
     services = leader_services() if ha is None else {"leadership": lead(ha, scheduler, leader_services)}
     services["influxdb-check"] = note_influxdb(options.metrics)
+    services["heap-trim"] = trim_periodically()      # glibc keeps freed heap pages otherwise (pacer.heap)
     if bridge is not None:
         services["haproxy-bridge"] = bridge.run() if options.bridge_required else _run_bridge(bridge)
     return services

@@ -23,14 +23,17 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from pacer_client import NO_ACCESS, Access, redact_url, session_for
 
 from metrics.options import MetricsOptions
-from scheduler.backends.mesos_discovery import ZkMasters, check_reachable
 from scheduler.engine.build import NO_DOCKER
+
+if TYPE_CHECKING:   # ZooKeeper discovery (kazoo) loads with `--master zk://` only
+    from scheduler.backends.mesos_discovery import ZkMasters
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +173,8 @@ def check_zookeeper(target: ZkMasters, flag: str = "--master") -> None:
     """The ZooKeeper of `--master zk://…` accepts a session. A master that does not answer is
     waited for (it may be failing over), but a ZooKeeper nobody answers at is a wrong address
     or a stopped ensemble: every subscription would wait on it forever."""
+    from scheduler.backends.mesos_discovery import check_reachable
+
     reason = check_reachable(target, ZOOKEEPER_TIMEOUT)
     if reason is not None:
         raise Unreachable(f"cannot reach ZooKeeper at {target.hosts} (set with {flag} {target.url}): "

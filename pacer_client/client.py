@@ -93,6 +93,10 @@ class PacerClient:
     async def queue(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/v2/queue"))["queue"]
 
+    async def tasks(self, status: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v2/tasks``: every task (``status``: ``running`` or ``staging`` only), by app."""
+        return (await self.request("GET", "/v2/tasks", params={"status": status} if status else None))["tasks"]
+
 
 def session_for(access: Access, timeout: aiohttp.ClientTimeout, headers: dict[str, str] | None = None
                 ) -> aiohttp.ClientSession:

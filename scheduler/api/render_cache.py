@@ -64,7 +64,6 @@ class RenderCache:
         self._sched = sched
         self._tasks: dict[str, tuple[Instance, tuple[object, ...], bytes]] = {}
         self._apps: dict[tuple[str, bool, bool], tuple[_AppKey, bytes]] = {}
-        self._definitions: dict[str, tuple[AppRecord, bytes]] = {}
 
     # -- tasks --------------------------------------------------------------------------------
     def task(self, inst: Instance) -> bytes:
@@ -118,22 +117,17 @@ class RenderCache:
         self._prune()
         return data
 
-    def _definition(self, record: AppRecord) -> bytes:
-        hit = self._definitions.get(record.app_id)
-        if hit is not None and hit[0] is record:
-            return hit[1]
-        data = _dumps(record.json)
-        self._definitions[record.app_id] = (record, data)
-        return data
+    @staticmethod
+    def _definition(record: AppRecord) -> bytes:
+        return record.encoded       # the record keeps its JSON serialised, as `_dumps` writes it
 
     def _prune(self) -> None:
         view = self._sched.view
         if len(self._tasks) > len(view.instances) + PRUNE_SLACK:
             live = view.instances
             self._tasks = {iid: hit for iid, hit in self._tasks.items() if iid in live}
-        if len(self._definitions) > len(view.apps) + PRUNE_SLACK or len(self._apps) > 4 * len(view.apps) + PRUNE_SLACK:
+        if len(self._apps) > 4 * len(view.apps) + PRUNE_SLACK:
             apps = view.apps
-            self._definitions = {a: hit for a, hit in self._definitions.items() if a in apps}
             self._apps = {slot: hit for slot, hit in self._apps.items() if slot[0] in apps}
 
 

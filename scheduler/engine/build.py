@@ -12,15 +12,18 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from executor.sandboxes import DiskPolicy
 from executor.task_logs import LogPolicy
 from scheduler.backends.local import DEFAULT_PIDS_MAX, LocalBackend, build_agents, detected_resources
-from scheduler.backends.mesos import FrameworkIds, MesosBackend, MesosConfig
 from scheduler.engine.core import Scheduler
 from scheduler.engine.tasks import DEFAULT_DRAIN_SECONDS
 from scheduler.state.sqlite_store import SqliteStore
 from scheduler.state.store import Fence, Store
+
+if TYPE_CHECKING:   # the Mesos backend (and kazoo under it) loads with `--master` only
+    from scheduler.backends.mesos import MesosConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ def make_scheduler(options: ServeOptions, shared: SharedState | None = None) -> 
 def _mesos_scheduler(options: ServeOptions, config: MesosConfig, store: Store,
                      shared: SharedState | None = None) -> Scheduler:
     """A framework on the Mesos master(s) of `config`; the framework id lives in the store."""
+    from scheduler.backends.mesos import FrameworkIds, MesosBackend
+
     if options.agents != 1 or options.resources or options.attributes or options.networks:
         log.warning("--master is set: the embedded-agent flags (--agents, --agent-resources, --attribute, --network) "
                     "do nothing; the Mesos agents offer what they have")

@@ -15,14 +15,14 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from executor import ResourceUsage, process_group_usages
 from metrics.base import MetricsSink
 from periodic import FixedBeat, run_periodically
-from metrics.schema import Point, TaskSample, cpu_utilization, instances_point, task_points
+from metrics.schema import INSTANCES, Point, TaskSample, cpu_utilization, instances_point, task_points
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _SchedulerView(Protocol):
     apps: Mapping[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)      # one per running task, kept between passes
 class _Previous:
     time_ns: int
     cpu_ns: int
@@ -46,10 +46,11 @@ UsageReader = Callable[[list[int]], Mapping[int, ResourceUsage]]
 
 
 def points_of(instances: list[Any], apps: list[tuple[str, Any]], usages: Mapping[str, ResourceUsage], time_ns: int,
-              machine: str, previous: dict[str, _Previous]) -> list[Point]:
+              machine: str, previous: dict[str, _Previous], only: Collection[str] | None = None) -> list[Point]:
     """Points of one pass from a snapshot of the state (immutable instances and records), so it
     runs in a worker thread and the event loop is not held for the points of thousands of tasks;
-    updates `previous` (per task cumulative CPU) for utilisation."""
+    updates `previous` (per task cumulative CPU) for utilisation. `only`: the measurements the
+    sink keeps (None: all); the others are not built."""
     points: list[Point] = []
     running: dict[str, int] = {}
     seen: set[str] = set()
@@ -78,9 +79,11 @@ def points_of(instances: list[Any], apps: list[tuple[str, Any]], usages: Mapping
             memory_working_set_bytes=getattr(usage, "memory_working_set_bytes", None) or usage.rss_bytes,
             cpus=cpus or None, mem_mb=mem or None, cpu_utilization=util,
             container_name=inst.instance_id,
-        )))
+        ), only))
     for gone in set(previous) - seen:
         del previous[gone]
+    if only is not None and INSTANCES not in only:
+        return points
     for app_id, record in apps:
         configured = getattr(getattr(record, "definition", None), "instances", 0) or 0
         points.append(instances_point(app_id, configured, running.get(app_id, 0), time_ns))
@@ -101,6 +104,10 @@ class TaskSampler:
         self._backend_usages = usages
         self._read_usage: UsageReader = read_usage or process_group_usages
         self._previous: dict[str, _Previous] = {}
+        # a sink that keeps only some measurements (the embedded store) says which: the rest are
+        # not built (`points_of`), every pass, for every task
+        kept = getattr(sink, "measurements", None)
+        self._only: frozenset[str] | None = kept if isinstance(kept, frozenset) else None
         self.passes = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -119,7 +126,7 @@ class TaskSampler:
         usages = await self._usages_by_task()
         instances, apps = list(self.scheduler.instances.values()), list(self.scheduler.apps.items())
         points = await asyncio.to_thread(points_of, instances, apps, usages, time.time_ns(), self.machine,
-                                         self._previous)
+                                         self._previous, self._only)
         self.sink.write(points)
         self.passes += 1
         self.last_points = len(points)

@@ -6,6 +6,7 @@ Kept apart from the loop so the API's write path reads top to bottom: validate, 
 
 from __future__ import annotations
 
+import json as _json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,24 +20,33 @@ from scheduler.decide.placement import TaskRequest
 from scheduler.decide.service_ports import ServicePortConflict, ServicePortsExhausted, assign_service_ports
 
 
+_encode = _json.JSONEncoder(separators=(",", ":")).encode
+
+
 @dataclass(frozen=True)
 class AppRecord:
-    """One app's current version, with its JSON rendered once per version (hot path for GETs)."""
+    """One app's current version, with its JSON rendered once per version (hot path for GETs).
+
+    The JSON is kept serialised (`encoded`, the exact bytes the API serves for the definition),
+    not as a tree of dicts: the tree of an ordinary app was ~2.5 KB against ~0.9 KB of bytes,
+    and the API's render cache kept the bytes besides. `json` decodes a fresh copy (~10 us):
+    it is read on writes, events and `/v2/groups`, never on the cached GET paths.
+    """
 
     definition: AppDefinition
-    json: dict[str, Any]
+    encoded: bytes
+    version: str
+    config_version: str     # lastConfigChangeAt: instances launched from another one need replacing
 
     @property
     def app_id(self) -> str:
         return self.definition.id
 
     @property
-    def version(self) -> str:
-        return self.json["version"]
-
-    @property
-    def config_version(self) -> str:
-        return self.json["versionInfo"]["lastConfigChangeAt"]
+    def json(self) -> dict[str, Any]:
+        """The app's JSON (a new dict on every call: callers may keep or change it)."""
+        data: dict[str, Any] = _json.loads(self.encoded)
+        return data
 
     @cached_property
     def service_ports(self) -> tuple[int, ...]:
@@ -49,7 +59,9 @@ class AppRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "AppRecord":
         definition = parse_app_definition(data)
-        return cls(definition=definition, json=definition.to_json())
+        rendered = definition.to_json()
+        return cls(definition=definition, encoded=_encode(rendered).encode(), version=rendered["version"],
+                   config_version=rendered["versionInfo"]["lastConfigChangeAt"])
 
 
 def _set_service_ports(data: dict[str, Any], mode: str, ports: tuple[int, ...]) -> None:
