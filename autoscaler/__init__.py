@@ -6,9 +6,13 @@ Modules, pure first:
               (the highest active minimum and maximum win)
     policy    ``Policy``; parsing from ``AUTOSCALE_*`` labels or REST JSON (``PolicyError``),
               including its ``schedule`` (label ``AUTOSCALE_SCHEDULE``: the JSON text of the list)
-    decision  ``desired_instances(policy, inputs, state, now)``: HPA-style target tracking,
-              marathon-autoscale thresholds, stabilization windows, bounded steps, within
-              the bounds the schedule sets at ``now`` (a raised minimum is reached at once)
+    observe   per running task the mean of its samples in the window, per app their sum (numpy,
+              in place on the sources' ``UsageBatch``)
+    recommend one app's arithmetic: the HPA replica calculator, marathon-autoscale thresholds,
+              stabilization windows (read from a history's ``Timeline``), bounded steps
+    decision  ``desired_instances(policy, inputs, state, now)`` and ``decide_all`` (thousands of
+              apps, their samples observed in one numpy pass): the ``recommend`` steps composed
+              within the bounds the schedule sets at ``now`` (a raised minimum is reached at once)
     series    ``shape_series``: an app's usage and instance count in chart buckets, as the decisions see it
     store     ``PolicyStore``: REST-registered policies in ``<dir>/policies.json``
     service   ``Autoscaler``: the loop (scheduler API client + metrics source/sink), decision log

@@ -31,26 +31,33 @@ running deployment or a suspended app); the decision's ``schedule`` names the wi
 pass. The sources answer a ``UsageBatch`` (every task's samples in columns); utilizations
 that are views of it are read by row, with no Python object per task or sample, since the
 aim is 2,000 apps × 10 tasks × 30 samples in ≤ 50 ms for the whole cycle (bench/autoscaler.py).
+
+The samples are read in ``autoscaler.observe`` and the arithmetic of steps 2 to 4 for one app
+lives in ``autoscaler.recommend`` (both re-exported here); this module composes them.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from functools import cached_property
+from typing import Any
 
-import numpy as np
+from metrics.usage import Series
 
-from metrics.usage import AppSeries, Series, UsageBatch
-
+from .observe import Observation, measure_columns, observe, observe_all
 from .policy import TARGET, Policy
+from .recommend import (Timeline, clamp, limit_step, stabilize, stabilize_timeline, target_recommendation,
+                        target_recommendation_of_total, threshold_recommendation, timeline_of)
 from .schedule import Bounds, bounds_at, raise_to_minimum
+
+__all__ = ["SCALE_UP", "SCALE_DOWN", "NONE", "AppInputs", "AppState", "Observation", "Decision", "observe",
+           "observe_all", "decide_all", "desired_instances", "clamp", "limit_step", "stabilize",
+           "target_recommendation", "target_recommendation_of_total", "threshold_recommendation"]
 
 SCALE_UP = "scale_up"
 SCALE_DOWN = "scale_down"
 NONE = "none"
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -74,19 +81,21 @@ class AppState:
     up_cycles: int = 0
     down_cycles: int = 0
 
+    @cached_property
+    def timeline(self) -> Timeline | None:
+        """The history as columns (None when it is not in time order), for ``stabilize_timeline``:
+        worked out once per state, or handed over by the cycle that made the state."""
+        return timeline_of(self.history)
 
-class Observation(NamedTuple):
-    """What ``observe`` measured of one app (a tuple: thousands are made per cycle)."""
 
-    total: float                # sum over the tasks with data of their mean utilisation
-    with_data: int
-    missing: int                # running tasks without a sample in the window
-    unready: int                # configured instances not running yet
-    newest: float | None        # newest sample time of any running task (may be outside the window)
-
-    @property
-    def mean(self) -> float | None:
-        return self.total / self.with_data if self.with_data else None
+def _carried(history: tuple[tuple[float, int], ...], up_cycles: int, down_cycles: int,
+             timeline: Timeline | None) -> AppState:
+    """The next ``AppState``, with the timeline stabilization already knows stored where
+    ``cached_property`` keeps it (so it is not worked out again from the tuples)."""
+    state = AppState(history, up_cycles, down_cycles)
+    if timeline is not None:
+        vars(state)["timeline"] = timeline
+    return state
 
 
 @dataclass(frozen=True)
@@ -124,176 +133,22 @@ class Decision:
         return out
 
 
-# -- the parts -------------------------------------------------------------------------------
-def observe(utilization: Mapping[str, Series], running: tuple[str, ...] | list[str], current: int,
-            now: float, window: float, scale: float = 1.0) -> Observation:
-    """Per running task: mean of its samples in (now - window, now] × scale. Others are ignored."""
-    return observe_all([(utilization, running, current, window, scale)], now)[0]
+_new_object, _set_attribute = object.__new__, object.__setattr__
 
 
-def observe_all(apps: list[tuple[Mapping[str, Series], tuple[str, ...] | list[str], int, float, float]],
-                now: float) -> list[Observation]:
-    """``observe`` for many apps at once: one vectorised pass over all their samples.
-
-    Each item is (utilization, running task ids, current, window, scale). Utilizations that
-    are views of one ``UsageBatch`` (what the sources answer) are read in place, by row;
-    any other mapping is first laid out in columns the same way.
-    """
-    batches: dict[int, UsageBatch] = {}
-    seg_rows: dict[int, list[int]] = {}        # batch id -> rows of the running tasks, app by app
-    seg_apps: dict[int, list[int]] = {}        # batch id -> the app of each of those rows
-    plain = UsageBatch.of({str(i): utilization for i, (utilization, *_rest) in enumerate(apps)
-                           if not isinstance(utilization, AppSeries)})
-    for i, (utilization, running, _current, _window, _scale) in enumerate(apps):
-        if not isinstance(utilization, AppSeries):
-            utilization = plain.app_series(str(i))
-        batch = utilization.batch
-        key = id(batch)
-        if key not in batches:
-            batches[key], seg_rows[key], seg_apps[key] = batch, [], []
-        get = utilization.rows.get
-        rows = [r for r in map(get, running) if r is not None]
-        seg_rows[key].extend(rows)
-        seg_apps[key].extend([i] * len(rows))
-    n_apps = len(apps)
-    lows = np.array([now - window for _u, _r, _c, window, _s in apps], dtype=np.float64)
-    scales = np.array([scale for _u, _r, _c, _w, scale in apps], dtype=np.float64)
-    totals = np.zeros(n_apps)
-    with_data = np.zeros(n_apps, dtype=np.int64)
-    newest = np.full(n_apps, -np.inf)
-    for key, batch in batches.items():
-        seg_app = np.array(seg_apps[key], dtype=np.int64)
-        means, has, last, has_samples = _row_means(batch, np.array(seg_rows[key], dtype=np.int64),
-                                                   lows[seg_app], now)
-        # the per-app sum adds the tasks' means in running order, as sum() over them would
-        totals += np.bincount(seg_app[has], weights=means[has] * scales[seg_app[has]], minlength=n_apps)
-        with_data += np.bincount(seg_app[has], minlength=n_apps)
-        np.maximum.at(newest, seg_app[has_samples], last[has_samples])
-    return [Observation(total=total, with_data=n, missing=len(running) - n,
-                        unready=max(0, current - len(running)), newest=None if latest == -np.inf else latest)
-            for (_u, running, current, _w, _s), total, n, latest
-            in zip(apps, totals.tolist(), with_data.tolist(), newest.tolist())]
-
-
-def _row_means(batch: UsageBatch, rows: np.ndarray, lows: np.ndarray,
-               now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: (mean of its finite samples in (low, now], whether it has any, its newest
-    sample time, whether it has samples at all)."""
-    offsets = batch.offsets
-    starts = offsets[rows]
-    lengths = offsets[rows + 1] - starts
-    seg = np.repeat(np.arange(len(rows)), lengths)
-    if len(seg) == len(batch.times) and bool(np.all(rows == np.arange(len(rows)))):
-        times, values = batch.times, batch.values          # every row, in order: nothing to gather
-    else:
-        index = np.arange(len(seg)) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        times, values = batch.times[index], batch.values[index]
-    ok = (times > np.repeat(lows, lengths)) & (times <= now + _EPS) & np.isfinite(values)
-    sums = np.bincount(seg[ok], weights=values[ok], minlength=len(rows))
-    counts = np.bincount(seg[ok], minlength=len(rows))
-    means = np.divide(sums, counts, out=np.zeros(len(rows)), where=counts > 0)
-    has_samples = lengths > 0
-    last = batch.times[np.where(has_samples, starts + lengths - 1, 0)] if len(batch.times) else np.zeros(len(rows))
-    return means, counts > 0, last, has_samples
-
-
-def _ceil(x: float) -> int:
-    return int(math.ceil(x - _EPS))
-
-
-def target_recommendation(current: int, values: Sequence[float], target: float, tolerance: float,
-                          missing: int = 0, unready: int = 0) -> tuple[int, str]:
-    """The HPA replica calculator on utilisation values (% of allocation) of the tasks with data."""
-    return target_recommendation_of_total(current, len(values), float(sum(values)), target, tolerance,
-                                          missing, unready)
-
-
-def target_recommendation_of_total(current: int, n: int, total: float, target: float, tolerance: float,
-                                   missing: int = 0, unready: int = 0) -> tuple[int, str]:
-    """``target_recommendation`` from the sum of the `n` values (what ``observe`` measures)."""
-    if n == 0:
-        return current, "no task has data"
-    ratio = total / n / target
-    rebalance_unready = unready > 0 and ratio > 1.0
-    if missing == 0 and not rebalance_unready:
-        if abs(ratio - 1.0) <= tolerance + _EPS:
-            return current, f"within tolerance (ratio {ratio:.3f})"
-        return _ceil(ratio * n), f"ratio {ratio:.3f} over {n} task(s)"
-    count = n + missing
-    if ratio < 1.0:   # scaling down: a missing task may be busy; assume it sits at the target
-        total += missing * target
-    if rebalance_unready:   # scaling up: starting tasks will take load; assume they sit at 0 %
-        count += unready
-    new_ratio = total / count / target
-    if abs(new_ratio - 1.0) <= tolerance + _EPS or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
-        return current, (f"ratio {ratio:.3f} does not hold with {missing} missing / "
-                         f"{unready if rebalance_unready else 0} starting task(s) counted conservatively "
-                         f"({new_ratio:.3f})")
-    rec = _ceil(new_ratio * count)
-    if (new_ratio < 1.0 and rec > current) or (new_ratio > 1.0 and rec < current):
-        return current, f"ratio {new_ratio:.3f} would move against its direction"
-    return rec, f"ratio {new_ratio:.3f} over {count} task(s) ({missing} missing)"
-
-
-def threshold_recommendation(policy: Policy, current: int, observed: float, up_cycles: int,
-                             down_cycles: int) -> tuple[int, int, int, str]:
-    """marathon-autoscale's rule; returns (recommendation, up_cycles, down_cycles, reason)."""
-    assert policy.scale_up_above is not None and policy.scale_down_below is not None
-    if observed > policy.scale_up_above:
-        up_cycles, down_cycles = up_cycles + 1, 0
-        if up_cycles >= policy.scale_up_cycles:
-            rec = max(current + 1, _ceil(current * policy.multiplier))
-            return rec, 0, 0, (f"{observed:.1f}% above {policy.scale_up_above:g}% for {up_cycles} cycle(s): "
-                               f"× {policy.multiplier:g}")
-        return current, up_cycles, 0, (f"{observed:.1f}% above {policy.scale_up_above:g}% "
-                                       f"({up_cycles}/{policy.scale_up_cycles} cycles)")
-    if observed < policy.scale_down_below:
-        up_cycles, down_cycles = 0, down_cycles + 1
-        if down_cycles >= policy.scale_down_cycles:
-            rec = min(current - 1, int(math.floor(current / policy.multiplier + _EPS)))
-            return rec, 0, 0, (f"{observed:.1f}% below {policy.scale_down_below:g}% for {down_cycles} cycle(s): "
-                               f"÷ {policy.multiplier:g}")
-        return current, 0, down_cycles, (f"{observed:.1f}% below {policy.scale_down_below:g}% "
-                                         f"({down_cycles}/{policy.scale_down_cycles} cycles)")
-    return current, 0, 0, (f"{observed:.1f}% within [{policy.scale_down_below:g}%, "
-                           f"{policy.scale_up_above:g}%]")
-
-
-def clamp(value: int, lo: int, hi: int) -> int:
-    return max(lo, min(hi, value))
-
-
-def stabilize(current: int, recommendation: int, history: tuple[tuple[float, int], ...], now: float,
-              up_window: float, down_window: float) -> tuple[int, tuple[tuple[float, int], ...]]:
-    """HPA's stabilization: returns (stabilized size, history including this recommendation)."""
-    keep = max(up_window, down_window)
-    oldest, oldest_kept, newest = now - keep - _EPS, now, now
-    up_from, down_from = now - up_window - _EPS, now - down_window - _EPS
-    if history:
-        by_time = sorted(history)     # cheaper than min() and max() on the usual, ordered history
-        oldest_kept, newest = by_time[0][0], by_time[-1][0]
-    if history and oldest_kept > oldest and newest <= now:   # the usual: nothing to drop
-        kept = history + ((now, recommendation),)
-    else:
-        kept = tuple([h for h in history if h[0] > oldest and h[0] <= now]) + ((now, recommendation),)
-    # only this recommendation is recent enough when every earlier one is older than up_from
-    up_floor = recommendation if newest < up_from else min([r for t, r in kept if t >= up_from])
-    down_ceiling = max([r for t, r in kept if t >= down_from])
-    result = current
-    if result < up_floor:
-        result = up_floor
-    if result > down_ceiling:
-        result = down_ceiling
-    return result, kept
-
-
-def limit_step(current: int, desired: int) -> int:
-    """At most ×2 (and at least +1) up, at most −50 % down per decision."""
-    if current <= 0:
-        return desired
-    up_limit = max(2 * current, current + 1)
-    down_limit = current - current // 2
-    return max(down_limit, min(up_limit, desired))
+def _measured(app_id: str, time: float, current: int, desired: int, action: str, reason: str, metric: str,
+              mode: str, observed: float, target: float | None, tasks_with_data: int, missing: int,
+              recommendation: int, stabilized: int) -> Decision:
+    """``Decision(...)`` of a measured app, made the cheap way: a frozen dataclass's generated
+    ``__init__`` sets its 16 fields one ``object.__setattr__`` call at a time, which was a third
+    of deciding one app; filling the instance's ``__dict__`` at once makes the same object."""
+    decision = _new_object(Decision)
+    _set_attribute(decision, "__dict__", {
+        "app_id": app_id, "time": time, "current": current, "desired": desired, "action": action,
+        "reason": reason, "metric": metric, "mode": mode, "observed": observed, "target": target,
+        "tasks_with_data": tasks_with_data, "missing": missing, "recommendation": recommendation,
+        "stabilized": stabilized, "schedule": None, "extra": {}})
+    return decision
 
 
 # -- the whole decision -----------------------------------------------------------------------
@@ -327,16 +182,20 @@ def decide_all(items: list[tuple[Policy, AppInputs, AppState]], now: float) -> l
             scheduled[k] = (policy, bounds)
             policy = replace(policy, min_instances=bounds.min, max_instances=bounds.max)
             items[k] = (policy, inputs, state)
-        held = _precheck(policy, inputs, now)
-        if held is not None:
-            results[k] = (held, state)
-        else:
+        # what _precheck lets through, without a call per app
+        if policy.enabled and not inputs.blocked and inputs.utilization is not None and inputs.running:
             pending.append(k)
-    observations = observe_all([(items[k][1].utilization, items[k][1].running, items[k][1].current,
-                                 items[k][0].window, items[k][1].scale) for k in pending], now)
-    for k, obs in zip(pending, observations):
-        policy, inputs, state = items[k]
-        results[k] = _decide(policy, inputs, state, now, obs)
+        else:
+            results[k] = (_precheck(policy, inputs, now), state)  # type: ignore[assignment]
+    observed = [items[k] for k in pending]
+    totals, with_data, newest = measure_columns(
+        [inputs.utilization for _, inputs, _ in observed],  # type: ignore[arg-type]  # pending: measured
+        [inputs.running for _, inputs, _ in observed], [policy.window for policy, _, _ in observed],
+        [inputs.scale for _, inputs, _ in observed], now)
+    for k, (policy, inputs, state), total, n, latest in zip(pending, observed, totals, with_data, newest):
+        running = len(inputs.running)
+        results[k] = _decide(policy, inputs, state, now, total, n, running - n, max(0, inputs.current - running),
+                             latest)
     for k, (policy, bounds) in scheduled.items():
         decision, state = results[k]  # type: ignore[misc]
         results[k] = (_scheduled(decision, policy, items[k][1], bounds), state)
@@ -365,46 +224,49 @@ def desired_instances(policy: Policy, inputs: AppInputs, state: AppState, now: f
         return held, state
     assert inputs.utilization is not None
     obs = observe(inputs.utilization, inputs.running, inputs.current, now, policy.window, inputs.scale)
-    return _decide(policy, inputs, state, now, obs)
+    return _decide(policy, inputs, state, now, *obs)
 
 
-def _decide(policy: Policy, inputs: AppInputs, state: AppState, now: float,
-            obs: Observation) -> tuple[Decision, AppState]:
+def _decide(policy: Policy, inputs: AppInputs, state: AppState, now: float, total: float, with_data: int,
+            missing: int, unready: int, newest: float | None) -> tuple[Decision, AppState]:
+    """One app's decision from what was observed of it (an ``Observation``'s fields)."""
     current = inputs.current
-    if obs.with_data == 0:
-        if obs.newest is not None:
-            return _hold(policy, inputs, now, f"stale metrics: newest sample {now - obs.newest:.0f}s old "
-                                              f"(window {policy.window:g}s)", missing=obs.missing), state
+    if with_data == 0:
+        if newest is not None:
+            return _hold(policy, inputs, now, f"stale metrics: newest sample {now - newest:.0f}s old "
+                                              f"(window {policy.window:g}s)", missing=missing), state
         return _hold(policy, inputs, now, f"no metrics for any running task in the last {policy.window:g}s",
-                     missing=obs.missing), state
-    observed = obs.total / obs.with_data
+                     missing=missing), state
+    observed = total / with_data
 
+    target = None
     if policy.mode == TARGET:
-        assert policy.target is not None
-        rec, why = target_recommendation_of_total(current, obs.with_data, obs.total, policy.target,
-                                                  policy.tolerance, obs.missing, obs.unready)
+        target = policy.target
+        assert target is not None
+        rec, why = target_recommendation_of_total(current, with_data, total, target, policy.tolerance, missing,
+                                                  unready)
         up, down = state.up_cycles, state.down_cycles
     else:
         rec, up, down, why = threshold_recommendation(policy, current, observed, state.up_cycles,
                                                       state.down_cycles)
-    clamped = clamp(rec, policy.min_instances, policy.max_instances)
-    stabilized, history = stabilize(current, clamped, state.history, now, policy.stabilization_up,
-                                    policy.stabilization_down)
-    new_state = AppState(history, up, down)
-    desired = clamp(limit_step(current, stabilized), policy.min_instances, policy.max_instances)
+    lo, hi = policy.min_instances, policy.max_instances
+    clamped = clamp(rec, lo, hi)
+    stabilized, history, timeline = stabilize_timeline(current, clamped, state.history, state.timeline, now,
+                                                       policy.stabilization_up, policy.stabilization_down)
+    desired = clamp(limit_step(current, stabilized), lo, hi)
 
-    notes = [why]
-    if clamped != rec:
-        notes.append(f"clamped to [{policy.min_instances}, {policy.max_instances}]")
-    if stabilized != clamped:
-        window = policy.stabilization_down if stabilized > clamped else policy.stabilization_up
-        notes.append(f"stabilized at {stabilized} (recommendations of the last {window:g}s)")
-    if desired != stabilized:
-        notes.append(f"step limited to {desired}")
+    reason = why
+    if clamped != rec or stabilized != clamped or desired != stabilized:
+        notes = [why]
+        if clamped != rec:
+            notes.append(f"clamped to [{lo}, {hi}]")
+        if stabilized != clamped:
+            window = policy.stabilization_down if stabilized > clamped else policy.stabilization_up
+            notes.append(f"stabilized at {stabilized} (recommendations of the last {window:g}s)")
+        if desired != stabilized:
+            notes.append(f"step limited to {desired}")
+        reason = "; ".join(notes)
     action = SCALE_UP if desired > current else SCALE_DOWN if desired < current else NONE
-    decision = Decision(app_id=inputs.app_id, time=now, current=current, desired=desired, action=action,
-                        reason="; ".join(notes), metric=policy.metric, mode=policy.mode,
-                        target=policy.target if policy.mode == TARGET else None,
-                        observed=observed, tasks_with_data=obs.with_data, missing=obs.missing,
-                        recommendation=rec, stabilized=stabilized)
-    return decision, new_state
+    decision = _measured(inputs.app_id, now, current, desired, action, reason, policy.metric, policy.mode,
+                         observed, target, with_data, missing, rec, stabilized)
+    return decision, _carried(history, up, down, timeline)

@@ -36,11 +36,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from metrics.base import MetricsSink, MetricsSource
-from metrics.schema import NS_PER_S, decision_point
-from metrics.usage import AppsUsage, UsageBatch, allocation_units
+from metrics.base import MetricsSink, MetricsSource, sink_keeps
+from metrics.schema import AUTOSCALER_DECISION, NS_PER_S, decision_point
+from metrics.usage import UsageBatch, allocation_units
 from pacer_client import ClientError, PacerClient
 from periodic import FixedBeat, run_periodically
 
@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 SCALING_ACTION = "ScaleApplication"
 LOOKBACK_WINDOWS = 4    # query this many windows back, to tell "stale" from "never had data"
+_NO_STATE = AppState()  # an app's state before its first decision
+
+# what an app's labels gave at the last cycle: (its labels, its canonical id, the policy or why not)
+_Parsed = tuple[tuple[tuple[str, Any], ...], str, "Policy | PolicyError | None"]
 
 
 class Autoscaler:
@@ -70,13 +74,14 @@ class Autoscaler:
         self.store = PolicyStore(policy_store_dir)
         self.on_decision = on_decision
         self._clock = clock
-        self._log: deque[dict[str, Any]] = deque(maxlen=max_decisions)
+        # decisions as made; their JSON is built when read, since most entries never are
+        self._log: deque[Decision] = deque(maxlen=max_decisions)
         self._states: dict[str, AppState] = {}
         self.label_policies: dict[str, Policy] = {}
         self.label_errors: dict[str, str] = {}
-        # (app id, its labels) -> the parsed policy or the error: labels rarely
-        # change, and parsing 2,000 of them every cycle costs more than the decision itself
-        self._parsed_labels: dict[tuple[str, tuple[tuple[str, str], ...]], Policy | PolicyError | None] = {}
+        # app id as listed -> what its labels gave at the last cycle: labels rarely change, and
+        # parsing 2,000 of them every cycle costs more than the decision itself
+        self._parsed_labels: dict[str, _Parsed] = {}
         self.cycles = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -86,8 +91,8 @@ class Autoscaler:
     # -- reading -----------------------------------------------------------------------------
     def decisions(self, app_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Recorded decisions, oldest first (optionally one app's, the last `limit`)."""
-        items = [d for d in self._log if app_id is None or d["appId"] == app_id]
-        return items[-limit:] if limit else items
+        items = [d for d in self._log if app_id is None or d.app_id == app_id]
+        return [d.to_json() for d in (items[-limit:] if limit else items)]
 
     def policies(self) -> list[dict[str, Any]]:
         """Effective policies: the REST ones, then label ones not overridden, then label errors."""
@@ -169,30 +174,28 @@ class Autoscaler:
             return []
 
         decisions: list[Decision] = []
-        targets: dict[str, tuple[Policy, Mapping[str, Any]]] = {}
+        targets: dict[str, tuple[Policy, _Listed]] = {}
         registered = self.store.all()
-        self.label_policies, self.label_errors = {}, {}
+        self.label_policies, self.label_errors = label_policies, label_errors = {}, {}
         parsed, self._parsed_labels = self._parsed_labels, {}
         for app in apps:
-            app_id = app.get("id")
-            if not isinstance(app_id, str):
+            listed_id = app.get("id")
+            if not isinstance(listed_id, str):
                 continue
-            app_id = canonical_app_id(app_id)
+            app_id, label_policy = self._label_policy(listed_id, app.get("labels") or {}, parsed)
             policy = registered.get(app_id)
-            label_policy = self._label_policy(app_id, app.get("labels") or {}, parsed)
             if isinstance(label_policy, PolicyError):
                 exc, label_policy = label_policy, None
-                self.label_errors[app_id] = str(exc)
+                label_errors[app_id] = str(exc)
                 if policy is None:
                     decisions.append(_invalid(app_id, app, now, f"invalid policy labels: {exc}"))
             if label_policy is not None:
-                self.label_policies[app_id] = label_policy
+                label_policies[app_id] = label_policy
             policy = policy or label_policy
-            if policy is not None:
-                targets[app_id] = (policy, app)
-        for app_id in list(self._states):
-            if app_id not in targets:
-                del self._states[app_id]
+            if policy is not None:      # read now, while the listing is at hand (in the CPU's caches)
+                targets[app_id] = (policy, _listed(app))
+        for app_id in [a for a in self._states if a not in targets]:
+            del self._states[app_id]
 
         try:
             running = await self._running_tasks() if targets else {}
@@ -204,11 +207,13 @@ class Autoscaler:
             return []
         blocked = _blocking_deployments(deployments)
         usage, errors = await self._fetch_usage(targets, now)
-        items = [(policy, _inputs(app_id, app, running.get(app_id, ()), policy, usage.get(policy.metric),
-                                  errors.get(policy.metric), blocked.get(app_id)), self._states.get(app_id, AppState()))
-                 for app_id, (policy, app) in targets.items()]
+        states = self._states
+        items = [(policy, _inputs_of(app_id, listed._replace(running=running.get(app_id, ())), policy,
+                                     usage.get(policy.metric), errors.get(policy.metric), blocked.get(app_id)),
+                  states.get(app_id, _NO_STATE))
+                 for app_id, (policy, listed) in targets.items()]
         for decision, state in decide_all(items, now):
-            self._states[decision.app_id] = state
+            states[decision.app_id] = state
             if decision.scales:
                 decision = await self._apply(decision)
             decisions.append(decision)
@@ -234,20 +239,21 @@ class Autoscaler:
                 running.setdefault(canonical_app_id(task["appId"]), []).append(task["id"])
         return {app_id: tuple(ids) for app_id, ids in running.items()}
 
-    def _label_policy(self, app_id: str, labels: Mapping[str, Any],
-                      parsed: Mapping[tuple[str, tuple[tuple[str, str], ...]], Policy | PolicyError | None]
-                      ) -> Policy | PolicyError | None:
-        """The app's label policy (or why it does not parse), parsed again only when its
-        labels changed since the last cycle."""
-        key = (app_id, tuple(labels.items()))
-        try:
-            policy = parsed[key] if key in parsed else _parse_labels(app_id, labels)
-        except TypeError:                 # a label value that is not a string cannot be a key
-            return _parse_labels(app_id, labels)
-        self._parsed_labels[key] = policy
-        return policy
+    def _label_policy(self, listed_id: str, labels: Mapping[str, Any],
+                      parsed: Mapping[str, _Parsed]) -> tuple[str, Policy | PolicyError | None]:
+        """The app's canonical id and its label policy (or why it does not parse), parsed again
+        only when its labels changed since the last cycle."""
+        pairs = tuple(labels.items())
+        last = parsed.get(listed_id)
+        if last is not None and last[0] == pairs:
+            self._parsed_labels[listed_id] = last
+            return last[1], last[2]
+        app_id = canonical_app_id(listed_id)
+        policy = _parse_labels(app_id, labels)
+        self._parsed_labels[listed_id] = (pairs, app_id, policy)
+        return app_id, policy
 
-    async def _fetch_usage(self, targets: Mapping[str, tuple[Policy, Mapping[str, Any]]],
+    async def _fetch_usage(self, targets: Mapping[str, tuple[Policy, _Listed]],
                            now: float) -> tuple[dict[str, UsageBatch], dict[str, str]]:
         by_metric: dict[str, list[str]] = {}
         windows: dict[str, float] = {}
@@ -285,18 +291,17 @@ class Autoscaler:
         return replace(decision, extra={"applied": True})
 
     def _record(self, decisions: list[Decision]) -> None:
-        entries = [decision.to_json() for decision in decisions]
-        self._log.extend(entries)
-        if self.sink is not None:
+        self._log.extend(decisions)
+        if self.sink is not None and sink_keeps(self.sink, AUTOSCALER_DECISION):
             try:
                 self.sink.write([decision_point(d.app_id, d.action, d.desired, d.current, d.observed, d.target,
                                                 d.reason, int(d.time * NS_PER_S)) for d in decisions])
             except Exception:   # the sink must never stop the loop
                 log.exception("autoscaler: writing decisions to the metrics sink failed")
         if self.on_decision is not None:
-            for entry in entries:
+            for decision in decisions:
                 try:
-                    self.on_decision(entry)
+                    self.on_decision(decision.to_json())
                 except Exception:
                     log.exception("autoscaler: on_decision hook failed")
 
@@ -334,16 +339,40 @@ def _parse_labels(app_id: str, labels: Mapping[str, str]) -> Policy | PolicyErro
         return exc
 
 
-def _inputs(app_id: str, app: Mapping[str, Any], running: tuple[str, ...], policy: Policy,
+class _Listed(NamedTuple):
+    """What a cycle reads of an app's listing (``GET /v2/apps``), in one pass."""
+
+    current: int                    # configured instances
+    running: tuple[str, ...]        # ids of the tasks running now (from ``GET /v2/tasks``)
+    cpus: Any                       # as listed: parsed where the policy's metric needs them
+    mem: Any
+
+
+def _listed(app: Mapping[str, Any]) -> _Listed:
+    """`running` from the app's embedded tasks when listed with them (a cycle lists apps
+    without, and fills it in from the running tasks)."""
+    tasks = app.get("tasks") or []
+    running = tuple([task_id for t in tasks
+                     if (isinstance(t, dict) or isinstance(t, Mapping)) and t.get("state") == "TASK_RUNNING"
+                     and isinstance(task_id := t.get("id"), str)])
+    return _Listed(int(app.get("instances") or 0), running, app.get("cpus"), app.get("mem"))
+
+
+def _inputs(app_id: str, app: Mapping[str, Any], policy: Policy,
             usage: UsageBatch | None, error: str | None,
             blocked: str | None) -> AppInputs:
-    current = int(app.get("instances") or 0)
+    return _inputs_of(app_id, _listed(app), policy, usage, error, blocked)
+
+
+def _inputs_of(app_id: str, listed: _Listed, policy: Policy, usage: UsageBatch | None, error: str | None,
+               blocked: str | None) -> AppInputs:
+    current, running = listed.current, listed.running
     if usage is None:
         return AppInputs(app_id, current, running, None, error or "no metrics queried", blocked)
     try:
-        allocation = allocation_units(policy.metric, float(app.get("cpus") or 0), float(app.get("mem") or 0))
+        allocation = allocation_units(policy.metric, float(listed.cpus or 0), float(listed.mem or 0))
     except (TypeError, ValueError):
         allocation = 0.0
     if allocation <= 0:
         return AppInputs(app_id, current, running, None, f"the app allocates no {policy.metric}", blocked)
-    return AppInputs(app_id, current, running, usage.app_series(app_id), None, blocked, scale=100.0 / allocation)
+    return AppInputs(app_id, current, running, usage.app_series(app_id), None, blocked, 100.0 / allocation)

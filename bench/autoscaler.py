@@ -63,9 +63,13 @@ class MemoryClient:
 
     def __init__(self, apps: list[dict[str, Any]]) -> None:
         self.apps = apps
+        self.running = [task for app in apps for task in app["tasks"]]   # GET /v2/tasks?status=running
 
     async def list_apps(self, embed: str | None = "apps.tasks") -> list[dict[str, Any]]:
         return self.apps
+
+    async def tasks(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self.running
 
     async def deployments(self) -> list[dict[str, Any]]:
         return []

@@ -39,3 +39,20 @@ class MetricsSource(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+def kept_measurements(sink: MetricsSink) -> frozenset[str] | None:
+    """The measurements `sink` keeps, or None when it keeps every one.
+
+    A sink that stores only some measurements names them in a ``measurements`` set (the
+    embedded store of ``pacer serve`` keeps only what the autoscaler reads) and drops the
+    others on write; a writer with many points of a dropped measurement can skip making them.
+    """
+    kept = getattr(sink, "measurements", None)
+    return kept if isinstance(kept, frozenset) else None
+
+
+def sink_keeps(sink: MetricsSink, measurement: str) -> bool:
+    """Whether points of `measurement` written to `sink` are kept."""
+    kept = kept_measurements(sink)
+    return kept is None or measurement in kept

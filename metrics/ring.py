@@ -22,6 +22,8 @@ its own unused rows, and a widening copies one block.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 _NO_TIME = -1
@@ -29,7 +31,7 @@ _NO_TIME = -1
 
 class RingSlab:
     __slots__ = ("_limit", "_block_rows", "_times", "_values", "_heads", "_counts", "_last", "_ordered",
-                 "_free", "_rows")
+                 "_disordered", "_free", "_rows")
 
     INITIAL_WIDTH = 8
     INITIAL_ROWS = 16
@@ -50,6 +52,7 @@ class RingSlab:
         self._counts: list[int] = []
         self._last: list[int] = []         # newest time appended (not necessarily the max)
         self._ordered: list[bool] = []     # every append so far was at or after the previous
+        self._disordered = 0               # rows whose `_ordered` is False: a query skips the check when 0
         self._free: list[int] = []
         self._rows = 0
 
@@ -75,6 +78,8 @@ class RingSlab:
         """A new empty ring; rows released by ``release`` are reused first."""
         if self._free:
             row = self._free.pop()
+            if not self._ordered[row]:
+                self._disordered -= 1
             self._heads[row], self._counts[row], self._last[row], self._ordered[row] = 0, 0, _NO_TIME, True
             return row
         row = self._rows
@@ -134,8 +139,9 @@ class RingSlab:
             times = self._times[block]
             width = times.shape[1]
         head = self._heads[row]
-        if time_ns < self._last[row]:
+        if time_ns < self._last[row] and self._ordered[row]:
             self._ordered[row] = False
+            self._disordered += 1
         times[index, head] = time_ns
         self._values[block][index, head] = value
         self._heads[row] = head + 1 if head + 1 < width else 0
@@ -166,14 +172,35 @@ class RingSlab:
         Rows whose appends were all in time order (nearly all) are searched together, block by
         block: a vectorised binary search for both ends of the window over each row's time
         order, then one gather. The others are read one by one, sorted, as ``arrays`` reads them.
+        When the rows asked for come block by block (a store lists an app's tasks in the order
+        their series were added), each block's samples are gathered straight into their place
+        of the answer.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        return next(self.window_chunks(rows, start_ns, end_ns, max(1, len(rows))))
+
+    def window_chunks(self, rows: np.ndarray, start_ns: int, end_ns: int,
+                      chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``windows`` of `rows` a slice of `chunk_rows` rows at a time, in order.
+
+        A caller that reduces each slice before asking for the next keeps every array it
+        makes slice-sized: arrays over all the samples of 20,000 series are megabytes each,
+        and fresh megabytes are page faults (glibc hands large freed blocks back to the kernel).
         """
         rows = np.asarray(rows, dtype=np.int64)
         counts = _pick(self._counts, rows, np.int64)
         first = _pick(self._heads, rows, np.int64) - counts     # column of the oldest, mod width
-        ordered = _pick(self._ordered, rows, bool)
+        ordered = _pick(self._ordered, rows, bool) if self._disordered else np.ones(len(rows), dtype=bool)
+        for at in range(0, max(len(rows), 1), chunk_rows):
+            part = slice(at, at + chunk_rows)
+            yield self._windows(rows[part], counts[part], first[part], ordered[part], start_ns, end_ns)
+
+    def _windows(self, rows: np.ndarray, counts: np.ndarray, first: np.ndarray, ordered: np.ndarray,
+                 start_ns: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lengths = np.zeros(len(rows), dtype=np.int64)
         runs: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []   # block, positions, row base, start column
-        for block, positions in _by_block(rows, self._block_rows):
+        by_block, in_runs = _by_block(rows, self._block_rows)
+        for block, positions in by_block:
             width = int(self._times[block].shape[1])
             flat_times = self._times[block].reshape(-1)
             row_base = (rows[positions] - block * self._block_rows) * width
@@ -182,23 +209,29 @@ class RingSlab:
             hi = _first_index(flat_times, row_base, block_first, width, block_counts, end_ns, strict=True)
             lengths[positions] = np.maximum(hi - lo, 0)
             runs.append((block, positions, row_base, (block_first + lo) % width))
-        lengths[~ordered] = 0
         disordered = np.flatnonzero(~ordered).tolist()
+        lengths[disordered] = 0
         pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for k in disordered:
             times, values = self.arrays(int(rows[k]))
             a = int(np.searchsorted(times, start_ns, side="left"))
-            b = int(np.searchsorted(times, end_ns, side="right"))
+            b = max(a, int(np.searchsorted(times, end_ns, side="right")))     # an empty window: end before start
             pieces[k] = (times[a:b], values[a:b])
             lengths[k] = b - a
         total = int(lengths.sum())
         starts = np.cumsum(lengths) - lengths
-        if len(runs) == 1 and not disordered and len(runs[0][1]) == len(rows):   # one block, rows in order
-            block, _, row_base, column = runs[0]
-            source = _gather_index(row_base, column, lengths, starts, total, int(self._times[block].shape[1]))
-            return self._times[block].reshape(-1)[source], self._values[block].reshape(-1)[source], lengths
         out_times = np.empty(total, dtype=np.int64)
         out_values = np.empty(total, dtype=np.float64)
+        if in_runs and not disordered:      # each block's rows fill one slice of the answer
+            for block, positions, row_base, column in runs:
+                a, b = int(positions[0]), int(positions[-1]) + 1
+                run_lengths = lengths[a:b]
+                into = slice(int(starts[a]), int(starts[a]) + int(run_lengths.sum()))
+                source = _gather_index(row_base, column, run_lengths, starts[a:b] - starts[a], into.stop - into.start,
+                                       int(self._times[block].shape[1]))
+                out_times[into] = self._times[block].reshape(-1)[source]
+                out_values[into] = self._values[block].reshape(-1)[source]
+            return out_times, out_values, lengths
         for block, positions, row_base, column in runs:
             kept = np.where(ordered[positions], lengths[positions], 0)
             width = int(self._times[block].shape[1])
@@ -213,18 +246,23 @@ class RingSlab:
         return out_times, out_values, lengths
 
 
-def _by_block(rows: np.ndarray, block_rows: int) -> list[tuple[int, np.ndarray]]:
-    """(block, positions in `rows` of its rows) for every block `rows` touch, in block order."""
+def _by_block(rows: np.ndarray, block_rows: int) -> tuple[list[tuple[int, np.ndarray]], bool]:
+    """(block, positions in `rows` of its rows) for every block `rows` touch, in block order; and
+    whether those positions are runs in order (every block's one ascending range, the blocks'
+    ranges one after the other), as when `rows` ascend block by block."""
     if not len(rows):
-        return []
+        return [], True
     blocks = rows // block_rows
     low, high = int(blocks.min()), int(blocks.max())
     if low == high:
-        return [(low, np.arange(len(rows)))]
+        return [(low, np.arange(len(rows)))], True
+    if bool(np.all(blocks[1:] >= blocks[:-1])):
+        cuts = [0, *(np.flatnonzero(blocks[1:] != blocks[:-1]) + 1).tolist(), len(rows)]
+        return [(int(blocks[a]), np.arange(a, b)) for a, b in zip(cuts, cuts[1:])], True
     by_block = np.argsort(blocks, kind="stable")
     sorted_blocks = blocks[by_block]
     cuts = np.flatnonzero(sorted_blocks[1:] != sorted_blocks[:-1]) + 1
-    return [(int(blocks[part[0]]), part) for part in np.split(by_block, cuts)]
+    return [(int(blocks[part[0]]), part) for part in np.split(by_block, cuts)], False
 
 
 def _first_index(flat_times: np.ndarray, row_base: np.ndarray, first: np.ndarray, width: int,
@@ -233,9 +271,16 @@ def _first_index(flat_times: np.ndarray, row_base: np.ndarray, first: np.ndarray
     >= bound (> bound if strict): ``searchsorted`` left (right if strict) for all rows at once.
 
     Row k's j-th oldest sample sits at ``row_base[k] + (first[k] + j) % width`` of the flat array.
+    Rows wholly on one side of the bound (the newest sample is usually before the window's end,
+    and a young row's oldest after its start) are answered from those two samples, unsearched.
     """
     lo = np.zeros_like(counts)
     hi = counts.copy()
+    oldest = flat_times[row_base + first % width]
+    newest = flat_times[row_base + (first + counts - 1) % width]
+    hi[(oldest > bound) if strict else (oldest >= bound)] = 0
+    before = (newest <= bound) if strict else (newest < bound)
+    lo[before] = counts[before]
     active = np.flatnonzero(lo < hi)
     while active.size:
         mid = (lo[active] + hi[active]) >> 1

@@ -25,11 +25,17 @@ import numpy as np
 
 from .ring import RingSlab
 from .schema import NS_PER_S, TAG_APP_ID, TAG_TASK_ID, VALUE, Point, SeriesKey
-from .usage import MEASUREMENT_OF_METRIC, UsageBatch, usage_from_columns
+from .usage import MEASUREMENT_OF_METRIC, UsageBatch, usage_from_chunks
+
+
+_LayoutKey = tuple[str, "tuple[str, ...] | None", int]
 
 
 class EmbeddedStore:
     """In-memory sink and source."""
+
+    QUERY_CHUNK_ROWS = 1024
+    """Series read and reduced at a time by ``usage``: a block of rings, some 250 kB a column."""
 
     def __init__(self, *, retention: float = 3600.0, interval: float = 10.0,
                  max_series: int = 200_000, measurements: frozenset[str] | None = None) -> None:
@@ -45,6 +51,9 @@ class EmbeddedStore:
         self._series: OrderedDict[SeriesKey, int] = OrderedDict()   # key -> row, LRU by last write
         # measurement -> app_id -> task_id -> row, for the per-app queries
         self._by_app: dict[str, dict[str, dict[str, int]]] = {}
+        self._index_version = 0     # moves whenever a series joins or leaves `_by_app`
+        # the last query's layout: (measurement, apps asked, index version) -> rows_of_app, store rows
+        self._layout: tuple[_LayoutKey, dict[str, dict[str, int]], np.ndarray] | None = None
         self._newest_ns = 0
         self._pruned_at_ns = 0
         self.written = 0
@@ -89,6 +98,7 @@ class EmbeddedStore:
             self.evicted += 1
         row = self._rings.add_row()
         self._series[key] = row
+        self._index_version += 1
         app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
         if app_id is not None and task_id is not None:
             self._by_app.setdefault(key.measurement, {}).setdefault(app_id, {})[task_id] = row
@@ -96,6 +106,7 @@ class EmbeddedStore:
 
     def _unindex(self, key: SeriesKey, row: int) -> None:
         self._rings.release(row)
+        self._index_version += 1
         app_id, task_id = key.tag(TAG_APP_ID), key.tag(TAG_TASK_ID)
         apps = self._by_app.get(key.measurement, {})
         tasks = apps.get(app_id or "", {})
@@ -153,8 +164,22 @@ class EmbeddedStore:
         if measurement is None:
             raise ValueError(f"unknown metric {metric!r}")
         lo, hi = int(start * NS_PER_S), int(end * NS_PER_S)
+        rows_of_app, store_rows = self._rows_for(measurement, app_ids)
+        windows = self._rings.window_chunks(store_rows, lo, hi, self.QUERY_CHUNK_ROWS)
+        return usage_from_chunks(metric, rows_of_app, windows)
+
+    def _rows_for(self, measurement: str,
+                  app_ids: Collection[str] | None) -> tuple[dict[str, dict[str, int]], np.ndarray]:
+        """(app id -> task id -> row of the answer, the store's row of each answer row) for a
+        query. The autoscaler asks for the same apps every cycle and series rarely come and go
+        between two cycles, so the last layout is reused while the index has not moved; the
+        answers that share it only read it."""
+        asked = None if app_ids is None else tuple(app_ids)
+        key = (measurement, asked, self._index_version)
+        if self._layout is not None and self._layout[0] == key:
+            return self._layout[1], self._layout[2]
         apps = self._by_app.get(measurement, {})
-        wanted = apps.keys() if app_ids is None else [a for a in app_ids if a in apps]
+        wanted = apps.keys() if asked is None else [a for a in asked if a in apps]
         rows_of_app: dict[str, dict[str, int]] = {}
         store_rows: list[int] = []
         for app_id in wanted:
@@ -162,8 +187,9 @@ class EmbeddedStore:
             first = len(store_rows)
             rows_of_app[app_id] = dict(zip(tasks, range(first, first + len(tasks))))
             store_rows.extend(tasks.values())
-        times, values, lengths = self._rings.windows(np.array(store_rows, dtype=np.int64), lo, hi)
-        return usage_from_columns(metric, rows_of_app, times, values, lengths)
+        rows = np.array(store_rows, dtype=np.int64)
+        self._layout = (key, rows_of_app, rows)
+        return rows_of_app, rows
 
     async def task_usage(self, metric: str, start: float, end: float,
                          app_ids: Collection[str] | None = None) -> UsageBatch:

@@ -193,27 +193,51 @@ def usage_from_columns(metric: str, rows_of_app: Mapping[str, Mapping[str, int]]
                        values: np.ndarray, lengths: np.ndarray) -> UsageBatch:
     """Raw points of one measurement in columns (row r: ``lengths[r]`` samples, ascending in
     time, rows back to back) -> the usage series in columns (cores for cpu, bytes for mem)."""
+    times, usage, row_lengths = usage_columns(metric, times_ns, values, lengths)
+    return UsageBatch(times, usage, _offsets(row_lengths), rows_of_app)
+
+
+def usage_from_chunks(metric: str, rows_of_app: Mapping[str, Mapping[str, int]],
+                      chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> UsageBatch:
+    """``usage_from_columns`` over consecutive slices of the rows, each (times_ns, values,
+    lengths) as that function takes them, reduced one at a time and joined at the end.
+
+    Why: for thousands of series every array over all their samples is megabytes, and each
+    fresh one costs page faults; slice by slice the intermediate arrays stay small and their
+    memory is reused. The answer is the same as for the rows in one piece.
+    """
+    parts = [usage_columns(metric, times_ns, values, lengths) for times_ns, values, lengths in chunks]
+    if len(parts) == 1:
+        times, usage, row_lengths = parts[0]
+    else:
+        times = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+        usage = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
+        row_lengths = np.concatenate([p[2] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    return UsageBatch(times, usage, _offsets(row_lengths), rows_of_app)
+
+
+def usage_columns(metric: str, times_ns: np.ndarray, values: np.ndarray,
+                  lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays of ``usage_from_columns``: (times in seconds, usage, samples per row)."""
     if metric not in MEASUREMENT_OF_METRIC:
         raise ValueError(f"unknown metric {metric!r} (expected one of {', '.join(METRICS)})")
     times = np.asarray(times_ns).astype(np.int64, copy=False)
     values = np.asarray(values).astype(np.float64, copy=False)
     lengths = np.asarray(lengths, dtype=np.int64)
     if metric != "cpu":
-        return UsageBatch(times / NS_PER_S, values, _offsets(lengths), rows_of_app)
+        return times / NS_PER_S, values, lengths
     offsets = _offsets(lengths)
     dt = np.diff(times)
     dv = np.diff(values)
     ok = (dt > 0) & (dv >= 0)
     # step i joins samples i and i + 1: the step across two rows is no rate
     ok[offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < len(times))] - 1] = False
-    kept_before = _offsets(ok)                          # kept steps before each step index
-    # a row's steps are [offsets[r], offsets[r + 1] - 1); an empty row at the end starts at
-    # len(times), one past kept_before's last index, and has no step to count
-    last = len(kept_before) - 1
-    first_step = np.minimum(offsets[:-1], last)
-    counts = kept_before[np.minimum(np.maximum(offsets[1:] - 1, offsets[:-1]), last)] - kept_before[first_step]
-    rates = dv[ok] / dt[ok]                             # ns of CPU per ns = cores
-    return UsageBatch(times[1:][ok] / NS_PER_S, rates, _offsets(counts), rows_of_app)
+    kept = np.flatnonzero(ok)                           # the steps that give a rate, in order
+    # a row's steps are [offsets[r], offsets[r + 1] - 1) and the step ending it is no rate, so
+    # the kept steps before a row's first sample are where its rates start in the answer
+    rate_offsets = np.searchsorted(kept, offsets)
+    rates = dv[kept] / dt[kept]                         # ns of CPU per ns = cores
+    return times[1:][kept] / NS_PER_S, rates, np.diff(rate_offsets)
 
 
 def allocation_units(metric: str, cpus: float, mem_mb: float) -> float:

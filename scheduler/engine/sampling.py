@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from executor import ResourceUsage, process_group_usages
-from metrics.base import MetricsSink
+from metrics.base import MetricsSink, kept_measurements
 from periodic import FixedBeat, run_periodically
 from metrics.schema import INSTANCES, Point, TaskSample, cpu_utilization, instances_point, task_points
 
@@ -106,8 +106,7 @@ class TaskSampler:
         self._previous: dict[str, _Previous] = {}
         # a sink that keeps only some measurements (the embedded store) says which: the rest are
         # not built (`points_of`), every pass, for every task
-        kept = getattr(sink, "measurements", None)
-        self._only: frozenset[str] | None = kept if isinstance(kept, frozenset) else None
+        self._only = kept_measurements(sink)
         self.passes = 0
         self.errors = 0
         self.last_error: str | None = None
