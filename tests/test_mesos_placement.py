@@ -152,7 +152,7 @@ def test_a_table_refuses_two_offers_of_one_agent() -> None:
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from scheduler.decide.placement import _lex_first, _merge, _without_ports, subtract_ports  # noqa: E402
+from scheduler.decide.placement import _lex_first, _merge, without_ports, subtract_ports  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
@@ -160,7 +160,7 @@ from scheduler.decide.placement import _lex_first, _merge, _without_ports, subtr
        st.lists(st.integers(-2, 75), max_size=12))
 def test_splitting_merged_ranges_by_bisection_is_subtracting(raw: list[tuple[int, int]], ports: list[int]) -> None:
     merged = tuple(_merge([(lo, lo + width) for lo, width in raw]))
-    left, removed = _without_ports(merged, sorted(ports))
+    left, removed = without_ports(merged, sorted(ports))
     assert left == subtract_ports(merged, ports)
     assert removed == sum(hi - lo + 1 for lo, hi in merged) - sum(hi - lo + 1 for lo, hi in left)
 

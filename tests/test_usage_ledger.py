@@ -152,3 +152,25 @@ def test_the_offer_cache_answers_compute_offers_and_rebuilds_only_changed_agents
     assert moved == compute_offers(agents, ledger.usage())
     ledger.update(first, None)
     assert cache.offers(agents, ledger.usage()) == compute_offers(agents, ledger.usage())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 1), st.integers(0, 30)), max_size=40))
+def test_offers_kept_through_launches_and_kills_equal_offers_made_from_scratch(steps: list) -> None:
+    """Launches take ports from the last offer by bisection; any port freed builds the offer
+    again: either way the offer is the one `compute_offers` makes from the usage."""
+    agents = [agent(1), agent(2)]
+    ledger, cache = UsageLedger(), OfferCache()
+    held: dict[str, Instance] = {}
+    for n, (launch, which, offset) in enumerate(steps):
+        spec = agents[which]
+        if launch or not held:
+            inst = _instance(f"i{n}", spec.agent_id, cpus=0.1, ports=(spec.port_range[0] + offset,))
+            if any(set(inst.ports) & set(h.ports) for h in held.values() if h.agent_id == spec.agent_id):
+                continue
+            held[inst.instance_id] = inst
+            ledger.update(None, inst)
+        else:
+            gone = held.pop(sorted(held)[offset % len(held)])
+            ledger.update(gone, None)
+        assert cache.offers(agents, ledger.usage()) == compute_offers(agents, ledger.usage())

@@ -260,7 +260,7 @@ class OfferTable(Sequence[AgentOffer]):
             for i, taken in zip(rows.tolist(), by_agent.values()):
                 ports = [p for pl in taken for p in pl.host_ports]
                 free_before, merged_before = self.free_ports[i], self.ranges[i]
-                merged, removed = _without_ports(merged_before, sorted(ports))
+                merged, removed = without_ports(merged_before, sorted(ports))
                 table.ranges[i] = merged
                 # an offer's ranges are usually merged already: then both are the same subtraction
                 table.free_ports[i] = merged if free_before == merged_before else subtract_ports(free_before, ports)
@@ -620,7 +620,7 @@ def subtract_ports(ranges: Sequence[tuple[int, int]], taken: Iterable[int]) -> t
     return tuple(out)
 
 
-def _without_ports(merged: tuple[tuple[int, int], ...], ports: Sequence[int]) -> tuple[tuple[tuple[int, int], ...], int]:
+def without_ports(merged: tuple[tuple[int, int], ...], ports: Sequence[int]) -> tuple[tuple[tuple[int, int], ...], int]:
     """`subtract_ports` for ranges already sorted and apart (`_merge`d), which stay so, and how
     many ports it removed: each port splits the one range that holds it, found by bisection (a
     pass takes a port or two from each of thousands of agents, whose ranges fragment as it goes)."""
