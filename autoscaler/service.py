@@ -232,12 +232,17 @@ class Autoscaler:
         tasks = await self.client.tasks(status="running")
         if not isinstance(tasks, list):
             return None
-        running: dict[str, list[str]] = {}
+        by_listed_id: dict[str, list[str]] = {}     # 20,000 tasks: app ids made canonical once each
         for task in tasks:
-            if isinstance(task, Mapping) and task.get("state") == "TASK_RUNNING" \
-                    and isinstance(task.get("id"), str) and isinstance(task.get("appId"), str):
-                running.setdefault(canonical_app_id(task["appId"]), []).append(task["id"])
-        return {app_id: tuple(ids) for app_id, ids in running.items()}
+            if isinstance(task, dict) and task.get("state") == "TASK_RUNNING":
+                task_id, app_id = task.get("id"), task.get("appId")
+                if isinstance(task_id, str) and isinstance(app_id, str):
+                    by_listed_id.setdefault(app_id, []).append(task_id)
+        running: dict[str, tuple[str, ...]] = {}
+        for listed_id, ids in by_listed_id.items():
+            app_id = canonical_app_id(listed_id)
+            running[app_id] = running.get(app_id, ()) + tuple(ids)
+        return running
 
     def _label_policy(self, listed_id: str, labels: Mapping[str, Any],
                       parsed: Mapping[str, _Parsed]) -> tuple[str, Policy | PolicyError | None]:
