@@ -20,29 +20,7 @@ from metrics.ring import RingSlab
 from metrics.schema import NS_PER_S
 from metrics.usage import usage_from_chunks, usage_from_columns
 
-from .test_metrics_store_rings import _plain_window, operations
-
-
-def _slab(capacity: int, ops, block_rows: int, in_order: bool):
-    slab = RingSlab(capacity, block_rows=block_rows)
-    rows: dict[int, int] = {}
-    appended: dict[int, list[tuple[int, float]]] = {}
-    clock = 0
-    for n, op in enumerate(ops):
-        if op[0] == "release":
-            if op[1] in rows:
-                slab.release(rows.pop(op[1]))
-            continue
-        slot, t = op[1], op[2]
-        if in_order:
-            clock += t % 3
-            t = clock
-        if slot not in rows:
-            rows[slot] = slab.add_row()
-            appended[slot] = []
-        slab.append(rows[slot], t, float(n))
-        appended[slot].append((t, float(n)))
-    return slab, rows, appended
+from .test_metrics_store_rings import _plain_window, _slab, operations
 
 
 @settings(max_examples=300, deadline=None)

@@ -23,11 +23,9 @@ def _plain_window(appends: list[tuple[int, float]], capacity: int, lo: int, hi: 
     return [(t, v) for t, v in kept if lo <= t <= hi]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(1, 20), operations, st.integers(0, 60), st.integers(0, 60), st.booleans(),
-       st.sampled_from([1, 2, 3, RingSlab.BLOCK_ROWS]), st.randoms(use_true_random=False))
-def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, b, in_order, block_rows, rnd):
-    """Rows spread over several blocks (each widening on its own) and asked for in any order."""
+def _slab(capacity: int, ops, block_rows: int, in_order: bool):
+    """A slab fed `ops` (appends, in time order when `in_order`, and releases), its rows by
+    slot, and what each slot was given."""
     slab = RingSlab(capacity, block_rows=block_rows)
     rows: dict[int, int] = {}
     appended: dict[int, list[tuple[int, float]]] = {}
@@ -46,6 +44,15 @@ def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, 
             appended[slot] = []
         slab.append(rows[slot], t, float(n))
         appended[slot].append((t, float(n)))
+    return slab, rows, appended
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 20), operations, st.integers(0, 60), st.integers(0, 60), st.booleans(),
+       st.sampled_from([1, 2, 3, RingSlab.BLOCK_ROWS]), st.randoms(use_true_random=False))
+def test_windows_of_many_rows_equal_a_plain_filter_row_by_row(capacity, ops, a, b, in_order, block_rows, rnd):
+    """Rows spread over several blocks (each widening on its own) and asked for in any order."""
+    slab, rows, appended = _slab(capacity, ops, block_rows, in_order)
     lo, hi = min(a, b), max(a, b) if not in_order else max(a, b) * 3
     slots = sorted(rows)
     rnd.shuffle(slots)
