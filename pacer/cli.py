@@ -16,167 +16,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from app_definitions import DefinitionError, app_json_schema
 from executor.errors import BadEnvironment
-from executor.task_logs import MIN_MAX_BYTES, parse_size
-
+from haproxy_bridge.cli import add_arguments as add_bridge_arguments
+from haproxy_bridge.cli import options_from_args as bridge_options_from_args
 from metrics import MetricsConfigError
 from metrics.cli import add_arguments as add_metrics_arguments
 from metrics.cli import options_from_args as metrics_options_from_args
 from metrics.dashboards import write_dashboards
 from pacer.deploy import DeployOptions, run_deploy
-from scheduler.errors import InvalidOption
+from pacer_client import AccessError, access_from_args, add_access_arguments
+from scheduler.auth.passwords import hash_password, hash_token, new_token
 from scheduler.engine.build import ServeOptions
 
-from haproxy_bridge.cli import add_arguments as add_bridge_arguments
-from haproxy_bridge.cli import haproxy_available
-from haproxy_bridge.cli import options_from_args as bridge_options_from_args
-from pacer_client import AccessError, access_from_args, add_access_arguments
-from haproxy_bridge.options import BridgeOptions
-
-from .ha import REJOIN_EXIT, ZkOptions
-from scheduler.auth.passwords import hash_password, hash_token, new_token
-
-from .serve import PacerOptions, SecurityOptions, run_autoscaler, run_bridge, run_pacer
+from .flags import (UsageError, agent_attributes, agent_resources, bridge_options, disk_options, listen_address,
+                    mesos_config, positive_interval, security_options, zk_options)
+from .ha import REJOIN_EXIT
+from .serve import PacerOptions, run_autoscaler, run_bridge, run_pacer
 from .shutdown import leave, run_main
-from .startup import StartupError, check_master, check_zookeeper
-
-if TYPE_CHECKING:   # Mesos, ZooKeeper (kazoo) and the executor's modules load for their commands and flags only
-    from scheduler.backends.mesos import MesosConfig
+from .startup import StartupError, check_master
 
 EXIT_STATUSES = """exit status: 0 done (or stopped by SIGTERM/SIGINT); 1 failed, or the --master or
 --docker-host given does not answer; 2 cannot run as given (a flag's value, an address in use, an unwritable
 --home, HAProxy ports in use); 128+N after a second signal N while stopping"""
-
-
-class UsageError(Exception):
-    """A flag's value is wrong; the message says which and how to fix it."""
-
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise UsageError(f"--listen must be HOST:PORT, e.g. 127.0.0.1:8080 (got '{value}')")
-    return host or "127.0.0.1", int(port)
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise UsageError(f"--autoscale-interval must be a positive number of seconds (got {value})")
-    return value
-
-
-def _resources(value: str | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in filter(None, (value or "").split(",")):
-        key, sep, number = item.partition("=")
-        if not sep or key not in ("cpus", "mem", "disk"):
-            raise UsageError(f"--agent-resources takes cpus=N,mem=MB,disk=MB (got '{item}')")
-        try:
-            out[key] = float(number)
-        except ValueError:
-            raise UsageError(f"--agent-resources: '{key}' must be a number (got '{number}')") from None
-    return out
-
-
-def _attributes(values: list[str]) -> dict[str, dict[str, str]]:
-    """`rack=r1` applies to every agent, `agent-2:rack=r2` to one."""
-    out: dict[str, dict[str, str]] = {}
-    for item in values:
-        target, sep, pair = item.partition(":") if ":" in item.split("=", 1)[0] else ("*", "", item)
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise UsageError(f"--attribute takes NAME=VALUE or AGENT:NAME=VALUE (got '{item}')")
-        out.setdefault(target, {})[key] = value
-    return out
-
-
-def _disk(args: argparse.Namespace) -> dict[str, Any]:
-    """The task-log and disk flags of `serve`, checked, as `ServeOptions` fields."""
-    try:
-        max_bytes = parse_size(args.task_log_max_bytes)
-    except ValueError as exc:
-        raise UsageError(f"--task-log-max-bytes: {exc}") from None
-    if max_bytes < MIN_MAX_BYTES:
-        raise UsageError(f"--task-log-max-bytes must be at least {MIN_MAX_BYTES} bytes (got {max_bytes})")
-    for flag, value, least in (("--task-log-files", args.task_log_files, 1),
-                               ("--min-free-disk-mb", args.min_free_disk_mb, 0),
-                               ("--sandbox-gc-delay", args.sandbox_gc_delay, 0),
-                               ("--sandbox-gc-keep", args.sandbox_gc_keep, 0)):
-        if value < least:
-            raise UsageError(f"{flag} must be at least {least} (got {value:g})")
-    if args.disk_watch_interval <= 0:
-        raise UsageError(f"--disk-watch-interval must be a positive number of seconds (got {args.disk_watch_interval:g})")
-    return {"task_log_max_bytes": max_bytes, "task_log_files": args.task_log_files,
-            "min_free_disk_mb": args.min_free_disk_mb, "sandbox_gc_delay": args.sandbox_gc_delay,
-            "sandbox_gc_keep": args.sandbox_gc_keep, "disk_watch_interval": args.disk_watch_interval}
-
-
-def _mesos(args: argparse.Namespace) -> MesosConfig | None:
-    """`--master URL[,URL…]` or `--master zk://HOST:2181[,…]/PATH`: run tasks on that Mesos cluster
-    instead of the embedded agents. A ZooKeeper that does not answer stops the start (Unreachable)."""
-    if args.master is None:
-        return None
-    if args.reconciliation_interval <= 0:
-        raise UsageError(f"--reconciliation-interval must be a positive number of seconds "
-                         f"(got {args.reconciliation_interval:g})")
-    if args.failover_timeout < 0:
-        raise UsageError(f"--failover-timeout must be a number of seconds >= 0 (got {args.failover_timeout})")
-    from scheduler.backends.mesos import MesosConfig
-    from scheduler.backends.mesos_discovery import parse_zk_url
-
-    principal, secret = _mesos_credentials(args)
-    zookeeper = None
-    if args.master.strip().startswith("zk://"):
-        try:
-            zookeeper = parse_zk_url(args.master.strip())
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        check_zookeeper(zookeeper)
-        masters: tuple[str, ...] = (zookeeper.url,)
-    else:
-        masters = tuple(m.strip().rstrip("/") for m in args.master.split(",") if m.strip())
-        for url in masters:
-            if not url.startswith(("http://", "https://")):
-                raise UsageError(f"--master takes http://HOST:PORT of a Mesos master, comma-separated for several, "
-                                 f"or zk://HOST:2181/mesos (got '{url}')")
-    config = MesosConfig(masters=masters, zookeeper=zookeeper, framework_name=args.framework_name,
-                         role=args.mesos_role, failover_timeout=args.failover_timeout, principal=principal,
-                         secret=secret, reconciliation_interval=args.reconciliation_interval)
-    return dataclasses.replace(config, user=args.mesos_user) if args.mesos_user else config
-
-
-def _mesos_credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The principal, and the secret read from its file (without the trailing newline an editor
-    leaves). A principal alone only names the framework (FrameworkInfo.principal)."""
-    principal, secret_file = args.mesos_authentication_principal, args.mesos_authentication_secret_file
-    if principal is not None and (not principal or ":" in principal):
-        raise UsageError(f"--mesos-authentication-principal must be a non-empty name without ':' (got '{principal}')")
-    if secret_file is None:
-        return principal, None
-    if principal is None:
-        raise UsageError("--mesos-authentication-secret-file needs --mesos-authentication-principal: the secret is "
-                         "the password of that principal")
-    try:
-        secret = Path(secret_file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"--mesos-authentication-secret-file {secret_file}: cannot read it ({reason}); give a "
-                         f"readable file holding the principal's secret") from None
-    secret = secret.removesuffix("\n").removesuffix("\r")
-    if not secret:
-        raise UsageError(f"--mesos-authentication-secret-file {secret_file} is empty; it must hold the secret of "
-                         f"--mesos-authentication-principal")
-    return principal, secret
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,27 +210,6 @@ def _add_security_arguments(s: argparse.ArgumentParser) -> None:
                    help="audit log files kept, the current one included (default 5)")
 
 
-def _security(args: argparse.Namespace) -> SecurityOptions:
-    try:
-        audit_max_bytes = parse_size(args.audit_max_bytes)
-    except ValueError as exc:
-        raise UsageError(f"--audit-max-bytes: {exc}") from None
-    if audit_max_bytes < 4096:
-        raise UsageError(f"--audit-max-bytes must be at least 4096 bytes (got {audit_max_bytes})")
-    if args.audit_files < 1:
-        raise UsageError(f"--audit-files must be at least 1 (got {args.audit_files})")
-    paths = tuple(p.strip() for value in args.allowed_host_paths for p in value.split(",") if p.strip())
-    for path in paths:
-        if not path.startswith("/"):
-            raise UsageError(f"--allowed-host-paths takes absolute paths (got '{path}')")
-    return SecurityOptions(
-        auth_file=Path(args.auth_file) if args.auth_file else None, http_credentials=args.http_credentials,
-        tls_cert=Path(args.tls_cert) if args.tls_cert else None, tls_key=Path(args.tls_key) if args.tls_key else None,
-        tls_ca_file=Path(args.tls_ca_file) if args.tls_ca_file else None,
-        allowed_host_paths=paths, insecure=args.insecure, audit_max_bytes=audit_max_bytes,
-        audit_files=args.audit_files)
-
-
 def _auth_command(args: argparse.Namespace) -> int:
     """`pacer auth hash-password` / `pacer auth new-token`: the values an auth file holds."""
     if args.auth_command == "new-token":
@@ -388,42 +236,6 @@ def _auth_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bridge_options(args: argparse.Namespace, host: str, port: int, home: Path) -> BridgeOptions | None:
-    if args.haproxy_bridge == "off" or (args.haproxy_bridge == "auto" and not haproxy_available()):
-        return None
-    if args.haproxy_bridge == "on" and not haproxy_available():
-        raise UsageError("--haproxy-bridge on: no haproxy on the PATH (apt-get install haproxy)")
-    try:
-        return BridgeOptions(master=f"http://{host}:{port}", config_dir=home.resolve() / "haproxy",
-                             group=args.haproxy_group, http_port=args.haproxy_http_port,
-                             https_port=args.haproxy_https_port, stats_port=args.haproxy_stats_port,
-                             apps_port=args.haproxy_apps_port or None, ssl_certs=tuple(args.haproxy_ssl_cert),
-                             bind_address=host if host not in ("", "0.0.0.0") else "*",
-                             request_log=True)      # read by pacer serve's canary analysis
-    except ValueError as exc:
-        raise UsageError(str(exc).replace("--http-port", "--haproxy-http-port")) from None
-
-
-def _zk(args: argparse.Namespace, serve: ServeOptions) -> ZkOptions | None:
-    """`--zk URL`: state in ZooKeeper and a leader election (Marathon's `--zk` with `--ha`)."""
-    if args.zk is None:
-        return None
-    if serve.mesos is None:
-        raise UsageError("--zk needs --master: several pacer serve share one Mesos cluster's tasks "
-                         "(the embedded agents' tasks belong to one machine)")
-    from scheduler.ha.zk_url import parse_zk_url as parse_ha_zk_url
-
-    try:
-        parse_ha_zk_url(args.zk)
-    except InvalidOption as exc:
-        raise UsageError(str(exc)) from None
-    for flag, value in (("--zk-timeout", args.zk_timeout), ("--zk-session-timeout", args.zk_session_timeout)):
-        if not value > 0:
-            raise UsageError(f"{flag} must be a positive number of seconds (got {value:g})")
-    return ZkOptions(args.zk, timeout=args.zk_timeout, session_timeout=args.zk_session_timeout,
-                     on_session_loss=args.on_session_loss)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["haproxy-bridge"]:
@@ -434,29 +246,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             if args.agents < 1:
                 raise UsageError("--agents must be at least 1")
-            host, port = _listen(args.listen)
+            host, port = listen_address(args.listen)
             options = ServeOptions(host=host, port=port, home=Path(args.home), agents=args.agents,
-                                   resources=_resources(args.agent_resources),
-                                   attributes=_attributes(args.attribute), networks=tuple(args.network),
+                                   resources=agent_resources(args.agent_resources),
+                                   attributes=agent_attributes(args.attribute), networks=tuple(args.network),
                                    docker_host=args.docker_host,
                                    kill_drain_seconds=max(0.0, args.kill_drain_seconds),
-                                   mesos=_mesos(args),
+                                   mesos=mesos_config(args),
                                    cpu_quota=args.cpu_quota, pids_max=max(0, args.pids_limit),
-                                   **_disk(args))
+                                   **disk_options(args))
             status = leave(run_main(run_pacer(PacerOptions(
                 serve=options, metrics=metrics_options_from_args(args), hostname=args.hostname,
-                zk=_zk(args, options), security=_security(args),
-                autoscale_interval=_positive(args.autoscale_interval), autoscaler=not args.no_autoscaler,
-                bridge=_bridge_options(args, host, port, Path(args.home)),
+                zk=zk_options(args, options), security=security_options(args),
+                autoscale_interval=positive_interval(args.autoscale_interval), autoscaler=not args.no_autoscaler,
+                bridge=bridge_options(args, host, port, Path(args.home)),
                 bridge_required=args.haproxy_bridge == "on"))))
             if status == REJOIN_EXIT:
                 logging.getLogger(__name__).warning("starting again to rejoin the election")
                 os.execv(sys.executable, [sys.executable, "-m", "pacer.cli", *argv])
             return status
         if args.command == "autoscaler":
-            host, port = _listen(args.listen)
+            host, port = listen_address(args.listen)
             return leave(run_main(run_autoscaler(args.master, metrics_options_from_args(args),
-                                                 _positive(args.autoscale_interval), Path(args.state_dir),
+                                                 positive_interval(args.autoscale_interval), Path(args.state_dir),
                                                  host, port, access_from_args(args))))
         if args.command == "dashboards":
             for path in write_dashboards(Path(args.out), args.datasource, influxdb_url=args.influxdb_url,
@@ -488,7 +300,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
 
 
 async def _deploy(options: DeployOptions) -> int:
