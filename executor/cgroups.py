@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor.cgroup_limits import DEFAULT_PIDS_MAX, CgroupOptions, limit_writes, parse_keyed
+from executor.cgroup_usage import UNLIMITED_BYTES, read_raw, usage_v1, usage_v2
 from executor.docker_spec import ContainerUsage
 from executor.errors import InvalidTaskSpec, LaunchFailed
 
@@ -49,11 +50,9 @@ DEFAULT_ROOT = Path("/sys/fs/cgroup")
 V1_REQUIRED = ("memory", "cpu", "pids", "freezer")
 V1_OPTIONAL = ("cpuacct",)  # CPU counters; without it CPU usage comes from /proc
 V2_REQUIRED = ("memory", "cpu", "pids")
-UNLIMITED_BYTES = 1 << 62  # v1 reports "no limit" as a page-rounded 2**63 - 1
 V2_KILL_FILE = "cgroup.kill"  # Linux 5.14+; older kernels freeze, kill and thaw
 FREEZE_TIMEOUT = 1.0  # a process in uninterruptible sleep may never freeze: kill it anyway
 POLL_SECONDS = 0.002
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -67,40 +66,6 @@ def _read(path: Path) -> str | None:
     try:
         return path.read_text()
     except OSError:
-        return None
-
-
-def _read_raw(path: str) -> bytes | None:
-    """One small kernel file, for the usage sample: a sample of 5,000 tasks reads ~30,000
-    of them, and `Path.read_text` (a Path join, a text wrapper, a decode) cost 2.6x the
-    kernel's own time for these files; the bytes are parsed as they are."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 65536)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _keyed_raw(data: bytes | None, *names: bytes) -> list[int]:
-    """The values of ``names`` in ``name value`` lines (0 when absent), in the order asked."""
-    found = dict.fromkeys(names, 0)
-    for line in (data or b"").split(b"\n"):
-        name, _, value = line.partition(b" ")
-        if name in found:
-            with contextlib.suppress(ValueError):
-                found[name] = int(value)
-    return list(found.values())
-
-
-def _int_raw(data: bytes | None) -> int | None:
-    try:
-        return int(data) if data else None
-    except ValueError:
         return None
 
 
@@ -270,6 +235,16 @@ class TaskCgroup:
                     gone = False
         return gone
 
+    def _usage_v1(self) -> ContainerUsage | None:
+        memory, cpuacct = self._dir_of("memory"), self._dir_of("cpuacct")
+        if memory is None or cpuacct is None:
+            return None
+        return usage_v1(memory, cpuacct, self._process_count)
+
+    def _usage_v2(self) -> ContainerUsage | None:
+        directory = self._dir_of("memory")
+        return None if directory is None else usage_v2(directory, self._process_count)
+
     def _process_count(self, directory: str) -> int:
         """Processes in the cgroup, for the usage sample: one `cgroup.procs` of one hierarchy.
 
@@ -278,47 +253,9 @@ class TaskCgroup:
         sampler's thread, and through the GIL the event loop, for most of its time. A task's
         sub-cgroups (rare: only a task that makes its own) are not counted here.
         """
-        procs = (_read_raw(f"{directory}/cgroup.procs") or b"").split()
+        procs = (read_raw(f"{directory}/cgroup.procs") or b"").split()
         own = str(os.getpid()).encode()
         return sum(1 for pid in procs if pid != own)
-
-    def _usage_v1(self) -> ContainerUsage | None:
-        memory, cpuacct = self._dir_of("memory"), self._dir_of("cpuacct")
-        if memory is None or cpuacct is None:
-            return None
-        used, total = _int_raw(_read_raw(f"{memory}/memory.usage_in_bytes")), \
-            _int_raw(_read_raw(f"{cpuacct}/cpuacct.usage"))
-        if used is None or total is None:
-            return None
-        limit = _read_raw(f"{memory}/memory.limit_in_bytes")
-        inactive, rss = _keyed_raw(_read_raw(f"{memory}/memory.stat"), b"total_inactive_file", b"total_rss")
-        user, system = _keyed_raw(_read_raw(f"{cpuacct}/cpuacct.stat"), b"user", b"system")
-        ns_per_tick = 1_000_000_000 // _CLOCK_TICKS
-        return _usage(used, inactive, rss, limit.decode() if limit else None, total, user * ns_per_tick,
-                      system * ns_per_tick, self._process_count(memory))
-
-    def _usage_v2(self) -> ContainerUsage | None:
-        directory = self._dir_of("memory")
-        if directory is None:
-            return None
-        used, cpu = _int_raw(_read_raw(f"{directory}/memory.current")), _read_raw(f"{directory}/cpu.stat")
-        if used is None or cpu is None:
-            return None
-        inactive, anon = _keyed_raw(_read_raw(f"{directory}/memory.stat"), b"inactive_file", b"anon")
-        total, user, system = _keyed_raw(cpu, b"usage_usec", b"user_usec", b"system_usec")
-        limit = _read_raw(f"{directory}/memory.max")
-        return _usage(used, inactive, anon, limit.decode() if limit else None, total * 1000, user * 1000,
-                      system * 1000, self._process_count(directory))
-
-def _usage(used: int, inactive: int, rss: int, limit: str | None, total_ns: int, user_ns: int,
-           system_ns: int, processes: int) -> ContainerUsage:
-    bound = int(limit) if limit and limit.strip().isdigit() else None
-    return ContainerUsage(
-        cpu_user_ns=user_ns, cpu_system_ns=system_ns, rss_bytes=rss, processes=processes,
-        cpu_total_ns=total_ns, memory_usage_bytes=used,
-        memory_working_set_bytes=used - inactive if inactive < used else 0,  # cAdvisor's rule
-        memory_limit_bytes=bound if bound is not None and bound < UNLIMITED_BYTES else None)
-
 
 class Cgroups:
     """The Pacer-owned part of one hierarchy: task cgroups under ``<parent>``.
