@@ -90,8 +90,16 @@ def _cgroup_lines(text: str) -> dict[str, str]:
 
 
 def _own_threads_cgroups() -> dict[int, Mapping[str, str]]:
-    return {int(tid): _cgroup_lines(Path(f"/proc/self/task/{tid}/cgroup").read_text())
-            for tid in os.listdir("/proc/self/task")}
+    """The cgroups of each thread of this process that is still alive when read: a worker
+    thread may end between the listing and the read (a thread that is gone stays nowhere)."""
+    found: dict[int, Mapping[str, str]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            text = Path(f"/proc/self/task/{tid}/cgroup").read_text()
+        except FileNotFoundError:
+            continue
+        found[int(tid)] = _cgroup_lines(text)
+    return found
 
 
 async def test_a_task_is_in_its_cgroups_from_its_start_and_no_thread_of_ours_stays_there(
