@@ -209,3 +209,26 @@ def assert_no_reload_since(server: PacerServer, reloads: int) -> None:
     assert status["counters"]["reloads"] == reloads, {
         "reloads": status["counters"]["reloads"], "before": reloads,
         "runtimeRefused": status["counters"]["runtimeRefused"], "history": status["history"]}
+
+
+def stable_steps_app(pacer_factory: Callable[..., PacerServer], tmp_path: Path, steps: list[dict[str, Any]],
+                     analysis: dict[str, Any]) -> tuple[PacerServer, int, str]:
+    """`pacer serve` with its bridge, and /shop v1 (static) serving through HAProxy with these
+    canary steps and analysis: the server, the service port and v1's command."""
+    server, _ = serve_with_stats(pacer_factory)
+    port = free_port()
+    good = static_cmd(tmp_path, "v1")
+    assert server.request("POST", "/v2/apps", steps_app(good, port, steps, analysis))[0] == 201
+    wait_serving(server, port)
+    return server, port, good
+
+
+def put_canary_script(server: PacerServer, tmp_path: Path, name: str, script: str, port: int,
+                      steps: list[dict[str, Any]], analysis: dict[str, Any]) -> str:
+    """Release /shop as the Python `script` (written to tmp_path/name); the deployment's id."""
+    path = tmp_path / name
+    path.write_text(script)
+    status, body, _ = server.request("PUT", "/v2/apps/shop", steps_app(f"exec python3 {path} $PORT0", port, steps,
+                                                                      analysis))
+    assert status == 200, body
+    return body["deploymentId"]

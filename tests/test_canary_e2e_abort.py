@@ -17,10 +17,11 @@ from .canary_e2e_support import (
     analysed,
     answer,
     fetch_status,
+    put_canary_script,
     serve_with_stats,
     shop_tasks,
+    stable_steps_app,
     static_cmd,
-    steps_app,
     traffic_until,
     wait_serving,
 )
@@ -51,20 +52,11 @@ def test_a_failing_canary_is_aborted_by_its_analysis_and_the_app_rolls_back(pace
 
 def test_a_canary_failing_a_fifth_of_its_requests_is_aborted_and_stable_clients_see_no_failure(
         pacer_factory, tmp_path: Path) -> None:
-    server, _ = serve_with_stats(pacer_factory)
-    port = free_port()
-    good = static_cmd(tmp_path, "v1")
     analysis = {"intervalSeconds": 2, "minRequests": 20, "maxErrorRate": 0.05, "failureLimit": 2}
     steps = [{"setWeight": 30}, {"pause": {"seconds": 600}}]
-    assert server.request("POST", "/v2/apps", steps_app(good, port, steps, analysis))[0] == 201
-    wait_serving(server, port)
-    script = tmp_path / "flaky.py"
-    script.write_text(FLAKY_SERVER)
+    server, port, good = stable_steps_app(pacer_factory, tmp_path, steps, analysis)
     events = EventRecorder(server.url, "canary_aborted_event")
-    status, body, _ = server.request("PUT", "/v2/apps/shop", steps_app(f"exec python3 {script} $PORT0", port, steps,
-                                                                      analysis))
-    assert status == 200, body
-    deployment = body["deploymentId"]
+    deployment = put_canary_script(server, tmp_path, "flaky.py", FLAKY_SERVER, port, steps, analysis)
     seen: Counter[tuple[int, str]] = Counter()
     deadline = time.monotonic() + 120
     while server.get("/v2/deployments")[1] != [] and time.monotonic() < deadline:
@@ -91,20 +83,12 @@ def test_a_slow_canary_is_aborted_on_the_p95_of_the_response_times_haproxy_logge
         pacer_factory, tmp_path: Path) -> None:
     """Every canary request takes 200 ms; the stable version answers in a few. The request log is
     turned on while the canary runs (a reload: the config then has the log lines) and off after."""
-    server, _ = serve_with_stats(pacer_factory)
-    port = free_port()
-    good = static_cmd(tmp_path, "v1")
     analysis = {"intervalSeconds": 2, "minRequests": 5, "maxLatencyP95Ratio": 3, "failureLimit": 2}
     steps = [{"setWeight": 50}, {"pause": {"seconds": 600}}]
-    assert server.request("POST", "/v2/apps", steps_app(good, port, steps, analysis))[0] == 201
-    wait_serving(server, port)
+    server, port, good = stable_steps_app(pacer_factory, tmp_path, steps, analysis)
     assert "log-format" not in server.get("/v2/haproxy/config")[1]
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_SERVER)
     events = EventRecorder(server.url, "canary_analysis_event", "canary_aborted_event")
-    status, body, _ = server.request("PUT", "/v2/apps/shop", steps_app(f"exec python3 {script} $PORT0", port, steps,
-                                                                      analysis))
-    assert status == 200, body
+    put_canary_script(server, tmp_path, "slow.py", SLOW_SERVER, port, steps, analysis)
     logging: list[bool] = []
 
     def done() -> bool:

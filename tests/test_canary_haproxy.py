@@ -30,7 +30,7 @@ from scheduler.canary import (
 )
 
 from .haproxy_support import HAPROXY, free_port, get, needs_haproxy, wait_for
-from .support import answering_server
+from .support import answering_server, stop_process
 
 # Recorded from HAProxy 2.6.12 (`show stat` on a `stats socket`): s1 answers 200, s2 answers 500,
 # s3 closes the connection without answering, s4 refuses connections; 20 requests, roundrobin.
@@ -145,12 +145,7 @@ backend web_{front}
         yield {"front": front, "sock": sock, "backend": f"web_{front}",
                "stable": "web.instance-old._app.1", "canary": "web.instance-new._app.2"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
         stable.shutdown()
         canary.shutdown()
         stable.server_close()

@@ -26,7 +26,7 @@ from pacer.request_log import RequestLog
 from scheduler.canary import percentile_by_version
 
 from .haproxy_support import HAPROXY, get, needs_haproxy, wait_for
-from .support import answering_server, free_port
+from .support import answering_server, free_port, stop_process
 from .test_haproxy_render import app, task
 
 pytestmark = needs_haproxy
@@ -59,12 +59,7 @@ def canary_haproxy() -> Iterator[dict[str, Any]]:
         yield {"run": run, "shop": shop_port, "blog": blog_port, "http": http_port,
                "versions": {f"shop_{shop_port}/shop.1": "stable", f"shop_{shop_port}/shop.2": "canary"}}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
         for server, _ in servers.values():
             server.shutdown()
             server.server_close()
